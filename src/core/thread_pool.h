@@ -1,0 +1,42 @@
+// A fixed pool of worker threads running one parallel-for at a time.
+// The calling thread takes part, so a pool of n threads uses n-1 workers.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace razor {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return n_threads_; }
+  // Calls fn(thread_index, n_threads) once on every thread (caller is index 0); returns when all are done.
+  void RunOnAll(const std::function<void(int, int)>& fn);
+  // Splits [0, n) into contiguous chunks, one per thread: fn(begin, end).
+  void ParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+
+  static int DefaultThreadCount();
+
+ private:
+  void WorkerLoop(int index);
+
+  int n_threads_;
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable start_cv_, done_cv_;
+  const std::function<void(int, int)>* job_ = nullptr;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+};
+
+}  // namespace razor

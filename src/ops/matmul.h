@@ -1,0 +1,34 @@
+// y = x · Wᵀ for a weight matrix W stored in its file format (quantized or float).
+//   W: rows() = out features, cols() = in features (TensorView, GGUF order)
+//   x: [n_tokens, in]  fp32, row-major
+//   y: [n_tokens, out] fp32, row-major (overwritten)
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor_view.h"
+#include "core/thread_pool.h"
+
+namespace razor {
+
+enum class MathMode {
+  kExact,  // weights dequantized row by row to fp32, fp32 products, fp32 accumulation (reference)
+  kFast,   // SIMD kernels: activations quantized where the weight type calls for it (int8 dot products)
+};
+
+// Reference path: exact fp32 math, scalar. Threads split output features.
+void MatMulReference(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
+// Fast path: run-time dispatched SIMD (AVX-512 / AVX2 / scalar), cache-blocked over tokens for prefill,
+// matrix-vector for n_tokens == 1.
+void MatMulFast(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
+
+inline void MatMul(MathMode mode, const TensorView& w, const float* x, int64_t n_tokens, float* y,
+                   ThreadPool& pool) {
+  if (mode == MathMode::kExact) MatMulReference(w, x, n_tokens, y, pool);
+  else MatMulFast(w, x, n_tokens, y, pool);
+}
+
+// Name of the SIMD level the fast path dispatched to on this machine ("avx512", "avx2", "scalar").
+const char* MatMulIsa();
+
+}  // namespace razor
