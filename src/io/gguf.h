@@ -50,7 +50,7 @@ class GgufFile {
 
   const std::vector<std::string>& keys() const { return key_order_; }  // in file order
   const GgufValue* Find(const std::string& key) const;
-  // Typed getters: an error names the key and what was found instead.
+  // Typed getters: an error names the key and what was found instead (without the path: callers prefix it).
   Result<std::string> GetString(const std::string& key) const;
   Result<int64_t> GetInt(const std::string& key) const;  // any integer type
   Result<double> GetFloat(const std::string& key) const;  // FLOAT32/FLOAT64 (or integer)
@@ -66,6 +66,9 @@ class GgufFile {
   const TensorView* FindTensor(const std::string& name) const;
 
  private:
+  // Parses `size` bytes at `data`; the caller keeps them alive (file_ or copy_). Errors start with `path`.
+  static Result<GgufFile> ParseImage(const uint8_t* data, size_t size, const std::string& path);
+
   std::shared_ptr<MappedFile> file_;           // owns the mapping (may be null for ParseBytes)
   std::shared_ptr<std::vector<uint8_t>> copy_; // owns bytes for ParseBytes
   std::string path_;

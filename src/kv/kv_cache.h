@@ -1,0 +1,50 @@
+// The KV cache as attention sees it: one view per (layer, KV head). Each head may hold a different set of
+// tokens (RazorAttention keeps every token only for retrieval heads), so the model never assumes a
+// per-layer length: it appends K/V for new tokens and asks for each head's view.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/status.h"
+
+namespace razor {
+
+// The tokens one KV head holds, keys after RoPE.
+struct KvHeadView {
+  const float* k = nullptr;          // [len, head_dim] row-major
+  const float* v = nullptr;          // [len, head_dim]
+  const int32_t* positions = nullptr;  // [len] absolute positions, ascending; nullptr means 0..len-1
+  int64_t len = 0;
+  // Compensation token (RazorAttention §3): stands for `comp_count` dropped tokens with mean key/value.
+  // Its logit gets + ln(comp_count). Absent when comp_count == 0.
+  const float* comp_k = nullptr;     // [head_dim]
+  const float* comp_v = nullptr;     // [head_dim]
+  int64_t comp_count = 0;
+  int32_t comp_max_position = -1;    // every dropped token is at or before this position
+};
+
+class KvCache {
+ public:
+  virtual ~KvCache() = default;
+
+  // Tokens of the sequence seen so far (the next token's position).
+  virtual int64_t sequence_length() const = 0;
+  // Most tokens this cache can take.
+  virtual int64_t capacity() const = 0;
+  // Appends K and V of n new tokens at positions [pos0, pos0 + n) for one layer.
+  //   k, v: [n, n_kv_heads * head_dim] fp32, keys already rotated.
+  // Every layer must be appended for the same tokens before sequence_length() advances (CommitTokens).
+  virtual Status Append(int layer, int64_t pos0, int64_t n, const float* k, const float* v) = 0;
+  // Called by the model when a layer's attention over newly appended tokens is done (a compressing
+  // cache may compress that layer now, so that at most one layer's full KV exists during prefill).
+  virtual void OnLayerDone(int layer, bool prefill) {}
+  // Marks n appended tokens as part of the sequence.
+  virtual void CommitTokens(int64_t n) = 0;
+  virtual KvHeadView View(int layer, int kv_head) const = 0;
+  // Bytes of K/V storage currently allocated (what the memory pool handed out).
+  virtual size_t bytes_allocated() const = 0;
+  virtual void Clear() = 0;
+};
+
+}  // namespace razor

@@ -1,0 +1,65 @@
+// The hyper-parameters of one decoder-only transformer, from GGUF metadata or a Hugging Face config.json.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace razor {
+
+class GgufFile;
+
+enum class Architecture { kLlama, kQwen2, kQwen3 };
+const char* ArchitectureName(Architecture a);
+// "llama, qwen2, qwen3": for error messages that list what is supported.
+std::string SupportedArchitectures();
+
+// How RoPE pairs the dimensions of a head.
+enum class RopeLayout {
+  kInterleaved,  // pairs (x[2i], x[2i+1])          — llama.cpp "normal" (GGUF llama, whose Q/K are permuted)
+  kHalfSplit,    // pairs (x[i], x[i + head_dim/2]) — HF rotate_half, llama.cpp "neox"
+};
+
+struct RopeScaling {
+  enum class Kind { kNone, kLlama3 } kind = Kind::kNone;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  double original_max_positions = 8192;
+};
+
+struct ModelConfig {
+  Architecture arch = Architecture::kLlama;
+  std::string name;
+  int n_layers = 0;
+  int dim = 0;          // residual stream width
+  int n_heads = 0;      // query heads
+  int n_kv_heads = 0;   // key/value heads (GQA: n_heads % n_kv_heads == 0)
+  int head_dim = 0;
+  int ffn_dim = 0;
+  int vocab_size = 0;
+  int context_length = 0;  // trained context (positions)
+  float rms_eps = 1e-5f;
+  double rope_theta = 10000.0;
+  int rope_dim = 0;        // dimensions rotated per head (== head_dim for every supported arch)
+  RopeLayout rope_layout = RopeLayout::kHalfSplit;
+  RopeScaling rope_scaling;
+  bool qkv_bias = false;   // qwen2
+  bool qk_norm = false;    // qwen3: RMSNorm over head_dim on q and k before RoPE
+  bool tied_embeddings = false;
+
+  int q_dim() const { return n_heads * head_dim; }
+  int kv_dim() const { return n_kv_heads * head_dim; }
+  int group_size() const { return n_heads / n_kv_heads; }
+  // fp32 K+V bytes one token occupies in a full cache across all layers.
+  size_t kv_bytes_per_token() const { return size_t(2) * n_layers * kv_dim() * sizeof(float); }
+
+  Status Validate() const;
+};
+
+Result<ModelConfig> ConfigFromGguf(const GgufFile& gguf);
+Result<ModelConfig> ConfigFromHfJson(const std::string& config_json_path);
+
+}  // namespace razor

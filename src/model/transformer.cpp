@@ -1,0 +1,118 @@
+#include "model/transformer.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "ops/attention.h"
+#include "ops/dequantize.h"
+#include "ops/elementwise.h"
+
+namespace razor {
+
+Transformer::Transformer(const ModelConfig& config, const ModelWeights& weights, ThreadPool& pool, MathMode mode)
+    : config_(config), weights_(weights), pool_(pool), mode_(mode), rope_(config, weights.rope_freq_factors) {}
+
+Status Transformer::Forward(const int32_t* tokens, int64_t n, KvCache& cache, bool all_logits,
+                            std::vector<float>* logits) {
+  const ModelConfig& c = config_;
+  if (n <= 0) return Err("forward pass over zero tokens");
+  const int64_t pos0 = cache.sequence_length();
+  if (pos0 + n > cache.capacity())
+    return Err(fmt::format("context full: {} tokens exceed the context of {}", pos0 + n, cache.capacity()));
+  for (int64_t t = 0; t < n; ++t)
+    if (tokens[t] < 0 || tokens[t] >= c.vocab_size)
+      return Err(fmt::format("token id {} out of range [0, {})", tokens[t], c.vocab_size));
+
+  const int64_t dim = c.dim;
+  x_.resize(n * dim);
+  xn_.resize(n * dim);
+  q_.resize(n * c.q_dim());
+  k_.resize(n * c.kv_dim());
+  v_.resize(n * c.kv_dim());
+  attn_.resize(n * c.q_dim());
+  proj_.resize(n * dim);
+  gate_.resize(n * c.ffn_dim);
+  up_.resize(n * c.ffn_dim);
+  positions_.resize(n);
+  for (int64_t t = 0; t < n; ++t) positions_[t] = static_cast<int32_t>(pos0 + t);
+  rope_.Angles(positions_.data(), n, &cos_, &sin_);
+
+  pool_.ParallelFor(n, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t)
+      DequantizeRow(weights_.token_embd.type, weights_.token_embd.row(tokens[t]), &x_[t * dim], dim);
+  });
+
+  const int half = c.head_dim / 2;
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& L = weights_.layers[l];
+    for (int64_t t = 0; t < n; ++t) RmsNorm(&x_[t * dim], L.attn_norm.data(), dim, c.rms_eps, &xn_[t * dim]);
+    MatMul(mode_, L.wq, xn_.data(), n, q_.data(), pool_);
+    MatMul(mode_, L.wk, xn_.data(), n, k_.data(), pool_);
+    MatMul(mode_, L.wv, xn_.data(), n, v_.data(), pool_);
+    for (int64_t t = 0; t < n; ++t) {
+      float* q = &q_[t * c.q_dim()];
+      float* k = &k_[t * c.kv_dim()];
+      if (c.qkv_bias) {
+        AddInPlace(q, L.bq.data(), c.q_dim());
+        AddInPlace(k, L.bk.data(), c.kv_dim());
+        AddInPlace(&v_[t * c.kv_dim()], L.bv.data(), c.kv_dim());
+      }
+      if (c.qk_norm) {
+        for (int h = 0; h < c.n_heads; ++h) RmsNorm(q + h * c.head_dim, L.q_norm.data(), c.head_dim, c.rms_eps, q + h * c.head_dim);
+        for (int h = 0; h < c.n_kv_heads; ++h) RmsNorm(k + h * c.head_dim, L.k_norm.data(), c.head_dim, c.rms_eps, k + h * c.head_dim);
+      }
+      ApplyRope(q, c.n_heads, c.head_dim, c.rope_layout, &cos_[t * half], &sin_[t * half]);
+      ApplyRope(k, c.n_kv_heads, c.head_dim, c.rope_layout, &cos_[t * half], &sin_[t * half]);
+    }
+    RAZOR_RETURN_IF_ERROR(cache.Append(l, pos0, n, k_.data(), v_.data()));
+    Attention(l, n, cache);
+    cache.OnLayerDone(l, n > 1);
+    MatMul(mode_, L.wo, attn_.data(), n, proj_.data(), pool_);
+    AddInPlace(x_.data(), proj_.data(), n * dim);
+
+    for (int64_t t = 0; t < n; ++t) RmsNorm(&x_[t * dim], L.ffn_norm.data(), dim, c.rms_eps, &xn_[t * dim]);
+    MatMul(mode_, L.w_gate, xn_.data(), n, gate_.data(), pool_);
+    MatMul(mode_, L.w_up, xn_.data(), n, up_.data(), pool_);
+    SiluMul(gate_.data(), up_.data(), n * c.ffn_dim, gate_.data());
+    MatMul(mode_, L.w_down, gate_.data(), n, proj_.data(), pool_);
+    AddInPlace(x_.data(), proj_.data(), n * dim);
+  }
+  cache.CommitTokens(n);
+
+  const int64_t first = all_logits ? 0 : n - 1;
+  const int64_t rows = n - first;
+  for (int64_t t = first; t < n; ++t)
+    RmsNorm(&x_[t * dim], weights_.output_norm.data(), dim, c.rms_eps, &xn_[(t - first) * dim]);
+  logits->resize(rows * c.vocab_size);
+  MatMul(mode_, weights_.output, xn_.data(), rows, logits->data(), pool_);
+  return Status::Ok();
+}
+
+void Transformer::Attention(int layer, int64_t n, const KvCache& cache) {
+  const ModelConfig& c = config_;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  // Threads take query tokens round-robin (later tokens see more keys, so striding balances the work).
+  pool_.RunOnAll([&](int ti, int nt) {
+    for (int64_t t = ti; t < n; t += nt) {
+      for (int h = 0; h < c.n_kv_heads; ++h) {
+        const KvHeadView view = cache.View(layer, h);
+        AttentionQuery a;
+        const int64_t head_offset = static_cast<int64_t>(h) * c.group_size() * c.head_dim;
+        a.q = &q_[t * c.q_dim() + head_offset];
+        a.q_token_stride = c.q_dim();
+        a.positions = &positions_[t];
+        a.n_tokens = 1;
+        a.n_group_heads = c.group_size();
+        a.head_dim = c.head_dim;
+        a.scale = scale;
+        a.out = &attn_[t * c.q_dim() + head_offset];
+        a.out_token_stride = c.q_dim();
+        if (mode_ == MathMode::kExact) AttendReference(view, a);
+        else AttendFlash(view, a);
+      }
+    }
+  });
+}
+
+}  // namespace razor

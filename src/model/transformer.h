@@ -1,0 +1,49 @@
+// The decoder forward pass shared by llama / qwen2 / qwen3: embeddings -> N x (attention + SwiGLU MLP)
+// -> final norm -> logits. Activations are fp32; weights are used in their stored format.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/status.h"
+#include "core/thread_pool.h"
+#include "kv/kv_cache.h"
+#include "model/model_config.h"
+#include "model/model_weights.h"
+#include "ops/matmul.h"
+#include "ops/rope.h"
+
+namespace razor {
+
+class Transformer {
+ public:
+  Transformer(const ModelConfig& config, const ModelWeights& weights, ThreadPool& pool, MathMode mode);
+
+  // Runs tokens[0..n) at positions [cache.sequence_length(), +n), appending their K/V to the cache.
+  // logits: [n, vocab] when all_logits, else [vocab] for the last token only.
+  Status Forward(const int32_t* tokens, int64_t n, KvCache& cache, bool all_logits, std::vector<float>* logits);
+
+  const ModelConfig& config() const { return config_; }
+  MathMode mode() const { return mode_; }
+
+ private:
+  void Attention(int layer, int64_t n, const KvCache& cache);
+
+  const ModelConfig& config_;
+  const ModelWeights& weights_;
+  ThreadPool& pool_;
+  MathMode mode_;
+  RopeTable rope_;
+  // Scratch, grown to the largest batch seen. Shapes for n tokens:
+  std::vector<float> x_;       // [n, dim]   residual stream
+  std::vector<float> xn_;      // [n, dim]   normed input of a sub-layer
+  std::vector<float> q_;       // [n, q_dim]
+  std::vector<float> k_, v_;   // [n, kv_dim]
+  std::vector<float> attn_;    // [n, q_dim]  attention output
+  std::vector<float> proj_;    // [n, dim]    output of wo / w_down
+  std::vector<float> gate_, up_;  // [n, ffn]
+  std::vector<int32_t> positions_;  // [n]
+  std::vector<float> cos_, sin_;    // [n, head_dim/2]
+};
+
+}  // namespace razor

@@ -1,0 +1,19 @@
+// Small per-token operations of a transformer block (fp32, auto-vectorised).
+#pragma once
+
+#include <cstdint>
+
+namespace razor {
+
+// out[i] = x[i] / sqrt(mean(x²) + eps) * gain[i], for one row of n.  (out may alias x)
+void RmsNorm(const float* x, const float* gain, int64_t n, float eps, float* out);
+// out[i] = silu(gate[i]) * up[i] = gate / (1 + e^-gate) * up.  (out may alias gate)
+void SiluMul(const float* gate, const float* up, int64_t n, float* out);
+// x[i] += y[i]
+void AddInPlace(float* x, const float* y, int64_t n);
+float Dot(const float* a, const float* b, int64_t n);
+// y[i] += a * x[i]
+void Axpy(float a, const float* x, float* y, int64_t n);
+void Scale(float* x, float a, int64_t n);
+
+}  // namespace razor

@@ -1,0 +1,64 @@
+#include "cli_common.h"
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "core/thread_pool.h"
+
+namespace razor::cli {
+
+int CommonOptions::ResolvedThreads() const { return threads > 0 ? threads : ThreadPool::DefaultThreadCount(); }
+
+void AddModelOption(CLI::App* app, CommonOptions* o) {
+  app->add_option("-m,--model", o->model, "GGUF file, Hugging Face checkpoint directory, or catalogue name")
+      ->capture_default_str();
+}
+
+void AddRuntimeOptions(CLI::App* app, CommonOptions* o) {
+  app->add_option("-t,--threads", o->threads, "CPU threads (default: all cores)")->check(CLI::Range(0, 1024));
+  app->add_option("--ctx", o->ctx, "context length in tokens (default: the model's)")->check(CLI::Range(0, 1 << 24));
+  app->add_flag("--exact", o->exact, "reference kernels: fp32 dequantized weights, fp32 accumulation (slow)");
+  app->add_flag("-v,--verbose", o->verbose, "print model and cache details");
+}
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "razor: error: %s\n", message.c_str());
+  return 1;
+}
+
+Result<std::string> PullModel(const std::string& name) {
+  const std::string script = std::string(RAZOR_SOURCE_DIR) + "/scripts/pull_model.sh";
+  if (!std::filesystem::exists(script)) return Err("cannot fetch '" + name + "': " + script + " is missing");
+  std::string cmd = "'" + script + "' '" + name + "'";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return Err("cannot run " + script);
+  std::string out, last;
+  char buf[4096];
+  while (std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
+  int rc = pclose(p);
+  size_t end = out.find_last_not_of("\r\n");
+  if (end != std::string::npos) {
+    size_t start = out.find_last_of('\n', end);
+    last = out.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+  }
+  if (rc != 0 || last.empty()) return Err("fetching model '" + name + "' failed (see the messages above)");
+  return last;
+}
+
+Result<std::string> ResolveModelPath(const std::string& name_or_path) {
+  std::error_code ec;
+  if (std::filesystem::exists(name_or_path, ec)) return name_or_path;
+  const bool looks_like_path = name_or_path.find('/') != std::string::npos ||
+                               name_or_path.find(".gguf") != std::string::npos;
+  if (looks_like_path) return Err(name_or_path + ": no such file or directory");
+  return PullModel(name_or_path);
+}
+
+Result<std::shared_ptr<LoadedModel>> LoadModelFromOption(const std::string& name_or_path, bool load_tokenizer) {
+  RAZOR_ASSIGN_OR_RETURN(std::string path, ResolveModelPath(name_or_path));
+  return LoadModel(path, load_tokenizer);
+}
+
+}  // namespace razor::cli

@@ -1,0 +1,49 @@
+// Pieces every razor subcommand shares: model resolution (path or catalogue name), the one-line error
+// convention, and the options for threads / context / math mode.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "ops/matmul.h"
+#include "runtime/loaded_model.h"
+
+namespace razor::cli {
+
+constexpr const char* kDefaultModel = "smollm2-135m";
+
+struct CommonOptions {
+  std::string model = kDefaultModel;
+  int threads = 0;       // 0: all cores
+  int ctx = 0;           // 0: the model's trained context
+  bool exact = false;    // reference kernels (fp32 weights, fp32 accumulation)
+  bool verbose = false;
+  int ResolvedThreads() const;
+  MathMode mode() const { return exact ? MathMode::kExact : MathMode::kFast; }
+};
+
+void AddModelOption(CLI::App* app, CommonOptions* o);
+void AddRuntimeOptions(CLI::App* app, CommonOptions* o);
+
+// A path that exists is used as is; otherwise a catalogue name is resolved (and fetched) by
+// scripts/pull_model.sh. Returns the model path.
+Result<std::string> ResolveModelPath(const std::string& name_or_path);
+Result<std::shared_ptr<LoadedModel>> LoadModelFromOption(const std::string& name_or_path, bool load_tokenizer = true);
+
+// Prints "razor: error: <message>" on stderr; returns the exit code 1.
+int Fail(const std::string& message);
+
+// Each subcommand registers itself and writes its exit code into *exit_code when it runs.
+void RegisterRun(CLI::App& app, int* exit_code);
+void RegisterInspect(CLI::App& app, int* exit_code);
+void RegisterBench(CLI::App& app, int* exit_code);
+void RegisterPull(CLI::App& app, int* exit_code);
+
+// Runs `scripts/pull_model.sh NAME` and returns its last stdout line (the model path).
+Result<std::string> PullModel(const std::string& name);
+
+}  // namespace razor::cli

@@ -1,0 +1,124 @@
+// razor run: answer a prompt, streaming the text to stdout and speed / KV figures to stderr.
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "cli_common.h"
+#include "core/thread_pool.h"
+#include "kv/full_kv_cache.h"
+#include "model/transformer.h"
+#include "runtime/generator.h"
+
+namespace razor::cli {
+namespace {
+
+struct RunOptions {
+  CommonOptions common;
+  std::string prompt;
+  std::string prompt_file;
+  std::string system;
+  int n_predict = 128;
+  bool chat = false;
+  bool no_progress = false;
+  SamplerParams sampler;
+  std::vector<std::string> stops;
+};
+
+Result<std::string> ReadPrompt(const RunOptions& o) {
+  if (!o.prompt_file.empty()) {
+    std::ifstream in(o.prompt_file, std::ios::binary);
+    if (!in) return Err(o.prompt_file + ": cannot open prompt file");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  return o.prompt;
+}
+
+int Run(RunOptions& o) {
+  auto text = ReadPrompt(o);
+  if (!text) return Fail(text.error());
+  if (text->empty()) return Fail("empty prompt: give text with -p or a non-empty file with -f");
+  auto model = LoadModelFromOption(o.common.model);
+  if (!model) return Fail(model.error());
+  const LoadedModel& m = **model;
+  if (!m.tokenizer) return Fail(m.path + ": the model has no tokenizer; cannot run a text prompt");
+  std::string prompt_text = *text;
+  if (o.chat) {
+    std::vector<ChatMessage> msgs;
+    if (!o.system.empty()) msgs.push_back({"system", o.system});
+    msgs.push_back({"user", *text});
+    auto rendered = m.tokenizer->ApplyChatTemplate(msgs, true);
+    if (!rendered) return Fail(rendered.error());
+    prompt_text = *rendered;
+  }
+  const std::vector<int32_t> ids = m.tokenizer->Encode(prompt_text, /*add_bos=*/!o.chat, /*parse_special=*/o.chat);
+  const int64_t ctx = o.common.ctx > 0 ? o.common.ctx : m.config.context_length;
+  if (ids.empty()) return Fail("the prompt encodes to zero tokens");
+  if (static_cast<int64_t>(ids.size()) > ctx)
+    return Fail(fmt::format("prompt is {} tokens, longer than the context of {} (raise --ctx or shorten the prompt)",
+                            ids.size(), ctx));
+  ThreadPool pool(o.common.ResolvedThreads());
+  Transformer tf(m.config, m.weights, pool, o.common.mode());
+  FullKvCache cache(m.config.n_layers, m.config.n_kv_heads, m.config.head_dim, ctx);
+  if (o.common.verbose)
+    std::fprintf(stderr, "model: %s (%s, %d layers, %d/%d heads), %zu prompt tokens, %d threads, %s kernels (%s)\n",
+                 m.config.name.c_str(), ArchitectureName(m.config.arch), m.config.n_layers, m.config.n_heads,
+                 m.config.n_kv_heads, ids.size(), pool.size(), o.common.exact ? "exact" : "fast", MatMulIsa());
+
+  GenerationOptions g;
+  g.max_new_tokens = o.n_predict;
+  g.sampler = o.sampler;
+  g.stop_strings = o.stops;
+  g.on_text = [](const std::string& s) {
+    std::fwrite(s.data(), 1, s.size(), stdout);
+    std::fflush(stdout);
+  };
+  const bool progress = !o.no_progress && ids.size() >= 512;
+  g.on_prefill = [&](int64_t done, int64_t total) {
+    if (progress) std::fprintf(stderr, "\rprefill %lld/%lld tokens", (long long)done, (long long)total);
+  };
+  auto r = Generate(tf, cache, m.tokenizer.get(), ids, g);
+  if (progress) std::fprintf(stderr, "\r\033[K");
+  if (!r) return Fail(r.error());
+  std::printf("\n");
+  std::fprintf(stderr,
+               "prompt: %lld tokens, %.1f tok/s | generated: %zu tokens, %.1f tok/s | stop: %s | KV cache: %.2f MiB\n",
+               (long long)r->prompt_tokens, r->prefill_tok_s(), r->output_ids.size(), r->decode_tok_s(),
+               r->stop_reason.c_str(), cache.bytes_allocated() / 1048576.0);
+  return 0;
+}
+
+}  // namespace
+
+void RegisterRun(CLI::App& app, int* exit_code) {
+  static RunOptions o;
+  auto* cmd = app.add_subcommand("run", "generate text from a prompt");
+  AddModelOption(cmd, &o.common);
+  auto* p = cmd->add_option("-p,--prompt", o.prompt, "prompt text");
+  auto* f = cmd->add_option("-f,--file", o.prompt_file, "read the prompt from a file");
+  p->excludes(f);
+  cmd->add_option("-n,--n-predict", o.n_predict, "tokens to generate")->capture_default_str()->check(CLI::Range(0, 1 << 24));
+  cmd->add_flag("--chat", o.chat, "wrap the prompt in the model's chat template");
+  cmd->add_option("--system", o.system, "system message (with --chat)");
+  AddRuntimeOptions(cmd, &o.common);
+  cmd->add_option("--seed", o.sampler.seed, "random seed")->capture_default_str();
+  cmd->add_option("--temp", o.sampler.temperature, "temperature; 0 = greedy")->capture_default_str()->check(CLI::Range(0.0f, 100.0f));
+  cmd->add_option("--top-k", o.sampler.top_k, "top-k (0 = off)")->capture_default_str()->check(CLI::Range(0, 1 << 30));
+  cmd->add_option("--top-p", o.sampler.top_p, "top-p (1 = off)")->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
+  cmd->add_option("--min-p", o.sampler.min_p, "min-p (0 = off)")->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
+  cmd->add_option("--repeat-penalty", o.sampler.repeat_penalty, "repetition penalty (1 = off)")->capture_default_str()->check(CLI::Range(0.0f, 100.0f));
+  cmd->add_option("--repeat-last-n", o.sampler.repeat_last_n, "tokens the penalty looks back (-1 = all)")->capture_default_str();
+  cmd->add_option("--stop", o.stops, "stop when this text appears (repeatable)");
+  cmd->add_flag("--no-progress", o.no_progress, "no prefill progress line");
+  cmd->callback([exit_code] {
+    if (o.prompt.empty() && o.prompt_file.empty()) {
+      *exit_code = Fail("give a prompt with -p TEXT or -f FILE");
+      return;
+    }
+    *exit_code = Run(o);
+  });
+}
+
+}  // namespace razor::cli
