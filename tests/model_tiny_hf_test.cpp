@@ -1,0 +1,45 @@
+// Tiny random-weight checkpoints of each architecture, written by transformers' save_pretrained, against
+// the logits transformers computed (tests/golden_scripts/make_hf_goldens.py).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "golden_reader.h"
+#include "model_test_support.h"
+
+namespace razor {
+namespace {
+
+using testing::FixturePath;
+
+class TinyHfModelTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TinyHfModelTest, LogitsMatchTransformers) {
+  const std::string dir = FixturePath("hf/tiny_" + GetParam());
+  auto golden = golden::read_logits_golden(dir + "/logits.rzgl");
+  ASSERT_TRUE(golden.has_full_logits());
+  auto m = LoadModel(dir, false);
+  ASSERT_TRUE(m.ok()) << m.error();
+  ASSERT_EQ(static_cast<uint32_t>((*m)->config.vocab_size), golden.vocab);
+  for (MathMode mode : {MathMode::kExact, MathMode::kFast}) {
+    // Whole sequence at once, and prefill 7 + one token at a time: the cache must carry state exactly.
+    for (int64_t batch : {int64_t(1000), int64_t(7), int64_t(1)}) {
+      auto logits = testing::RunAllLogits(**m, mode, golden.token_ids, batch);
+      ASSERT_EQ(logits.size(), golden.n_positions() * golden.vocab);
+      for (size_t p = 0; p < golden.n_positions(); ++p) {
+        const auto want = golden.full_logits(p);
+        const float tol = 1e-4f * std::max(1.0f, golden.positions[p].max_abs);
+        for (uint32_t v = 0; v < golden.vocab; ++v)
+          ASSERT_NEAR(logits[p * golden.vocab + v], want[v], tol)
+              << GetParam() << " mode=" << int(mode) << " batch=" << batch << " pos=" << p << " id=" << v;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, TinyHfModelTest,
+                         ::testing::Values("llama", "llama3_rope", "qwen2", "qwen3", "llama_bf16_sharded",
+                                           "llama_tied_f16"));
+
+}  // namespace
+}  // namespace razor
