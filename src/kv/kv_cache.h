@@ -10,10 +10,14 @@
 
 namespace razor {
 
-// The tokens one KV head holds, keys after RoPE.
+// The tokens one KV head holds, keys after RoPE. Either contiguous (k, v) or paged: token j lives in
+// block j / block_tokens at row j % block_tokens (k_blocks / v_blocks, each block [block_tokens, head_dim]).
 struct KvHeadView {
-  const float* k = nullptr;          // [len, head_dim] row-major
+  const float* k = nullptr;          // [len, head_dim] row-major (contiguous form)
   const float* v = nullptr;          // [len, head_dim]
+  const float* const* k_blocks = nullptr;  // paged form: [ceil(len / block_tokens)] block pointers
+  const float* const* v_blocks = nullptr;
+  int64_t block_tokens = 0;          // 0: contiguous
   const int32_t* positions = nullptr;  // [len] absolute positions, ascending; nullptr means 0..len-1
   int64_t len = 0;
   // Compensation token (RazorAttention §3): stands for `comp_count` dropped tokens with mean key/value.
@@ -22,6 +26,13 @@ struct KvHeadView {
   const float* comp_v = nullptr;     // [head_dim]
   int64_t comp_count = 0;
   int32_t comp_max_position = -1;    // every dropped token is at or before this position
+
+  const float* key(int64_t j, int head_dim) const {
+    return block_tokens ? k_blocks[j / block_tokens] + (j % block_tokens) * head_dim : k + j * head_dim;
+  }
+  const float* value(int64_t j, int head_dim) const {
+    return block_tokens ? v_blocks[j / block_tokens] + (j % block_tokens) * head_dim : v + j * head_dim;
+  }
 };
 
 class KvCache {

@@ -41,7 +41,7 @@ void AttendReference(const KvHeadView& kv, const AttentionQuery& a) {
       float m = -std::numeric_limits<float>::infinity();
       for (int64_t j = 0; j < n; ++j) {
         float s = 0.0f;
-        for (int i = 0; i < d; ++i) s += q[i] * kv.k[j * d + i];
+        for (int i = 0; i < d; ++i) s += q[i] * kv.key(j, d)[i];
         scores[j] = s * a.scale;
         m = std::max(m, scores[j]);
       }
@@ -55,7 +55,7 @@ void AttendReference(const KvHeadView& kv, const AttentionQuery& a) {
       for (auto& s : scores) sum += (s = std::exp(s - m));
       for (int i = 0; i < d; ++i) o[i] = 0.0f;
       for (int64_t j = 0; j < n; ++j)
-        for (int i = 0; i < d; ++i) o[i] += scores[j] / sum * kv.v[j * d + i];
+        for (int i = 0; i < d; ++i) o[i] += scores[j] / sum * kv.value(j, d)[i];
       if (comp)
         for (int i = 0; i < d; ++i) o[i] += scores[n] / sum * kv.comp_v[i];
     }
@@ -89,7 +89,7 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
         const int nb = static_cast<int>(std::min<int64_t>(kBlock, n - j0));
         float bm = m;
         for (int j = 0; j < nb; ++j) {
-          s[j] = Dot(q, kv.k + (j0 + j) * d, d) * a.scale;
+          s[j] = Dot(q, kv.key(j0 + j, d), d) * a.scale;
           bm = std::max(bm, s[j]);
         }
         const float correction = std::exp(m - bm);  // rescale what was accumulated under the old max
@@ -101,7 +101,7 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
         for (int j = 0; j < nb; ++j) {
           const float w = std::exp(s[j] - m);
           l += w;
-          Axpy(w, kv.v + (j0 + j) * d, acc, d);
+          Axpy(w, kv.value(j0 + j, d), acc, d);
         }
       }
       const float inv = 1.0f / l;
