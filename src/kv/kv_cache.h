@@ -47,6 +47,12 @@ class KvCache {
   //   k, v: [n, n_kv_heads * head_dim] fp32, keys already rotated.
   // Every layer must be appended for the same tokens before sequence_length() advances (CommitTokens).
   virtual Status Append(int layer, int64_t pos0, int64_t n, const float* k, const float* v) = 0;
+  // Announces that the next appends are a prompt of n tokens (prefill). A compressing cache compresses
+  // each layer once it holds all of them. Prefill in one Forward call lets it do so layer by layer.
+  virtual void BeginPrefill(int64_t n_tokens) {}
+  // True when the cache wants the prompt in a single Forward call (so the full KV of at most one layer
+  // exists at a time); the generator then skips micro-batching.
+  virtual bool wants_single_prefill_call() const { return false; }
   // Called by the model when a layer's attention over newly appended tokens is done (a compressing
   // cache may compress that layer now, so that at most one layer's full KV exists during prefill).
   virtual void OnLayerDone(int layer, bool prefill) {}

@@ -35,6 +35,7 @@ Status Transformer::Forward(const int32_t* tokens, int64_t n, KvCache& cache, bo
   gate_.resize(n * c.ffn_dim);
   up_.resize(n * c.ffn_dim);
   positions_.resize(n);
+  if (observer_) lse_.resize(n * c.n_heads);
   for (int64_t t = 0; t < n; ++t) positions_[t] = static_cast<int32_t>(pos0 + t);
   rope_.Angles(positions_.data(), n, &cos_, &sin_);
 
@@ -67,6 +68,7 @@ Status Transformer::Forward(const int32_t* tokens, int64_t n, KvCache& cache, bo
     }
     RAZOR_RETURN_IF_ERROR(cache.Append(l, pos0, n, k_.data(), v_.data()));
     Attention(l, n, cache);
+    if (observer_) observer_->OnAttention(l, q_.data(), positions_.data(), n, lse_.data(), cache);
     cache.OnLayerDone(l, n > 1);
     MatMul(mode_, L.wo, attn_.data(), n, proj_.data(), pool_);
     AddInPlace(x_.data(), proj_.data(), n * dim);
@@ -108,6 +110,10 @@ void Transformer::Attention(int layer, int64_t n, const KvCache& cache) {
         a.scale = scale;
         a.out = &attn_[t * c.q_dim() + head_offset];
         a.out_token_stride = c.q_dim();
+        if (observer_) {
+          a.lse = &lse_[t * c.n_heads + static_cast<int64_t>(h) * c.group_size()];
+          a.lse_token_stride = c.n_heads;
+        }
         if (mode_ == MathMode::kExact) AttendReference(view, a);
         else AttendFlash(view, a);
       }

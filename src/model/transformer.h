@@ -15,6 +15,17 @@
 
 namespace razor {
 
+// Sees every layer's attention inputs right after the attention ran (the retrieval-head profiler).
+class AttentionObserver {
+ public:
+  virtual ~AttentionObserver() = default;
+  //   q:   [n, n_heads * head_dim] queries after RoPE;  positions: [n]
+  //   lse: [n, n_heads] log-sum-exp of each query head's scaled scores (softmax normaliser)
+  //   cache: holds this layer's keys (after RoPE), including the n new tokens
+  virtual void OnAttention(int layer, const float* q, const int32_t* positions, int64_t n, const float* lse,
+                           const KvCache& cache) = 0;
+};
+
 class Transformer {
  public:
   Transformer(const ModelConfig& config, const ModelWeights& weights, ThreadPool& pool, MathMode mode);
@@ -24,6 +35,7 @@ class Transformer {
   Status Forward(const int32_t* tokens, int64_t n, KvCache& cache, bool all_logits, std::vector<float>* logits);
 
   const ModelConfig& config() const { return config_; }
+  void set_observer(AttentionObserver* observer) { observer_ = observer; }
   MathMode mode() const { return mode_; }
 
  private:
@@ -34,6 +46,8 @@ class Transformer {
   ThreadPool& pool_;
   MathMode mode_;
   RopeTable rope_;
+  AttentionObserver* observer_ = nullptr;
+  std::vector<float> lse_;     // [n, n_heads] (only with an observer)
   // Scratch, grown to the largest batch seen. Shapes for n tokens:
   std::vector<float> x_;       // [n, dim]   residual stream
   std::vector<float> xn_;      // [n, dim]   normed input of a sub-layer

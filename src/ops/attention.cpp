@@ -53,6 +53,7 @@ void AttendReference(const KvHeadView& kv, const AttentionQuery& a) {
       }
       float sum = 0.0f;
       for (auto& s : scores) sum += (s = std::exp(s - m));
+      if (a.lse) a.lse[t * a.lse_token_stride + g] = m + std::log(sum);
       for (int i = 0; i < d; ++i) o[i] = 0.0f;
       for (int64_t j = 0; j < n; ++j)
         for (int i = 0; i < d; ++i) o[i] += scores[j] / sum * kv.value(j, d)[i];
@@ -105,6 +106,7 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
         }
       }
       const float inv = 1.0f / l;
+      if (a.lse) a.lse[t * a.lse_token_stride + g] = m + std::log(l);
       for (int i = 0; i < d; ++i) o[i] = acc[i] * inv;
     }
   }

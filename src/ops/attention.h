@@ -18,6 +18,10 @@ struct AttentionQuery {
   float scale = 0.0f;                // usually 1/sqrt(head_dim)
   float* out = nullptr;              // same layout as q (out_token_stride)
   int64_t out_token_stride = 0;
+  // Optional: log-sum-exp of the (scaled) scores of each (token, group head), written at
+  // lse[t * lse_token_stride + g]. Lets a profiler turn any score into a probability without an N x N matrix.
+  float* lse = nullptr;
+  int64_t lse_token_stride = 0;
 };
 
 // Plain softmax over all visible keys, scores materialised per query (the readable reference).

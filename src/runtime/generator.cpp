@@ -73,7 +73,8 @@ size_t CompleteUtf8Prefix(const std::string& s) {
 Status Prefill(Transformer& model, KvCache& cache, const std::vector<int32_t>& prompt, int64_t batch,
                const std::function<void(int64_t, int64_t)>& on_progress, std::vector<float>* last_logits) {
   const int64_t n = static_cast<int64_t>(prompt.size());
-  batch = std::max<int64_t>(1, batch);
+  batch = cache.wants_single_prefill_call() ? n : std::max<int64_t>(1, batch);
+  cache.BeginPrefill(n);
   for (int64_t b = 0; b < n; b += batch) {
     const int64_t len = std::min(batch, n - b);
     RAZOR_RETURN_IF_ERROR(model.Forward(prompt.data() + b, len, cache, false, last_logits));
