@@ -154,6 +154,8 @@ class GgufWriterForTests {
   // Offset of the data section in the last Build() (before truncation).
   size_t data_offset() const { return last_data_offset_; }
 
+  // Build() and write to `path`; false if the file could not be written.
+  bool WriteTo(const std::string& path) const { return WriteFile(path, Build()); }
   static bool WriteFile(const std::string& path, const Bytes& bytes) {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
     f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));

@@ -18,7 +18,9 @@ TEST_P(TinyHfModelTest, LogitsMatchTransformers) {
   const std::string dir = FixturePath("hf/tiny_" + GetParam());
   auto golden = golden::read_logits_golden(dir + "/logits.rzgl");
   ASSERT_TRUE(golden.has_full_logits());
-  auto m = LoadModel(dir, false);
+  // tiny_llama_gguf is a GGUF written with the gguf package (Q/K permuted as llama.cpp does, mixed types).
+  const std::string model_path = GetParam() == "llama_gguf" ? dir + "/tiny_llama.gguf" : dir;
+  auto m = LoadModel(model_path, false);
   ASSERT_TRUE(m.ok()) << m.error();
   ASSERT_EQ(static_cast<uint32_t>((*m)->config.vocab_size), golden.vocab);
   for (MathMode mode : {MathMode::kExact, MathMode::kFast}) {
@@ -39,7 +41,7 @@ TEST_P(TinyHfModelTest, LogitsMatchTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Architectures, TinyHfModelTest,
                          ::testing::Values("llama", "llama3_rope", "qwen2", "qwen3", "llama_bf16_sharded",
-                                           "llama_tied_f16"));
+                                           "llama_tied_f16", "llama_gguf"));
 
 }  // namespace
 }  // namespace razor

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <limits>
@@ -332,15 +333,28 @@ size_t GgufValue::array_size() const {
 std::string GgufValue::ToShortString() const {
   constexpr size_t kMaxElems = 4;
   constexpr size_t kMaxChars = 60;
+  // Strings: UTF-8 passes through (token pieces are readable), control bytes are escaped, long ones cut
+  // on a character boundary.
   auto quote_str = [&](const std::string& s) {
-    std::string q = Quote(s.substr(0, kMaxChars));
-    if (s.size() > kMaxChars) q.insert(q.size() - 1, "...");
-    return "\"" + q.substr(1, q.size() - 2) + "\"";
+    size_t n = std::min(s.size(), kMaxChars);
+    while (n < s.size() && n > 0 && (static_cast<unsigned char>(s[n]) & 0xc0) == 0x80) --n;
+    std::string out = "\"";
+    for (size_t i = 0; i < n; ++i) {
+      auto c = static_cast<unsigned char>(s[i]);
+      if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+      else if (c == '"' || c == '\\') out += std::string("\\") + static_cast<char>(c);
+      else out += static_cast<char>(c);
+    }
+    return out + (n < s.size() ? "...\"" : "\"");
+  };
+  // FLOAT32 values print as floats (1e-05, not 9.999999747378752e-06).
+  auto number = [](double d, GgufValueType t) {
+    return t == GgufValueType::FLOAT32 ? fmt::format("{}", static_cast<float>(d)) : fmt::format("{}", d);
   };
   if (type != GgufValueType::ARRAY) {
     if (auto* u = std::get_if<uint64_t>(&scalar)) return fmt::format("{}", *u);
     if (auto* i = std::get_if<int64_t>(&scalar)) return fmt::format("{}", *i);
-    if (auto* d = std::get_if<double>(&scalar)) return fmt::format("{}", *d);
+    if (auto* d = std::get_if<double>(&scalar)) return number(*d, type);
     if (auto* b = std::get_if<bool>(&scalar)) return *b ? "true" : "false";
     return quote_str(std::get<std::string>(scalar));
   }
@@ -350,7 +364,7 @@ std::string GgufValue::ToShortString() const {
     out += i == 0 ? ": " : ", ";
     if (array_type == GgufValueType::STRING) out += quote_str(strings[i]);
     else if (array_type == GgufValueType::BOOL) out += bools[i] ? "true" : "false";
-    else if (array_type == GgufValueType::FLOAT32 || array_type == GgufValueType::FLOAT64) out += fmt::format("{}", floats[i]);
+    else if (array_type == GgufValueType::FLOAT32 || array_type == GgufValueType::FLOAT64) out += number(floats[i], array_type);
     else out += fmt::format("{}", ints[i]);
   }
   if (n > kMaxElems) out += ", ...";
