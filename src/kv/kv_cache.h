@@ -11,13 +11,17 @@
 namespace razor {
 
 // The tokens one KV head holds, keys after RoPE. Either contiguous (k, v) or paged: token j lives in
-// block j / block_tokens at row j % block_tokens (k_blocks / v_blocks, each block [block_tokens, head_dim]).
+// block r / block_tokens at row r % block_tokens, r = first_row + j (k_blocks / v_blocks, each block
+// [block_tokens, head_dim]).
 struct KvHeadView {
   const float* k = nullptr;          // [len, head_dim] row-major (contiguous form)
   const float* v = nullptr;          // [len, head_dim]
-  const float* const* k_blocks = nullptr;  // paged form: [ceil(len / block_tokens)] block pointers
+  const float* const* k_blocks = nullptr;  // paged form: [ceil((first_row + len) / block_tokens)] blocks
   const float* const* v_blocks = nullptr;
   int64_t block_tokens = 0;          // 0: contiguous
+  // Paged form only: token j is row first_row + j of the block list (first_row < block_tokens). Lets a
+  // compressed head drop its oldest window token by moving only the sinks, not the whole window.
+  int64_t first_row = 0;
   const int32_t* positions = nullptr;  // [len] absolute positions, ascending; nullptr means 0..len-1
   int64_t len = 0;
   // Compensation token (RazorAttention §3): stands for `comp_count` dropped tokens with mean key/value.
@@ -28,10 +32,14 @@ struct KvHeadView {
   int32_t comp_max_position = -1;    // every dropped token is at or before this position
 
   const float* key(int64_t j, int head_dim) const {
-    return block_tokens ? k_blocks[j / block_tokens] + (j % block_tokens) * head_dim : k + j * head_dim;
+    if (!block_tokens) return k + j * head_dim;
+    const int64_t r = first_row + j;
+    return k_blocks[r / block_tokens] + (r % block_tokens) * head_dim;
   }
   const float* value(int64_t j, int head_dim) const {
-    return block_tokens ? v_blocks[j / block_tokens] + (j % block_tokens) * head_dim : v + j * head_dim;
+    if (!block_tokens) return v + j * head_dim;
+    const int64_t r = first_row + j;
+    return v_blocks[r / block_tokens] + (r % block_tokens) * head_dim;
   }
 };
 

@@ -1,0 +1,96 @@
+#include "kv/head_policy.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace razor {
+
+const char* KvModeName(KvMode mode) {
+  switch (mode) {
+    case KvMode::kFull: return "full";
+    case KvMode::kRazor: return "razor";
+    case KvMode::kStreaming: return "streaming";
+  }
+  return "?";
+}
+
+Result<KvMode> ParseKvMode(std::string_view name) {
+  if (name == "full") return KvMode::kFull;
+  if (name == "razor") return KvMode::kRazor;
+  if (name == "streaming") return KvMode::kStreaming;
+  return Err(fmt::format("unknown KV cache mode '{}' (expected full, razor or streaming)", name));
+}
+
+double ExpectedKeptFraction(double r, int64_t n, int64_t sinks, int64_t window, bool compensation) {
+  if (n <= 0 || n <= sinks + window) return 1.0;
+  const double kept = static_cast<double>(sinks + window + (compensation ? 1 : 0)) / static_cast<double>(n);
+  return r + (1.0 - r) * std::min(1.0, kept);
+}
+
+Result<KvHeadPolicy> KvHeadPolicy::Make(const RazorParams& p, int n_layers, int n_kv_heads,
+                                        std::vector<bool> retrieval) {
+  if (n_layers <= 0 || n_kv_heads <= 0)
+    return Err(fmt::format("KV head policy for {} layers x {} KV heads", n_layers, n_kv_heads));
+  if (p.sinks < 0) return Err(fmt::format("sinks (N0) must be >= 0, got {}", p.sinks));
+  if (p.window_min < 1) return Err(fmt::format("window_min (S0) must be >= 1, got {}", p.window_min));
+  if (!(p.window_frac >= 0.0 && p.window_frac <= 1.0))
+    return Err(fmt::format("window_frac (1/C) must be in [0, 1], got {}", p.window_frac));
+  if (p.block_tokens < 1 || p.block_tokens > (1 << 20))
+    return Err(fmt::format("block_tokens must be in [1, 2^20], got {}", p.block_tokens));
+  const size_t heads = static_cast<size_t>(n_layers) * n_kv_heads;
+  KvHeadPolicy policy;
+  policy.params_ = p;
+  policy.n_layers_ = n_layers;
+  policy.n_kv_heads_ = n_kv_heads;
+  if (p.mode == KvMode::kRazor) {
+    if (retrieval.size() != heads)
+      return Err(fmt::format("razor KV mode needs a head profile of {} layers x {} KV heads = {} flags, got {}",
+                             n_layers, n_kv_heads, heads, retrieval.size()));
+    policy.retrieval_ = std::move(retrieval);
+  }
+  if (p.mode == KvMode::kStreaming) policy.params_.compensation = false;
+  return policy;
+}
+
+bool KvHeadPolicy::is_retrieval(int layer, int kv_head) const {
+  switch (params_.mode) {
+    case KvMode::kFull: return true;
+    case KvMode::kStreaming: return false;
+    case KvMode::kRazor: return retrieval_[static_cast<size_t>(layer) * n_kv_heads_ + kv_head];
+  }
+  return true;
+}
+
+bool KvHeadPolicy::compresses(int layer, int kv_head) const { return !is_retrieval(layer, kv_head); }
+
+int64_t KvHeadPolicy::Window(int64_t n) const {
+  const auto by_frac = static_cast<int64_t>(std::floor(static_cast<double>(n) * params_.window_frac));
+  return std::max(params_.window_min, by_frac);
+}
+
+double KvHeadPolicy::retrieval_fraction() const {
+  switch (params_.mode) {
+    case KvMode::kFull: return 1.0;
+    case KvMode::kStreaming: return 0.0;
+    case KvMode::kRazor: break;
+  }
+  const auto kept = std::count(retrieval_.begin(), retrieval_.end(), true);
+  return static_cast<double>(kept) / static_cast<double>(retrieval_.size());
+}
+
+double KvHeadPolicy::ExpectedKeptFraction(int64_t n) const {
+  return razor::ExpectedKeptFraction(retrieval_fraction(), n, params_.sinks, Window(n), compensation());
+}
+
+std::string KvHeadPolicy::Describe() const {
+  const int heads = n_layers_ * n_kv_heads_;
+  const auto full_heads = static_cast<int>(std::lround(retrieval_fraction() * heads));
+  return fmt::format("kv {}: {}/{} KV heads keep every token; others keep N0={} sinks + W=max({}, {:.3g}*N) window{}{}",
+                     KvModeName(params_.mode), full_heads, heads, params_.sinks, params_.window_min,
+                     params_.window_frac, compensation() ? " + compensation token" : "",
+                     decode_fold() ? ", decode folds into it" : "");
+}
+
+}  // namespace razor

@@ -1,0 +1,242 @@
+#include "kv/razor_kv_cache.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cassert>
+#include <climits>
+#include <cstring>
+
+namespace razor {
+
+RazorKvCache::RazorKvCache(KvHeadPolicy policy, int head_dim, int64_t capacity, std::shared_ptr<KvBlockPool> pool)
+    : policy_(std::move(policy)),
+      n_layers_(policy_.n_layers()),
+      n_kv_heads_(policy_.n_kv_heads()),
+      head_dim_(head_dim),
+      bt_(policy_.params().block_tokens),
+      capacity_(std::min<int64_t>(capacity, INT32_MAX)),
+      pool_(pool ? std::move(pool) : std::make_shared<KvBlockPool>(block_bytes(bt_, head_dim))),
+      layer_next_(n_layers_, 0),
+      compress_at_(n_layers_, -1),
+      heads_(static_cast<size_t>(n_layers_) * n_kv_heads_) {
+  assert(head_dim_ > 0);
+  assert(pool_->block_bytes() == block_bytes(bt_, head_dim_) && "pool block size does not fit this cache");
+  for (auto& h : heads_) h.comp = CompensationToken(head_dim_);
+}
+
+RazorKvCache::~RazorKvCache() {
+  for (auto& h : heads_) TrimBlocks(h, 0);
+}
+
+bool RazorKvCache::GrowTo(HeadStore& h, int64_t rows) {
+  const size_t need = static_cast<size_t>((rows + bt_ - 1) / bt_);
+  if (need <= h.blocks.size()) return true;
+  scratch_.clear();
+  if (!pool_->Allocate(need - h.blocks.size(), &scratch_)) return false;
+  for (float* b : scratch_) {
+    h.blocks.push_back(b);
+    h.k_ptrs.push_back(b);
+    h.v_ptrs.push_back(b + bt_ * head_dim_);
+  }
+  blocks_held_ += scratch_.size();
+  return true;
+}
+
+void RazorKvCache::TrimBlocks(HeadStore& h, size_t keep) {
+  if (h.blocks.size() <= keep) return;
+  pool_->Free(h.blocks.data() + keep, h.blocks.size() - keep);
+  blocks_held_ -= h.blocks.size() - keep;
+  h.blocks.resize(keep);
+  h.k_ptrs.resize(keep);
+  h.v_ptrs.resize(keep);
+}
+
+size_t RazorKvCache::SteadyBlocks(const HeadStore& h) const {
+  // Folding keeps N0 + W tokens starting at first_row < bt, plus one decode token before the fold.
+  return static_cast<size_t>((policy_.params().sinks + h.window + bt_ + bt_ - 1) / bt_);
+}
+
+Status RazorKvCache::Append(int layer, int64_t pos0, int64_t n, const float* k, const float* v) {
+  if (layer < 0 || layer >= n_layers_) return Err(fmt::format("KV append to layer {} of {}", layer, n_layers_));
+  if (pos0 + n > capacity_)
+    return Err(fmt::format("KV cache full: {} tokens do not fit in a context of {}", pos0 + n, capacity_));
+  if (pos0 != layer_next_[layer])
+    return Err(fmt::format("KV append at position {} but layer {} holds {} tokens", pos0, layer, layer_next_[layer]));
+  const int64_t d = head_dim_;
+  const size_t row_bytes = d * sizeof(float);
+  for (int hi = 0; hi < n_kv_heads_; ++hi) {
+    HeadStore& h = head(layer, hi);
+    const int64_t row0 = h.first_row + h.len;
+    if (!GrowTo(h, row0 + n))
+      return Err(fmt::format("out of memory for the KV cache ({} MiB in use)", pool_->bytes_in_use() >> 20));
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t src = (t * n_kv_heads_ + hi) * d;
+      std::memcpy(KeyRow(h, row0 + t), k + src, row_bytes);
+      std::memcpy(ValueRow(h, row0 + t), v + src, row_bytes);
+      h.positions.push_back(static_cast<int32_t>(pos0 + t));
+    }
+    h.len += n;
+  }
+  layer_next_[layer] += n;
+  return Status::Ok();
+}
+
+void RazorKvCache::BeginPrefill(int64_t n_tokens) {
+  if (policy_.mode() == KvMode::kFull) return;
+  for (int l = 0; l < n_layers_; ++l) compress_at_[l] = layer_next_[l] + n_tokens;
+}
+
+void RazorKvCache::Compress(HeadStore& h, int64_t window) {
+  assert(h.window == 0 && h.first_row == 0);
+  const int64_t n0 = policy_.params().sinks;
+  const int64_t n = h.len;
+  if (n <= n0 + window) {
+    h.short_prompt = true;
+    return;
+  }
+  h.short_prompt = false;
+  const int64_t dropped = n - n0 - window;  // rows [n0, n0 + dropped)
+  if (policy_.compensation()) {
+    for (int64_t j = n0; j < n0 + dropped; ++j) h.comp.Add(KeyRow(h, j), ValueRow(h, j), h.positions[j]);
+    h.comp.Publish();
+    if (!policy_.decode_fold()) h.comp.DropSums();
+  }
+  // Re-pack: the window moves down to follow the sinks, so only ceil((N0 + W) / bt) blocks stay.
+  const size_t row_bytes = head_dim_ * sizeof(float);
+  for (int64_t j = n0; j < n0 + window; ++j) {
+    std::memcpy(KeyRow(h, j), KeyRow(h, j + dropped), row_bytes);
+    std::memcpy(ValueRow(h, j), ValueRow(h, j + dropped), row_bytes);
+    h.positions[j] = h.positions[j + dropped];
+  }
+  h.len = n0 + window;
+  h.window = window;
+  h.positions.resize(h.len);
+  h.positions.shrink_to_fit();
+  tokens_dropped_ += dropped;
+  size_t keep = static_cast<size_t>((h.len + bt_ - 1) / bt_);
+  if (policy_.decode_fold()) {
+    // Take the steady-state blocks now, so decode never allocates or frees for this head again.
+    keep = SteadyBlocks(h);
+    GrowTo(h, static_cast<int64_t>(keep) * bt_);  // on failure the next Append reports it
+    h.positions.reserve(keep * bt_);
+  }
+  TrimBlocks(h, keep);
+}
+
+void RazorKvCache::Fold(HeadStore& h) {
+  const int64_t n0 = policy_.params().sinks;
+  const int64_t excess = h.len - n0 - h.window;
+  if (h.window == 0 || excess <= 0) return;
+  // Logical token j is physical row first_row + j. The oldest `excess` window tokens leave.
+  const int64_t r0 = h.first_row;
+  if (policy_.compensation()) {
+    for (int64_t j = n0; j < n0 + excess; ++j)
+      h.comp.Add(KeyRow(h, r0 + j), ValueRow(h, r0 + j), h.positions[r0 + j]);
+    h.comp.Publish();
+  }
+  // Move the sinks up over the leaving rows (highest first: destinations lie above their sources).
+  const size_t row_bytes = head_dim_ * sizeof(float);
+  for (int64_t i = n0 - 1; i >= 0; --i) {
+    std::memcpy(KeyRow(h, r0 + i + excess), KeyRow(h, r0 + i), row_bytes);
+    std::memcpy(ValueRow(h, r0 + i + excess), ValueRow(h, r0 + i), row_bytes);
+    h.positions[r0 + i + excess] = h.positions[r0 + i];
+  }
+  h.first_row += excess;
+  h.len -= excess;
+  tokens_dropped_ += excess;
+  tokens_folded_ += excess;
+  // A wholly passed front block moves to the back (a ring of blocks: no pool traffic).
+  while (h.first_row >= bt_) {
+    std::rotate(h.blocks.begin(), h.blocks.begin() + 1, h.blocks.end());
+    std::rotate(h.k_ptrs.begin(), h.k_ptrs.begin() + 1, h.k_ptrs.end());
+    std::rotate(h.v_ptrs.begin(), h.v_ptrs.begin() + 1, h.v_ptrs.end());
+    h.positions.erase(h.positions.begin(), h.positions.begin() + bt_);
+    h.first_row -= bt_;
+  }
+  TrimBlocks(h, std::max(static_cast<size_t>((h.first_row + h.len + bt_ - 1) / bt_), SteadyBlocks(h)));
+}
+
+void RazorKvCache::OnLayerDone(int layer, bool prefill) {
+  if (policy_.mode() == KvMode::kFull) return;
+  if (compress_at_[layer] >= 0 && layer_next_[layer] >= compress_at_[layer]) {
+    const int64_t window = policy_.Window(compress_at_[layer]);
+    for (int hi = 0; hi < n_kv_heads_; ++hi) {
+      HeadStore& h = head(layer, hi);
+      if (policy_.compresses(layer, hi) && h.window == 0) Compress(h, window);
+    }
+    compress_at_[layer] = -1;
+    last_window_ = window;
+  }
+  if (policy_.decode_fold())
+    for (int hi = 0; hi < n_kv_heads_; ++hi) Fold(head(layer, hi));
+}
+
+KvHeadView RazorKvCache::View(int layer, int kv_head) const {
+  const HeadStore& h = head(layer, kv_head);
+  KvHeadView view;
+  view.k_blocks = h.k_ptrs.data();
+  view.v_blocks = h.v_ptrs.data();
+  view.block_tokens = bt_;
+  view.first_row = h.first_row;
+  view.len = h.len;
+  view.positions = h.len ? h.positions.data() + h.first_row : nullptr;
+  if (h.comp.count() > 0) {
+    view.comp_k = h.comp.k();
+    view.comp_v = h.comp.v();
+    view.comp_count = h.comp.count();
+    view.comp_max_position = h.comp.max_position();
+  }
+  return view;
+}
+
+void RazorKvCache::Clear() {
+  for (auto& h : heads_) {
+    TrimBlocks(h, 0);
+    std::vector<int32_t>().swap(h.positions);
+    h.first_row = h.len = h.window = 0;
+    h.short_prompt = false;
+    h.comp.Clear();
+  }
+  std::fill(layer_next_.begin(), layer_next_.end(), 0);
+  std::fill(compress_at_.begin(), compress_at_.end(), -1);
+  seq_len_ = 0;
+  last_window_ = tokens_dropped_ = tokens_folded_ = 0;
+}
+
+size_t RazorKvCache::compensation_bytes() const {
+  size_t b = 0;
+  for (const auto& h : heads_) b += h.comp.bytes();
+  return b;
+}
+
+size_t RazorKvCache::index_bytes() const {
+  size_t b = 0;
+  for (const auto& h : heads_)
+    b += h.positions.capacity() * sizeof(int32_t) +
+         (h.blocks.capacity() + h.k_ptrs.capacity() + h.v_ptrs.capacity()) * sizeof(void*);
+  return b;
+}
+
+RazorKvStats RazorKvCache::stats() const {
+  RazorKvStats s;
+  s.heads = static_cast<int64_t>(heads_.size());
+  for (int l = 0; l < n_layers_; ++l)
+    for (int hi = 0; hi < n_kv_heads_; ++hi) {
+      const HeadStore& h = head(l, hi);
+      if (!policy_.compresses(l, hi)) ++s.heads_full;
+      if (h.window > 0) ++s.heads_compressed;
+      if (h.short_prompt) ++s.heads_too_short;
+      s.tokens_kept += h.len;
+    }
+  s.window = last_window_;
+  s.tokens_dropped = tokens_dropped_;
+  s.tokens_folded = tokens_folded_;
+  s.kv_block_bytes = kv_block_bytes();
+  s.compensation_bytes = compensation_bytes();
+  s.index_bytes = index_bytes();
+  s.full_cache_bytes = static_cast<size_t>(s.heads) * seq_len_ * 2 * head_dim_ * sizeof(float);
+  return s;
+}
+
+}  // namespace razor
