@@ -29,6 +29,11 @@ inline void MatMul(MathMode mode, const TensorView& w, const float* x, int64_t n
 }
 
 // Name of the SIMD level the fast path dispatched to on this machine ("avx512", "avx2", "scalar").
+// The best level the CPU supports, unless the environment variable RAZOR_ISA=scalar|avx2|avx512 asks
+// for a lower one (read at first use).
 const char* MatMulIsa();
+// Forces a level ("scalar", "avx2", "avx512") for later calls (tests run every level); false, with no
+// change, if the name is unknown or the CPU lacks that level. Not thread-safe against running matmuls.
+bool SetMatMulIsa(const char* name);
 
 }  // namespace razor

@@ -1,0 +1,199 @@
+// MatMulFast driver: picks the ISA, quantizes activations, splits work over threads and cache tiles,
+// and calls the per-ISA tile kernels (matmul_fast_kernels.h).
+//
+// Work unit = (token block of up to kTokenBlock tokens) x (row tile of up to kRowTile weight rows).
+// Units are ordered token block first, so a thread's contiguous range of units keeps one block of
+// activations hot in L2 while it walks weight row tiles (each row tile fits L1: 16 rows x 1536 cols of
+// Q4_1 = 15 KiB). Decode (1 token) is the same loop with one token block: a matrix-vector product
+// where each thread streams a contiguous slice of rows, 4 rows at a time.
+//
+// Weight families:
+//   Q4_0 Q4_1 Q5_0 Q5_1 Q8_0  x quantized activations (ActQ8), int8 dot products
+//   F32 F16 BF16             x fp32 activations, fp32 FMA (exact products, fp32 sums)
+//   Q4_K Q5_K Q6_K           row tile dequantized to an fp32 buffer (scalar), then the F32 kernel;
+//                            units are ordered row tile first so each tile is dequantized once.
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "ops/dequantize.h"
+#include "ops/matmul.h"
+#include "ops/matmul_fast_kernels.h"
+#include "ops/quantize_activations.h"
+
+namespace razor {
+
+namespace {
+
+constexpr int kRowTile = 16;
+constexpr int kTokenBlock = 64;
+
+Isa BestIsa() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("f16c");
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  if (avx512) return Isa::kAvx512;
+  if (avx2) return Isa::kAvx2;
+#endif
+  return Isa::kScalar;
+}
+
+bool ParseIsa(const char* s, Isa* out) {
+  if (s == nullptr) return false;
+  if (std::strcmp(s, "scalar") == 0) *out = Isa::kScalar;
+  else if (std::strcmp(s, "avx2") == 0) *out = Isa::kAvx2;
+  else if (std::strcmp(s, "avx512") == 0) *out = Isa::kAvx512;
+  else return false;
+  return true;
+}
+
+Isa InitialIsa() {
+  const Isa best = BestIsa();
+  Isa want;
+  const char* env = std::getenv("RAZOR_ISA");
+  if (env == nullptr || *env == '\0') return best;
+  if (!ParseIsa(env, &want)) {
+    std::fprintf(stderr, "razor: ignoring RAZOR_ISA=%s (expected scalar, avx2 or avx512)\n", env);
+    return best;
+  }
+  if (static_cast<int>(want) > static_cast<int>(best)) {
+    std::fprintf(stderr, "razor: RAZOR_ISA=%s is not supported by this CPU; using the best it has\n", env);
+    return best;
+  }
+  return want;
+}
+
+std::atomic<int> g_isa{-1};
+
+Isa CurrentIsa() {
+  int v = g_isa.load(std::memory_order_relaxed);
+  if (v < 0) {
+    v = static_cast<int>(InitialIsa());
+    g_isa.store(v, std::memory_order_relaxed);
+  }
+  return static_cast<Isa>(v);
+}
+
+const char* IsaName(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512: return "avx512";
+    case Isa::kAvx2: return "avx2";
+    default: return "scalar";
+  }
+}
+
+void QuantTile(Isa isa, const QuantTileArgs& a) {
+  if (isa == Isa::kAvx512) QuantTileAvx512(a);
+  else if (isa == Isa::kAvx2) QuantTileAvx2(a);
+  else QuantTileScalar(a);
+}
+
+void FloatTile(Isa isa, const FloatTileArgs& a) {
+  if (isa == Isa::kAvx512) FloatTileAvx512(a);
+  else if (isa == Isa::kAvx2) FloatTileAvx2(a);
+  else FloatTileScalar(a);
+}
+
+bool IsLegacyQuant(TensorType t) {
+  return t == TensorType::Q4_0 || t == TensorType::Q4_1 || t == TensorType::Q5_0 || t == TensorType::Q5_1 ||
+         t == TensorType::Q8_0;
+}
+bool IsFloat(TensorType t) { return t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16; }
+bool IsKQuant(TensorType t) { return t == TensorType::Q4_K || t == TensorType::Q5_K || t == TensorType::Q6_K; }
+
+struct Tiling {
+  int64_t rows, n_tokens, n_row_tiles, n_token_blocks;
+  int RowsIn(int64_t rt) const { return static_cast<int>(std::min<int64_t>(kRowTile, rows - rt * kRowTile)); }
+  int TokensIn(int64_t tb) const {
+    return static_cast<int>(std::min<int64_t>(kTokenBlock, n_tokens - tb * kTokenBlock));
+  }
+};
+
+Tiling MakeTiling(int64_t rows, int64_t n_tokens) {
+  return {rows, n_tokens, (rows + kRowTile - 1) / kRowTile, (n_tokens + kTokenBlock - 1) / kTokenBlock};
+}
+
+void QuantPath(Isa isa, const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+  const int64_t cols = w.cols();
+  const size_t act_row = ActQ8RowBytes(cols);
+  thread_local std::vector<uint8_t> act;  // [n_tokens][act_row] ActQ8 rows; the caller's, reused
+  act.resize(static_cast<size_t>(n_tokens) * act_row);
+  uint8_t* act_data = act.data();
+  auto quantize = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) QuantizeRowActQ8(x + t * cols, cols, act_data + t * act_row);
+  };
+  if (n_tokens == 1) quantize(0, 1);
+  else pool.ParallelFor(n_tokens, quantize);
+
+  const Tiling tl = MakeTiling(w.rows(), n_tokens);
+  pool.ParallelFor(tl.n_token_blocks * tl.n_row_tiles, [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t tb = u / tl.n_row_tiles, rt = u % tl.n_row_tiles;
+      const int64_t r0 = rt * kRowTile, t0 = tb * kTokenBlock;
+      QuantTile(isa, QuantTileArgs{w.type, cols / 32, w.row(r0), w.row_bytes(), tl.RowsIn(rt),
+                                   act_data + t0 * act_row, act_row, tl.TokensIn(tb), y + t0 * tl.rows + r0,
+                                   tl.rows});
+    }
+  });
+}
+
+void FloatPath(Isa isa, const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+  const int64_t cols = w.cols();
+  const Tiling tl = MakeTiling(w.rows(), n_tokens);
+  pool.ParallelFor(tl.n_token_blocks * tl.n_row_tiles, [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t tb = u / tl.n_row_tiles, rt = u % tl.n_row_tiles;
+      const int64_t r0 = rt * kRowTile, t0 = tb * kTokenBlock;
+      FloatTile(isa, FloatTileArgs{w.type, cols, w.row(r0), w.row_bytes(), tl.RowsIn(rt), x + t0 * cols, cols,
+                                   tl.TokensIn(tb), y + t0 * tl.rows + r0, tl.rows});
+    }
+  });
+}
+
+void DequantTilePath(Isa isa, const TensorView& w, const float* x, int64_t n_tokens, float* y,
+                     ThreadPool& pool) {
+  const int64_t cols = w.cols();
+  const Tiling tl = MakeTiling(w.rows(), n_tokens);
+  pool.ParallelFor(tl.n_row_tiles, [&](int64_t rt0, int64_t rt1) {
+    std::vector<float> tile(static_cast<size_t>(kRowTile * cols));  // [kRowTile][cols] dequantized rows
+    for (int64_t rt = rt0; rt < rt1; ++rt) {
+      const int64_t r0 = rt * kRowTile;
+      const int nr = tl.RowsIn(rt);
+      for (int r = 0; r < nr; ++r) DequantizeRow(w.type, w.row(r0 + r), tile.data() + r * cols, cols);
+      const auto* tile_bytes = reinterpret_cast<const uint8_t*>(tile.data());
+      for (int64_t tb = 0; tb < tl.n_token_blocks; ++tb) {
+        const int64_t t0 = tb * kTokenBlock;
+        FloatTile(isa, FloatTileArgs{TensorType::F32, cols, tile_bytes, static_cast<size_t>(cols) * 4, nr,
+                                     x + t0 * cols, cols, tl.TokensIn(tb), y + t0 * tl.rows + r0, tl.rows});
+      }
+    }
+  });
+}
+
+}  // namespace
+
+const char* MatMulIsa() { return IsaName(CurrentIsa()); }
+
+bool SetMatMulIsa(const char* name) {
+  Isa want;
+  if (!ParseIsa(name, &want) || static_cast<int>(want) > static_cast<int>(BestIsa())) return false;
+  g_isa.store(static_cast<int>(want), std::memory_order_relaxed);
+  return true;
+}
+
+void MatMulFast(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+  if (n_tokens <= 0 || w.rows() == 0) return;
+  const Isa isa = CurrentIsa();
+  if (IsLegacyQuant(w.type)) QuantPath(isa, w, x, n_tokens, y, pool);
+  else if (IsFloat(w.type)) FloatPath(isa, w, x, n_tokens, y, pool);
+  else if (IsKQuant(w.type)) DequantTilePath(isa, w, x, n_tokens, y, pool);
+  else MatMulReference(w, x, n_tokens, y, pool);
+}
+
+}  // namespace razor

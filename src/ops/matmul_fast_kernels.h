@@ -1,0 +1,57 @@
+// Internal interface between the MatMulFast driver (matmul_fast.cpp: dispatch, threads, tiling) and the
+// per-ISA tile kernels (matmul_fast_scalar.cpp, _avx2.cpp, _avx512.cpp). Not part of the public API.
+//
+// A tile kernel computes a block of y for nr consecutive weight rows and nt tokens:
+//   y[t * y_stride + r] = dot(weight row r, activation row t)      r < nr, t < nt
+// and loops internally over its register micro-tiles (e.g. 4 rows x 4 tokens), so one weight block,
+// once unpacked into registers, is used for several tokens.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/tensor_type.h"
+
+namespace razor {
+
+enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+
+// Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 weights x ActQ8 activations (ops/quantize_activations.h).
+// Writes sum_b (d_w[b] * d_x[b] * sum_i qw_i * qx_i + m_w[b] * s_x[b]) where qw is the signed quant
+// (q - 8, q - 16, q) and m_w the min of Q4_1 / Q5_1 (0 for the others).
+//   w: first weight row, rows w_stride bytes apart; act: first ActQ8 row, act_stride bytes apart.
+struct QuantTileArgs {
+  TensorType type;
+  int64_t nb;  // 32-element blocks per row
+  const uint8_t* w;
+  size_t w_stride;
+  int nr;
+  const uint8_t* act;
+  size_t act_stride;
+  int nt;
+  float* y;
+  int64_t y_stride;
+};
+
+// F32 F16 BF16 weights x fp32 activations; exact fp32 products, fp32 accumulation.
+struct FloatTileArgs {
+  TensorType type;
+  int64_t cols;
+  const uint8_t* w;
+  size_t w_stride;
+  int nr;
+  const float* x;
+  int64_t x_stride;  // floats
+  int nt;
+  float* y;
+  int64_t y_stride;
+};
+
+void QuantTileScalar(const QuantTileArgs& a);
+void FloatTileScalar(const FloatTileArgs& a);
+void QuantTileAvx2(const QuantTileArgs& a);
+void FloatTileAvx2(const FloatTileArgs& a);
+void QuantTileAvx512(const QuantTileArgs& a);
+void FloatTileAvx512(const FloatTileArgs& a);
+
+}  // namespace razor

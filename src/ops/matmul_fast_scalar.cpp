@@ -1,0 +1,106 @@
+// Scalar tile kernels: the portable fallback of MatMulFast and the plain-C++ twin of the SIMD kernels
+// (same quantized-activation math, integer dot per block, one fp32 scale per block).
+#include <cstring>
+
+#include "ops/fp16.h"
+#include "ops/matmul_fast_kernels.h"
+#include "ops/quant_blocks.h"
+#include "ops/quantize_activations.h"
+
+namespace razor {
+
+namespace {
+
+// Signed quants q[32] (in file element order), scale d and min m (Q4_1, Q5_1; else 0) of block b.
+void UnpackBlock(TensorType type, const uint8_t* row, int64_t b, int8_t* q, float* d, float* m) {
+  *m = 0.0f;
+  auto nibbles = [&](const uint8_t* qs, int off, uint32_t qh) {
+    for (int j = 0; j < kQK / 2; ++j) {
+      q[j] = static_cast<int8_t>(((qs[j] & 0xF) | (((qh >> j) & 1) << 4)) - off);
+      q[j + 16] = static_cast<int8_t>(((qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - off);
+    }
+  };
+  uint32_t qh;
+  switch (type) {
+    case TensorType::Q4_0: {
+      const auto& blk = reinterpret_cast<const BlockQ4_0*>(row)[b];
+      *d = HalfToFloat(blk.d);
+      return nibbles(blk.qs, 8, 0);
+    }
+    case TensorType::Q4_1: {
+      const auto& blk = reinterpret_cast<const BlockQ4_1*>(row)[b];
+      *d = HalfToFloat(blk.d);
+      *m = HalfToFloat(blk.m);
+      return nibbles(blk.qs, 0, 0);
+    }
+    case TensorType::Q5_0: {
+      const auto& blk = reinterpret_cast<const BlockQ5_0*>(row)[b];
+      *d = HalfToFloat(blk.d);
+      std::memcpy(&qh, blk.qh, 4);
+      return nibbles(blk.qs, 16, qh);
+    }
+    case TensorType::Q5_1: {
+      const auto& blk = reinterpret_cast<const BlockQ5_1*>(row)[b];
+      *d = HalfToFloat(blk.d);
+      *m = HalfToFloat(blk.m);
+      std::memcpy(&qh, blk.qh, 4);
+      return nibbles(blk.qs, 0, qh);
+    }
+    case TensorType::Q8_0: {
+      const auto& blk = reinterpret_cast<const BlockQ8_0*>(row)[b];
+      *d = HalfToFloat(blk.d);
+      std::memcpy(q, blk.qs, kQK);
+      return;
+    }
+    default: *d = 0; std::memset(q, 0, kQK); return;
+  }
+}
+
+float LoadWeight(TensorType type, const uint8_t* row, int64_t k) {
+  uint16_t h;
+  switch (type) {
+    case TensorType::F16: std::memcpy(&h, row + 2 * k, 2); return HalfToFloat(h);
+    case TensorType::BF16: std::memcpy(&h, row + 2 * k, 2); return BfloatToFloat(h);
+    default: {
+      float f;
+      std::memcpy(&f, row + 4 * k, 4);
+      return f;
+    }
+  }
+}
+
+}  // namespace
+
+void QuantTileScalar(const QuantTileArgs& a) {
+  const int64_t n = a.nb * kQK;
+  for (int r = 0; r < a.nr; ++r) {
+    const uint8_t* row = a.w + static_cast<size_t>(r) * a.w_stride;
+    for (int t = 0; t < a.nt; ++t) {
+      const ActQ8View x = ViewActQ8(a.act + static_cast<size_t>(t) * a.act_stride, n);
+      float acc = 0.0f;
+      for (int64_t b = 0; b < a.nb; ++b) {
+        int8_t q[kQK];
+        float d, m;
+        UnpackBlock(a.type, row, b, q, &d, &m);
+        int32_t isum = 0;
+        for (int i = 0; i < kQK; ++i) isum += q[i] * x.qs[b * kQK + i];
+        acc += static_cast<float>(isum) * (d * x.d[b]) + m * x.s[b];
+      }
+      a.y[t * a.y_stride + r] = acc;
+    }
+  }
+}
+
+void FloatTileScalar(const FloatTileArgs& a) {
+  for (int r = 0; r < a.nr; ++r) {
+    const uint8_t* row = a.w + static_cast<size_t>(r) * a.w_stride;
+    for (int t = 0; t < a.nt; ++t) {
+      const float* x = a.x + t * a.x_stride;
+      float acc = 0.0f;
+      for (int64_t k = 0; k < a.cols; ++k) acc += LoadWeight(a.type, row, k) * x[k];
+      a.y[t * a.y_stride + r] = acc;
+    }
+  }
+}
+
+}  // namespace razor
