@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
 
 #include "core/thread_pool.h"
 
@@ -21,6 +22,40 @@ void AddRuntimeOptions(CLI::App* app, CommonOptions* o) {
   app->add_option("--ctx", o->ctx, "context length in tokens (default: the model's)")->check(CLI::Range(0, 1 << 24));
   app->add_flag("--exact", o->exact, "reference kernels: fp32 dequantized weights, fp32 accumulation (slow)");
   app->add_flag("-v,--verbose", o->verbose, "print model and cache details");
+}
+
+void AddKvOptions(CLI::App* app, KvCliOptions* o, bool allow_list) {
+  app->add_option("--kv", o->modes,
+                  allow_list ? "KV caches to compare, comma-separated: full, razor, streaming"
+                             : "KV cache: full | razor (RazorAttention) | streaming (StreamingLLM at razor's budget)")
+      ->capture_default_str();
+  app->add_option("--profile", o->cache.profile_path,
+                  "head profile JSON (default: made on first use, cached beside the model)");
+  app->add_option("--sinks", o->cache.razor.sinks, "attention-sink tokens every compressed head keeps (N0)")
+      ->capture_default_str()->check(CLI::Range(int64_t(0), int64_t(1) << 30));
+  app->add_option("--window-min", o->cache.razor.window_min, "smallest local window S0, tokens")
+      ->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+  app->add_option("--window-frac", o->cache.razor.window_frac, "window as a fraction of the prompt (1/C)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  app->add_flag("--no-compensation", o->no_compensation, "ablation: no compensation token");
+  app->add_flag("--no-echo", o->no_echo, "ablation: retrieval heads from induction scores only");
+  app->add_flag("--decode-fold", o->cache.razor.decode_fold,
+                "fold tokens leaving a compressed head's window into its compensation token (bounded memory)");
+}
+
+Result<std::vector<KvMode>> KvCliOptions::Resolve() {
+  cache.razor.compensation = !no_compensation;
+  cache.use_echo_heads = !no_echo;
+  std::vector<KvMode> out;
+  std::stringstream ss(modes);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    auto m = ParseKvMode(item);
+    if (!m) return Err("--kv: " + m.error());
+    out.push_back(*m);
+  }
+  if (out.empty()) return Err("--kv: no mode given (full, razor, streaming)");
+  return out;
 }
 
 int Fail(const std::string& message) {

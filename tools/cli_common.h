@@ -10,6 +10,7 @@
 
 #include "core/status.h"
 #include "ops/matmul.h"
+#include "runtime/kv_cache_factory.h"
 #include "runtime/loaded_model.h"
 
 namespace razor::cli {
@@ -25,6 +26,17 @@ struct CommonOptions {
   int ResolvedThreads() const;
   MathMode mode() const { return exact ? MathMode::kExact : MathMode::kFast; }
 };
+
+// KV-cache flags shared by run / bench / eval. `modes` is one mode (run) or a comma list (bench, eval).
+struct KvCliOptions {
+  std::string modes = "full";
+  KvCacheOptions cache;
+  bool no_compensation = false;
+  bool no_echo = false;
+  // Fills cache.razor / use_echo_heads from the flags; returns the parsed modes.
+  Result<std::vector<KvMode>> Resolve();
+};
+void AddKvOptions(CLI::App* app, KvCliOptions* o, bool allow_list);
 
 void AddModelOption(CLI::App* app, CommonOptions* o);
 void AddRuntimeOptions(CLI::App* app, CommonOptions* o);
@@ -42,6 +54,7 @@ void RegisterRun(CLI::App& app, int* exit_code);
 void RegisterInspect(CLI::App& app, int* exit_code);
 void RegisterBench(CLI::App& app, int* exit_code);
 void RegisterPull(CLI::App& app, int* exit_code);
+void RegisterProfile(CLI::App& app, int* exit_code);
 
 // Runs `scripts/pull_model.sh NAME` and returns its last stdout line (the model path).
 Result<std::string> PullModel(const std::string& name);

@@ -1,5 +1,9 @@
-// razor bench: prefill and decode speed over prompt lengths and thread counts, with the decode floor
-// (bytes one decode step must read / measured read bandwidth) and our ratio to it.
+// razor bench: prefill and decode speed over prompt lengths, thread counts and KV caches, with KV bytes,
+// reduction vs a full cache, peak RSS, and the decode floor (bytes one decode step must read / measured
+// read bandwidth). Each configuration runs in a forked child so its peak RSS is its own.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -8,21 +12,31 @@
 
 #include "cli_common.h"
 #include "core/thread_pool.h"
-#include "kv/full_kv_cache.h"
 #include "model/transformer.h"
 #include "runtime/generator.h"
 #include "runtime/memory_bandwidth.h"
+#include "runtime/process_memory.h"
 
 namespace razor::cli {
 namespace {
 
 struct BenchOptions {
   CommonOptions common;
+  KvCliOptions kv;
   std::string prompt_lengths = "512";
   std::string thread_counts;  // empty: all cores
   int n_decode = 64;
   int reps = 1;
   uint64_t seed = 1;
+};
+
+// What one child measures (sent back through a pipe as raw bytes).
+struct Measurement {
+  int ok = 0;
+  char error[200] = {};
+  double prefill_tok_s = 0, decode_tok_s = 0;
+  double kv_bytes_after_prefill = 0, kv_bytes_after_decode = 0;
+  double peak_rss = 0, rss_at_start = 0;
 };
 
 Result<std::vector<int>> ParseList(const std::string& s, const char* what) {
@@ -43,6 +57,67 @@ Result<std::vector<int>> ParseList(const std::string& s, const char* what) {
   return out;
 }
 
+Measurement MeasureOnce(const LoadedModel& m, const BenchOptions& o, KvMode mode, int threads, int len,
+                        const std::vector<int32_t>& prompt) {
+  Measurement r;
+  r.rss_at_start = CurrentRssBytes();
+  auto fail = [&](const std::string& e) {
+    std::snprintf(r.error, sizeof r.error, "%s", e.c_str());
+    return r;
+  };
+  ThreadPool pool(threads);
+  Transformer tf(m.config, m.weights, pool, o.common.mode());
+  KvCacheOptions kvo = o.kv.cache;
+  kvo.mode = mode;
+  auto cache = MakeKvCache(m, kvo, len + o.n_decode, len, pool);
+  if (!cache) return fail(cache.error());
+  std::vector<float> logits;
+  auto t0 = std::chrono::steady_clock::now();
+  Status st = Prefill(tf, **cache, prompt, 512, nullptr, &logits);
+  if (!st.ok()) return fail(st.message());
+  auto t1 = std::chrono::steady_clock::now();
+  r.kv_bytes_after_prefill = (*cache)->bytes_allocated();
+  int32_t next = ArgMax(logits.data(), m.config.vocab_size);
+  for (int i = 0; i < o.n_decode; ++i) {
+    st = tf.Forward(&next, 1, **cache, false, &logits);
+    if (!st.ok()) return fail(st.message());
+    next = ArgMax(logits.data(), m.config.vocab_size);
+  }
+  auto t2 = std::chrono::steady_clock::now();
+  r.kv_bytes_after_decode = (*cache)->bytes_allocated();
+  r.prefill_tok_s = len / std::chrono::duration<double>(t1 - t0).count();
+  r.decode_tok_s = o.n_decode / std::chrono::duration<double>(t2 - t1).count();
+  r.peak_rss = PeakRssBytes();
+  r.ok = 1;
+  return r;
+}
+
+// Runs MeasureOnce in a child process so that its peak RSS is not mixed with the other configurations'.
+Measurement MeasureInChild(const LoadedModel& m, const BenchOptions& o, KvMode mode, int threads, int len,
+                           const std::vector<int32_t>& prompt) {
+  int fds[2];
+  Measurement r;
+  if (pipe(fds) != 0) {
+    std::snprintf(r.error, sizeof r.error, "pipe failed");
+    return r;
+  }
+  std::fflush(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    Measurement c = MeasureOnce(m, o, mode, threads, len, prompt);
+    ssize_t w = write(fds[1], &c, sizeof c);
+    _exit(w == sizeof c ? 0 : 1);
+  }
+  close(fds[1]);
+  ssize_t got = read(fds[0], &r, sizeof r);
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (got != sizeof r) std::snprintf(r.error, sizeof r.error, "benchmark child died (status %d)", status);
+  return r;
+}
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
@@ -54,58 +129,65 @@ int Bench(BenchOptions& o) {
   auto threads = o.thread_counts.empty() ? Result<std::vector<int>>(std::vector<int>{ThreadPool::DefaultThreadCount()})
                                          : ParseList(o.thread_counts, "thread count");
   if (!threads) return Fail(threads.error());
+  auto modes = o.kv.Resolve();
+  if (!modes) return Fail(modes.error());
   auto loaded = LoadModelFromOption(o.common.model, false);
   if (!loaded) return Fail(loaded.error());
   const LoadedModel& m = **loaded;
   const ModelConfig& c = m.config;
   const int ctx_limit = o.common.ctx > 0 ? o.common.ctx : c.context_length;
-  std::printf("model: %s | %s kernels (%s) | weights %.1f MiB | KV fp32 %zu B/token\n", m.path.c_str(),
-              o.common.exact ? "exact" : "fast", MatMulIsa(), m.weights.stored_bytes / 1048576.0, c.kv_bytes_per_token());
-  std::printf("| threads | prompt | prefill tok/s | decode tok/s | decode floor tok/s | decode / floor |\n");
-  std::printf("|--------:|-------:|--------------:|-------------:|-------------------:|---------------:|\n");
+  if (std::any_of(modes->begin(), modes->end(), [](KvMode k) { return k != KvMode::kFull; })) {
+    // Profile once here (cached on disk) so that no child profiles again.
+    ThreadPool pool(threads->front());
+    KvCacheOptions kvo = o.kv.cache;
+    kvo.log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
+    auto profile = LoadOrMakeProfile(m, kvo, pool);
+    if (!profile) return Fail(profile.error());
+  }
+  std::printf("model: %s | %s kernels (%s) | weights %.1f MiB | full KV fp32 %zu B/token\n", m.path.c_str(),
+              o.common.exact ? "exact" : "fast", MatMulIsa(), m.weights.stored_bytes / 1048576.0,
+              c.kv_bytes_per_token());
+  std::printf("| kv | threads | prompt | prefill tok/s | decode tok/s | KV MiB | KV reduction | peak RSS MiB | "
+              "decode floor tok/s | decode / floor |\n");
+  std::printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
   std::mt19937 rng(o.seed);
   std::uniform_int_distribution<int32_t> tok(100, c.vocab_size - 1);
   for (int t : *threads) {
-    ThreadPool pool(t);
-    const double bw = MeasureReadBandwidth(pool);
-    Transformer tf(c, m.weights, pool, o.common.mode());
+    double bw = 0;
+    {
+      ThreadPool pool(t);
+      bw = MeasureReadBandwidth(pool);
+    }
     for (int len : *lengths) {
       if (len + o.n_decode > ctx_limit) {
         std::fprintf(stderr, "razor: skipping prompt %d: %d + %d tokens exceed the context of %d\n", len, len,
                      o.n_decode, ctx_limit);
         continue;
       }
-      std::vector<double> pre, dec;
-      for (int r = 0; r < o.reps; ++r) {
-        std::vector<int32_t> prompt(len);
-        for (auto& id : prompt) id = tok(rng);
-        FullKvCache cache(c.n_layers, c.n_kv_heads, c.head_dim, len + o.n_decode);
-        std::vector<float> logits;
-        auto t0 = std::chrono::steady_clock::now();
-        Status st = Prefill(tf, cache, prompt, 512, [&](int64_t d, int64_t n) {
-          std::fprintf(stderr, "\r[t=%d p=%d rep %d] prefill %lld/%lld", t, len, r + 1, (long long)d, (long long)n);
-        }, &logits);
-        if (!st.ok()) return Fail(st.message());
-        auto t1 = std::chrono::steady_clock::now();
-        int32_t next = ArgMax(logits.data(), c.vocab_size);
-        for (int i = 0; i < o.n_decode; ++i) {
-          st = tf.Forward(&next, 1, cache, false, &logits);
-          if (!st.ok()) return Fail(st.message());
-          next = ArgMax(logits.data(), c.vocab_size);
+      std::vector<int32_t> prompt(len);
+      for (auto& id : prompt) id = tok(rng);
+      for (KvMode mode : *modes) {
+        std::vector<double> pre, dec, kv, rss;
+        for (int r = 0; r < o.reps; ++r) {
+          std::fprintf(stderr, "\r[kv=%s t=%d p=%d rep %d/%d] running...", KvModeName(mode), t, len, r + 1, o.reps);
+          Measurement meas = MeasureInChild(m, o, mode, t, len, prompt);
+          std::fprintf(stderr, "\r\033[K");
+          if (!meas.ok) return Fail(meas.error);
+          pre.push_back(meas.prefill_tok_s);
+          dec.push_back(meas.decode_tok_s);
+          kv.push_back(meas.kv_bytes_after_prefill);
+          rss.push_back(meas.peak_rss);
         }
-        auto t2 = std::chrono::steady_clock::now();
-        std::fprintf(stderr, "\r\033[K");
-        pre.push_back(len / std::chrono::duration<double>(t1 - t0).count());
-        dec.push_back(o.n_decode / std::chrono::duration<double>(t2 - t1).count());
+        const double kv_bytes = Median(kv);
+        const double full = double(c.kv_bytes_per_token()) * len;
+        // A decode step reads every weight once plus the K/V the cache holds.
+        const double floor_tok_s = bw / (m.weights.stored_bytes + kv_bytes);
+        const double d = Median(dec);
+        std::printf("| %s | %d | %d | %.1f | %.1f | %.1f | %.1f%% | %.0f | %.1f | %.0f%% |\n", KvModeName(mode), t, len,
+                    Median(pre), d, kv_bytes / 1048576.0, 100.0 * (1.0 - kv_bytes / full), Median(rss) / 1048576.0,
+                    floor_tok_s, 100.0 * d / floor_tok_s);
+        std::fflush(stdout);
       }
-      // A decode step reads every weight once plus the K/V of the whole context (mean context over the run).
-      const double ctx_mean = len + o.n_decode / 2.0;
-      const double bytes = m.weights.stored_bytes + c.kv_bytes_per_token() * ctx_mean;
-      const double floor_tok_s = bw / bytes;
-      const double d = Median(dec);
-      std::printf("| %7d | %6d | %13.1f | %12.1f | %18.1f | %13.0f%% |\n", t, len, Median(pre), d, floor_tok_s,
-                  100.0 * d / floor_tok_s);
-      std::fflush(stdout);
     }
     std::printf("(threads %d: measured read bandwidth %.1f GB/s)\n", t, bw / 1e9);
   }
@@ -116,7 +198,7 @@ int Bench(BenchOptions& o) {
 
 void RegisterBench(CLI::App& app, int* exit_code) {
   static BenchOptions o;
-  auto* cmd = app.add_subcommand("bench", "measure prefill and decode tok/s against the memory-bandwidth floor");
+  auto* cmd = app.add_subcommand("bench", "measure prefill / decode tok/s, KV bytes and peak RSS per KV cache");
   AddModelOption(cmd, &o.common);
   cmd->add_option("-p,--prompt-lengths", o.prompt_lengths, "comma-separated prompt lengths")->capture_default_str();
   cmd->add_option("-n,--n-decode", o.n_decode, "tokens decoded after each prompt")->capture_default_str()->check(CLI::Range(1, 1 << 20));
@@ -124,6 +206,7 @@ void RegisterBench(CLI::App& app, int* exit_code) {
   cmd->add_option("-r,--reps", o.reps, "repetitions per figure (median reported)")->capture_default_str()->check(CLI::Range(1, 1000));
   cmd->add_option("--ctx", o.common.ctx, "context limit (default: the model's)");
   cmd->add_flag("--exact", o.common.exact, "reference kernels");
+  AddKvOptions(cmd, &o.kv, /*allow_list=*/true);
   cmd->callback([exit_code] { *exit_code = Bench(o); });
 }
 

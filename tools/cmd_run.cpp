@@ -23,6 +23,7 @@ struct RunOptions {
   bool no_progress = false;
   SamplerParams sampler;
   std::vector<std::string> stops;
+  KvCliOptions kv;
 };
 
 Result<std::string> ReadPrompt(const RunOptions& o) {
@@ -59,9 +60,18 @@ int Run(RunOptions& o) {
   if (static_cast<int64_t>(ids.size()) > ctx)
     return Fail(fmt::format("prompt is {} tokens, longer than the context of {} (raise --ctx or shorten the prompt)",
                             ids.size(), ctx));
+  auto modes = o.kv.Resolve();
+  if (!modes) return Fail(modes.error());
+  if (modes->size() != 1) return Fail("--kv takes one mode for run (full, razor or streaming)");
   ThreadPool pool(o.common.ResolvedThreads());
   Transformer tf(m.config, m.weights, pool, o.common.mode());
-  FullKvCache cache(m.config.n_layers, m.config.n_kv_heads, m.config.head_dim, ctx);
+  KvCacheOptions kvo = o.kv.cache;
+  kvo.mode = modes->front();
+  kvo.verbose = o.common.verbose;
+  kvo.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+  auto cache_or = MakeKvCache(m, kvo, ctx, static_cast<int64_t>(ids.size()), pool);
+  if (!cache_or) return Fail(cache_or.error());
+  KvCache& cache = **cache_or;
   if (o.common.verbose)
     std::fprintf(stderr, "model: %s (%s, %d layers, %d/%d heads), %zu prompt tokens, %d threads, %s kernels (%s)\n",
                  m.config.name.c_str(), ArchitectureName(m.config.arch), m.config.n_layers, m.config.n_heads,
@@ -84,9 +94,11 @@ int Run(RunOptions& o) {
   if (!r) return Fail(r.error());
   std::printf("\n");
   std::fprintf(stderr,
-               "prompt: %lld tokens, %.1f tok/s | generated: %zu tokens, %.1f tok/s | stop: %s | KV cache: %.2f MiB\n",
+               "prompt: %lld tokens, %.1f tok/s | generated: %zu tokens, %.1f tok/s | stop: %s | KV cache (%s): %.2f MiB, "
+               "%.1f%% of a full cache\n",
                (long long)r->prompt_tokens, r->prefill_tok_s(), r->output_ids.size(), r->decode_tok_s(),
-               r->stop_reason.c_str(), cache.bytes_allocated() / 1048576.0);
+               r->stop_reason.c_str(), KvModeName(modes->front()), cache.bytes_allocated() / 1048576.0,
+               100.0 * cache.bytes_allocated() / double(m.config.kv_bytes_per_token() * cache.sequence_length()));
   return 0;
 }
 
@@ -103,6 +115,7 @@ void RegisterRun(CLI::App& app, int* exit_code) {
   cmd->add_flag("--chat", o.chat, "wrap the prompt in the model's chat template");
   cmd->add_option("--system", o.system, "system message (with --chat)");
   AddRuntimeOptions(cmd, &o.common);
+  AddKvOptions(cmd, &o.kv, /*allow_list=*/false);
   cmd->add_option("--seed", o.sampler.seed, "random seed")->capture_default_str();
   cmd->add_option("--temp", o.sampler.temperature, "temperature; 0 = greedy")->capture_default_str()->check(CLI::Range(0.0f, 100.0f));
   cmd->add_option("--top-k", o.sampler.top_k, "top-k (0 = off)")->capture_default_str()->check(CLI::Range(0, 1 << 30));

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   razor::cli::RegisterInspect(app, &exit_code);
   razor::cli::RegisterBench(app, &exit_code);
   razor::cli::RegisterPull(app, &exit_code);
+  razor::cli::RegisterProfile(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

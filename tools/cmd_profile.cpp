@@ -1,0 +1,168 @@
+// razor profile: find a model's retrieval heads (RazorAttention §1) and save them as a versioned JSON
+// profile, optionally with a PNG heatmap of every head's induction and echo score.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "cli_common.h"
+#include "core/thread_pool.h"
+#include "runtime/head_profiler.h"
+#include "runtime/heatmap_png.h"
+
+namespace razor::cli {
+namespace {
+
+struct ProfileOptions {
+  CommonOptions common;
+  std::string output;  // empty: <model stem>.heads.json in the current directory
+  std::string plot;
+  bool force = false;
+  bool quiet = false;
+  HeadProfilerOptions profiler;
+  std::vector<int32_t> token_range;
+};
+
+std::string DefaultOutputPath(const std::string& model_path) {
+  std::filesystem::path p(model_path);
+  std::string stem = std::filesystem::is_directory(p) ? p.filename().string() : p.stem().string();
+  if (stem.empty()) stem = "model";
+  return stem + ".heads.json";
+}
+
+double Median(std::vector<float> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+void PrintTop(const HeadProfile& p, const char* what, const std::vector<float>& kv, const std::vector<KvHeadId>& selected) {
+  const auto ranked = p.Ranked(kv);
+  std::printf("top %s heads (KV head score = max over its query heads):\n", what);
+  std::printf("  rank  layer  kv head  score   selected\n");
+  for (size_t i = 0; i < std::min<size_t>(10, ranked.size()); ++i) {
+    const KvHeadId h = ranked[i];
+    const bool sel = std::find(selected.begin(), selected.end(), h) != selected.end();
+    std::printf("  %4zu  %5d  %7d  %.4f  %s\n", i + 1, h.layer, h.kv_head, kv[h.layer * p.model.n_kv_heads + h.kv_head],
+                sel ? "yes" : "");
+  }
+}
+
+int Profile(ProfileOptions& o) {
+  if (!o.token_range.empty()) {
+    o.profiler.token_lo = o.token_range[0];
+    o.profiler.token_hi = o.token_range[1];
+  }
+  auto path = ResolveModelPath(o.common.model);
+  if (!path) return Fail(path.error());
+  const std::string out_path = o.output.empty() ? DefaultOutputPath(*path) : o.output;
+  // Refuse before an expensive run rather than after it (Save repeats the check for identical contents).
+  std::error_code ec;
+  const bool existing = !o.force && std::filesystem::exists(out_path, ec);
+  if (existing) {
+    auto old = HeadProfile::Load(out_path);
+    if (!old) return Fail(fmt::format("{} exists and is not a readable head profile ({}); use --force to replace it",
+                                      out_path, old.error()));
+  }
+  auto loaded = LoadModel(*path, /*load_tokenizer=*/true);
+  if (!loaded) return Fail(loaded.error());
+  const LoadedModel& m = **loaded;
+  const ModelConfig& c = m.config;
+  const ModelIdentity identity = ModelIdentityOf(m);
+  if (existing) {
+    auto old = HeadProfile::Load(out_path);
+    if (old && !old->CheckMatches(identity).ok())
+      return Fail(fmt::format("{} holds a profile for {}; use --force to replace it or -o for another file", out_path,
+                              old->model.Describe()));
+  }
+
+  o.profiler.context = o.common.ctx;
+  const int threads = o.common.ResolvedThreads();
+  ThreadPool pool(threads);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  o.profiler.on_progress = [&](int64_t done, int64_t total) {
+    if (o.quiet) return;
+    std::fprintf(stderr, "\r[profile] layer pass %lld/%lld (%.0f%%)  %.1f s", (long long)done, (long long)total,
+                 100.0 * done / total, seconds());
+    std::fflush(stderr);
+  };
+  HeadProfileParams preview;
+  auto prompt = MakeProfilePrompt(c, m.tokenizer.get(), -1, o.profiler, &preview);
+  if (!prompt) return Fail(prompt.error());
+  if (existing) {
+    auto old = HeadProfile::Load(out_path);
+    const HeadProfileParams& q = old->params;
+    if (q.seed != preview.seed || q.block != preview.block || q.repeats != preview.repeats ||
+        q.token_lo != preview.token_lo || q.token_hi != preview.token_hi ||
+        q.induction_ratio != preview.induction_ratio || q.echo_ratio != preview.echo_ratio)
+      return Fail(fmt::format("{} holds a profile made with other parameters (seed {}, block {} x {}, ids [{}, {}), ratios "
+                              "{} / {}); use --force to replace it or -o for another file",
+                              out_path, q.seed, q.block, q.repeats, q.token_lo, q.token_hi, q.induction_ratio,
+                              q.echo_ratio));
+  }
+  if (preview.block < o.profiler.block)
+    std::fprintf(stderr, "razor: block capped at %lld tokens so that 1 + %lld x %d fits the context\n",
+                 (long long)preview.block, (long long)preview.block, preview.repeats);
+  std::fprintf(stderr, "razor: profiling %s: BOS + %lld random ids from [%d, %d) x %d = %zu tokens, %d threads, %s kernels\n",
+               identity.Describe().c_str(), (long long)preview.block, preview.token_lo, preview.token_hi,
+               preview.repeats, prompt->size(), threads, o.common.exact ? "exact" : "fast");
+
+  auto profile = ProfileHeads(m, pool, o.common.mode(), o.profiler);
+  const double elapsed = seconds();
+  if (!o.quiet) std::fprintf(stderr, "\r\033[K");
+  if (!profile) return Fail(profile.error());
+  const HeadProfile& p = *profile;
+
+  Status st = p.Save(out_path, o.force);
+  if (!st.ok()) return Fail(st.message() + " (use --force to replace it)");
+  if (!o.plot.empty()) {
+    st = WriteHeadProfilePng(p, o.plot);
+    if (!st.ok()) return Fail(st.message());
+  }
+
+  std::printf("model:     %s\n", identity.Describe().c_str());
+  std::printf("input:     BOS + %lld-token block x %d (ids [%d, %d), seed %llu) = %lld tokens\n",
+              (long long)p.params.block, p.params.repeats, p.params.token_lo, p.params.token_hi,
+              (unsigned long long)p.params.seed, (long long)(1 + p.params.block * p.params.repeats));
+  PrintTop(p, "induction", p.kv_induction, p.by_induction);
+  PrintTop(p, "echo", p.kv_echo, p.by_echo);
+  const int total = p.total_kv_heads();
+  std::printf("median KV head score: induction %.4f, echo %.4f\n", Median(p.kv_induction), Median(p.kv_echo));
+  std::printf("selected:  %zu by induction (ratio %.2f) + %zu by echo (ratio %.2f) -> %zu of %d KV heads (%.1f%%)\n",
+              p.by_induction.size(), p.params.induction_ratio, p.by_echo.size(), p.params.echo_ratio,
+              p.retrieval.size(), total, 100.0 * p.retrieval.size() / total);
+  std::printf("time:      %.1f s (%d threads)\n", elapsed, threads);
+  std::printf("profile:   %s\n", out_path.c_str());
+  if (!o.plot.empty()) std::printf("plot:      %s\n", o.plot.c_str());
+  return 0;
+}
+
+}  // namespace
+
+void RegisterProfile(CLI::App& app, int* exit_code) {
+  static ProfileOptions o;
+  auto* cmd = app.add_subcommand("profile", "find retrieval heads (RazorAttention) and save a head profile");
+  AddModelOption(cmd, &o.common);
+  cmd->add_option("-o,--output", o.output, "profile JSON to write (default: <model>.heads.json here)");
+  cmd->add_option("--induction-ratio", o.profiler.induction_ratio, "fraction of KV heads kept by induction score")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--echo-ratio", o.profiler.echo_ratio, "fraction of KV heads kept by echo score")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--block", o.profiler.block, "random block length L (capped so 1 + L x repeats fits the context)")
+      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  cmd->add_option("--repeats", o.profiler.repeats, "copies R of the block")->capture_default_str()->check(CLI::Range(2, 1 << 20));
+  cmd->add_option("--seed", o.profiler.seed, "seed of the random block")->capture_default_str();
+  cmd->add_option("--token-range", o.token_range, "ids of the block are drawn from [LO, HI) (default: [vocab/4, vocab/2))")
+      ->expected(2);
+  cmd->add_option("--batch", o.profiler.batch, "tokens per forward call (default: the whole input at once)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
+  cmd->add_option("--plot", o.plot, "write a PNG heatmap of the scores");
+  cmd->add_flag("-f,--force", o.force, "replace an existing output file");
+  cmd->add_flag("-q,--quiet", o.quiet, "no progress line");
+  AddRuntimeOptions(cmd, &o.common);
+  cmd->callback([exit_code] { *exit_code = Profile(o); });
+}
+
+}  // namespace razor::cli
