@@ -4,10 +4,12 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "cli_common.h"
 #include "core/thread_pool.h"
 #include "runtime/head_profiler.h"
+#include "runtime/kv_cache_factory.h"
 #include "runtime/heatmap_png.h"
 
 namespace razor::cli {
@@ -22,13 +24,6 @@ struct ProfileOptions {
   HeadProfilerOptions profiler;
   std::vector<int32_t> token_range;
 };
-
-std::string DefaultOutputPath(const std::string& model_path) {
-  std::filesystem::path p(model_path);
-  std::string stem = std::filesystem::is_directory(p) ? p.filename().string() : p.stem().string();
-  if (stem.empty()) stem = "model";
-  return stem + ".heads.json";
-}
 
 double Median(std::vector<float> v) {
   if (v.empty()) return 0;
@@ -56,23 +51,29 @@ int Profile(ProfileOptions& o) {
   }
   auto path = ResolveModelPath(o.common.model);
   if (!path) return Fail(path.error());
-  const std::string out_path = o.output.empty() ? DefaultOutputPath(*path) : o.output;
-  // Refuse before an expensive run rather than after it (Save repeats the check for identical contents).
-  std::error_code ec;
-  const bool existing = !o.force && std::filesystem::exists(out_path, ec);
-  if (existing) {
-    auto old = HeadProfile::Load(out_path);
-    if (!old) return Fail(fmt::format("{} exists and is not a readable head profile ({}); use --force to replace it",
-                                      out_path, old.error()));
-  }
   auto loaded = LoadModel(*path, /*load_tokenizer=*/true);
   if (!loaded) return Fail(loaded.error());
   const LoadedModel& m = **loaded;
   const ModelConfig& c = m.config;
   const ModelIdentity identity = ModelIdentityOf(m);
+  // By default the profile goes where `razor run --kv razor` looks for it.
+  const std::string out_path = o.output.empty() ? DefaultProfilePath(m) : o.output;
+  if (o.output.empty()) {
+    std::error_code mk;
+    const auto dir = std::filesystem::path(out_path).parent_path();
+    if (!dir.empty()) std::filesystem::create_directories(dir, mk);
+  }
+  std::error_code ec;
+  // Refuse before an expensive run rather than after it (Save repeats the check for identical contents).
+  const bool existing = !o.force && std::filesystem::exists(out_path, ec);
+  std::optional<HeadProfile> old;
   if (existing) {
-    auto old = HeadProfile::Load(out_path);
-    if (old && !old->CheckMatches(identity).ok())
+    auto loaded_old = HeadProfile::Load(out_path);
+    if (!loaded_old)
+      return Fail(fmt::format("{} exists and is not a readable head profile ({}); use --force to replace it",
+                              out_path, loaded_old.error()));
+    old = std::move(*loaded_old);
+    if (!old->CheckMatches(identity).ok())
       return Fail(fmt::format("{} holds a profile for {}; use --force to replace it or -o for another file", out_path,
                               old->model.Describe()));
   }
@@ -91,8 +92,7 @@ int Profile(ProfileOptions& o) {
   HeadProfileParams preview;
   auto prompt = MakeProfilePrompt(c, m.tokenizer.get(), -1, o.profiler, &preview);
   if (!prompt) return Fail(prompt.error());
-  if (existing) {
-    auto old = HeadProfile::Load(out_path);
+  if (old) {
     const HeadProfileParams& q = old->params;
     if (q.seed != preview.seed || q.block != preview.block || q.repeats != preview.repeats ||
         q.token_lo != preview.token_lo || q.token_hi != preview.token_hi ||
@@ -145,7 +145,7 @@ void RegisterProfile(CLI::App& app, int* exit_code) {
   static ProfileOptions o;
   auto* cmd = app.add_subcommand("profile", "find retrieval heads (RazorAttention) and save a head profile");
   AddModelOption(cmd, &o.common);
-  cmd->add_option("-o,--output", o.output, "profile JSON to write (default: <model>.heads.json here)");
+  cmd->add_option("-o,--output", o.output, "profile JSON to write (default: <model file>.razor-profile.json, where run --kv razor looks)");
   cmd->add_option("--induction-ratio", o.profiler.induction_ratio, "fraction of KV heads kept by induction score")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--echo-ratio", o.profiler.echo_ratio, "fraction of KV heads kept by echo score")

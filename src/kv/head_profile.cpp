@@ -1,0 +1,325 @@
+#include "kv/head_profile.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <sstream>
+#include <unistd.h>
+
+namespace razor {
+namespace {
+
+using nlohmann::json;
+
+uint64_t Fnv1a(uint64_t h, const void* data, size_t n) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i < n; ++i) {
+    h ^= p[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+// nlohmann messages start with "[json.exception.parse_error.101] "; users need only the rest.
+std::string CleanJsonMessage(const std::string& what) {
+  std::string s = what;
+  if (!s.empty() && s[0] == '[') {
+    size_t close = s.find("] ");
+    if (close != std::string::npos) s = s.substr(close + 2);
+  }
+  std::replace(s.begin(), s.end(), '\n', ' ');
+  return s;
+}
+
+json HeadList(const std::vector<KvHeadId>& heads) {
+  json a = json::array();
+  for (const auto& h : heads) a.push_back({h.layer, h.kv_head});
+  return a;
+}
+
+// [n_layers][width] nested arrays: one row per layer reads well in a diff.
+json Grid(const std::vector<float>& v, int rows, int cols) {
+  json a = json::array();
+  for (int r = 0; r < rows; ++r) {
+    json row = json::array();
+    for (int c = 0; c < cols; ++c) row.push_back(static_cast<double>(v[static_cast<size_t>(r) * cols + c]));
+    a.push_back(std::move(row));
+  }
+  return a;
+}
+
+// A failed check inside FromJson: thrown so the reader stays linear, caught once and turned into a Status.
+struct ProfileError {
+  std::string message;
+};
+
+const json& Member(const json& obj, const char* key, const char* where) {
+  if (!obj.is_object()) throw ProfileError{fmt::format("'{}' is not an object", where)};
+  auto it = obj.find(key);
+  if (it == obj.end()) throw ProfileError{fmt::format("missing '{}' in '{}'", key, where)};
+  return *it;
+}
+
+template <class T>
+T Get(const json& obj, const char* key, const char* where) {
+  const json& v = Member(obj, key, where);
+  try {
+    return v.get<T>();
+  } catch (const json::exception&) {
+    throw ProfileError{fmt::format("'{}.{}' has the wrong type ({})", where, key, v.type_name())};
+  }
+}
+
+std::vector<float> ReadGrid(const json& obj, const char* key, const char* where, int rows, int cols) {
+  const json& g = Member(obj, key, where);
+  if (!g.is_array() || static_cast<int>(g.size()) != rows)
+    throw ProfileError{fmt::format("'{}.{}' must be {} rows (one per layer)", where, key, rows)};
+  std::vector<float> out;
+  out.reserve(static_cast<size_t>(rows) * cols);
+  for (int r = 0; r < rows; ++r) {
+    const json& row = g[r];
+    if (!row.is_array() || static_cast<int>(row.size()) != cols)
+      throw ProfileError{fmt::format("'{}.{}' row {} must hold {} scores", where, key, r, cols)};
+    for (const json& x : row) {
+      if (!x.is_number()) throw ProfileError{fmt::format("'{}.{}' row {} holds a non-number", where, key, r)};
+      const double d = x.get<double>();
+      if (!std::isfinite(d) || d < -1e-3 || d > 1.0 + 1e-3)
+        throw ProfileError{fmt::format("'{}.{}' row {} holds {} (scores are attention mass in [0, 1])", where, key, r, d)};
+      out.push_back(static_cast<float>(d));
+    }
+  }
+  return out;
+}
+
+std::vector<KvHeadId> ReadHeads(const json& obj, const char* key, const char* where, int n_layers, int n_kv) {
+  const json& a = Member(obj, key, where);
+  if (!a.is_array()) throw ProfileError{fmt::format("'{}.{}' must be a list of [layer, kv_head]", where, key)};
+  std::vector<KvHeadId> out;
+  for (const json& e : a) {
+    if (!e.is_array() || e.size() != 2 || !e[0].is_number_integer() || !e[1].is_number_integer())
+      throw ProfileError{fmt::format("'{}.{}' entries must be [layer, kv_head] integer pairs", where, key)};
+    KvHeadId h{e[0].get<int>(), e[1].get<int>()};
+    if (h.layer < 0 || h.layer >= n_layers || h.kv_head < 0 || h.kv_head >= n_kv)
+      throw ProfileError{fmt::format("'{}.{}' names head [{}, {}] outside {} layers x {} KV heads", where, key,
+                                     h.layer, h.kv_head, n_layers, n_kv)};
+    out.push_back(h);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string ModelIdentity::Describe() const {
+  return fmt::format("{}{} ({} layers, {} heads / {} KV heads, head dim {}, {})", architecture,
+                     name.empty() ? "" : " '" + name + "'", n_layers, n_heads, n_kv_heads, head_dim,
+                     fingerprint.empty() ? "no fingerprint" : fingerprint);
+}
+
+bool ModelIdentity::SameShape(const ModelIdentity& o) const {
+  return architecture == o.architecture && n_layers == o.n_layers && n_heads == o.n_heads &&
+         n_kv_heads == o.n_kv_heads && head_dim == o.head_dim;
+}
+
+std::string TensorTableFingerprint(const std::vector<const TensorView*>& tensors) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const TensorView* t : tensors) {
+    h = Fnv1a(h, t->name.data(), t->name.size() + 1);  // + the terminating NUL separates names
+    const uint32_t type = static_cast<uint32_t>(t->type);
+    h = Fnv1a(h, &type, sizeof type);
+    const uint32_t dims = static_cast<uint32_t>(t->shape.size());
+    h = Fnv1a(h, &dims, sizeof dims);
+    for (int64_t d : t->shape) h = Fnv1a(h, &d, sizeof d);
+  }
+  return fmt::format("fnv1a64:{:016x}", h);
+}
+
+int HeadsForRatio(double ratio, int total) {
+  if (!(ratio > 0) || total <= 0) return 0;
+  const int n = static_cast<int>(std::ceil(ratio * total - 1e-9));
+  return std::clamp(n, 0, total);
+}
+
+bool HeadProfile::IsRetrieval(int layer, int kv_head) const {
+  return std::binary_search(retrieval.begin(), retrieval.end(), KvHeadId{layer, kv_head});
+}
+
+std::vector<bool> HeadProfile::RetrievalMask() const {
+  std::vector<bool> mask(static_cast<size_t>(total_kv_heads()), false);
+  for (const auto& h : retrieval) mask[static_cast<size_t>(h.layer) * model.n_kv_heads + h.kv_head] = true;
+  return mask;
+}
+
+std::vector<KvHeadId> HeadProfile::Ranked(const std::vector<float>& kv_scores) const {
+  std::vector<int> order(kv_scores.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return kv_scores[a] > kv_scores[b]; });
+  std::vector<KvHeadId> out;
+  out.reserve(order.size());
+  for (int i : order) out.push_back({i / model.n_kv_heads, i % model.n_kv_heads});
+  return out;
+}
+
+void HeadProfile::SelectRetrievalHeads() {
+  const int group = model.n_heads / model.n_kv_heads;
+  const int total = total_kv_heads();
+  kv_induction.assign(total, 0.0f);
+  kv_echo.assign(total, 0.0f);
+  for (int l = 0; l < model.n_layers; ++l)
+    for (int h = 0; h < model.n_heads; ++h) {
+      const size_t kv = static_cast<size_t>(l) * model.n_kv_heads + h / group;
+      const size_t q = static_cast<size_t>(l) * model.n_heads + h;
+      kv_induction[kv] = std::max(kv_induction[kv], q_induction[q]);
+      kv_echo[kv] = std::max(kv_echo[kv], q_echo[q]);
+    }
+  by_induction = Ranked(kv_induction);
+  by_induction.resize(HeadsForRatio(params.induction_ratio, total));
+  by_echo = Ranked(kv_echo);
+  by_echo.resize(HeadsForRatio(params.echo_ratio, total));
+  retrieval = by_induction;
+  retrieval.insert(retrieval.end(), by_echo.begin(), by_echo.end());
+  std::sort(retrieval.begin(), retrieval.end());
+  retrieval.erase(std::unique(retrieval.begin(), retrieval.end()), retrieval.end());
+}
+
+Status HeadProfile::CheckMatches(const ModelIdentity& m, bool require_same_fingerprint) const {
+  if (!model.SameShape(m))
+    return Err(fmt::format("head profile is for {}, but the model is {}", model.Describe(), m.Describe()));
+  if (require_same_fingerprint && model.fingerprint != m.fingerprint)
+    return Err(fmt::format("head profile is for another checkpoint of the same shape: profile {}, model {}",
+                           model.Describe(), m.Describe()));
+  return Status::Ok();
+}
+
+std::string HeadProfile::ToJson() const {
+  const ModelIdentity& m = model;
+  json j;
+  j["format"] = kFormatName;
+  j["version"] = kFormatVersion;
+  j["model"] = {{"architecture", m.architecture}, {"name", m.name},       {"n_layers", m.n_layers},
+                {"n_heads", m.n_heads},           {"n_kv_heads", m.n_kv_heads}, {"head_dim", m.head_dim},
+                {"fingerprint", m.fingerprint}};
+  j["params"] = {{"induction_ratio", params.induction_ratio},
+                 {"echo_ratio", params.echo_ratio},
+                 {"block", params.block},
+                 {"repeats", params.repeats},
+                 {"seed", params.seed},
+                 {"token_range", {params.token_lo, params.token_hi}},
+                 {"bos_id", params.bos_id}};
+  j["kv_heads"] = {{"induction", Grid(kv_induction, m.n_layers, m.n_kv_heads)},
+                   {"echo", Grid(kv_echo, m.n_layers, m.n_kv_heads)}};
+  j["query_heads"] = {{"induction", Grid(q_induction, m.n_layers, m.n_heads)},
+                      {"echo", Grid(q_echo, m.n_layers, m.n_heads)}};
+  j["selected"] = {{"by_induction", HeadList(by_induction)}, {"by_echo", HeadList(by_echo)}};
+  j["retrieval_kv_heads"] = HeadList(retrieval);
+  return j.dump(1) + "\n";
+}
+
+Result<HeadProfile> HeadProfile::FromJson(const std::string& text, const std::string& origin) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    return Err(fmt::format("{}: not a valid head profile (bad JSON: {})", origin, CleanJsonMessage(e.what())));
+  }
+  HeadProfile p;
+  try {
+    if (!j.is_object() || !j.contains("format") || j["format"] != kFormatName)
+      throw ProfileError{fmt::format("no \"format\": \"{}\" field", kFormatName)};
+    const int version = Get<int>(j, "version", "profile");
+    if (version != kFormatVersion)
+      throw ProfileError{fmt::format("format version {} is not supported (this razor reads version {})", version,
+                                     kFormatVersion)};
+    const json& jm = Member(j, "model", "profile");
+    ModelIdentity& m = p.model;
+    m.architecture = Get<std::string>(jm, "architecture", "model");
+    m.name = Get<std::string>(jm, "name", "model");
+    m.n_layers = Get<int>(jm, "n_layers", "model");
+    m.n_heads = Get<int>(jm, "n_heads", "model");
+    m.n_kv_heads = Get<int>(jm, "n_kv_heads", "model");
+    m.head_dim = Get<int>(jm, "head_dim", "model");
+    m.fingerprint = Get<std::string>(jm, "fingerprint", "model");
+    if (m.n_layers <= 0 || m.n_layers > 100000 || m.n_kv_heads <= 0 || m.n_heads <= 0 || m.n_heads > 100000 ||
+        m.n_heads % m.n_kv_heads != 0 || m.head_dim <= 0)
+      throw ProfileError{fmt::format("impossible model shape: {}", m.Describe())};
+
+    const json& jp = Member(j, "params", "profile");
+    p.params.induction_ratio = Get<double>(jp, "induction_ratio", "params");
+    p.params.echo_ratio = Get<double>(jp, "echo_ratio", "params");
+    p.params.block = Get<int64_t>(jp, "block", "params");
+    p.params.repeats = Get<int>(jp, "repeats", "params");
+    p.params.seed = Get<uint64_t>(jp, "seed", "params");
+    const auto range = Get<std::vector<int32_t>>(jp, "token_range", "params");
+    if (range.size() != 2) throw ProfileError{"'params.token_range' must be [lo, hi]"};
+    p.params.token_lo = range[0];
+    p.params.token_hi = range[1];
+    p.params.bos_id = Get<int32_t>(jp, "bos_id", "params");
+
+    const json& jk = Member(j, "kv_heads", "profile");
+    p.kv_induction = ReadGrid(jk, "induction", "kv_heads", m.n_layers, m.n_kv_heads);
+    p.kv_echo = ReadGrid(jk, "echo", "kv_heads", m.n_layers, m.n_kv_heads);
+    const json& jq = Member(j, "query_heads", "profile");
+    p.q_induction = ReadGrid(jq, "induction", "query_heads", m.n_layers, m.n_heads);
+    p.q_echo = ReadGrid(jq, "echo", "query_heads", m.n_layers, m.n_heads);
+    const json& js = Member(j, "selected", "profile");
+    p.by_induction = ReadHeads(js, "by_induction", "selected", m.n_layers, m.n_kv_heads);
+    p.by_echo = ReadHeads(js, "by_echo", "selected", m.n_layers, m.n_kv_heads);
+    p.retrieval = ReadHeads(j, "retrieval_kv_heads", "profile", m.n_layers, m.n_kv_heads);
+    // Retrieval heads may be edited by hand (add a layer's heads); keep them sorted and unique.
+    std::sort(p.retrieval.begin(), p.retrieval.end());
+    p.retrieval.erase(std::unique(p.retrieval.begin(), p.retrieval.end()), p.retrieval.end());
+  } catch (const ProfileError& e) {
+    return Err(fmt::format("{}: not a valid head profile: {}", origin, e.message));
+  } catch (const json::exception& e) {
+    return Err(fmt::format("{}: not a valid head profile: {}", origin, CleanJsonMessage(e.what())));
+  }
+  return p;
+}
+
+Result<HeadProfile> HeadProfile::Load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Err(fmt::format("{}: cannot open head profile", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return Err(fmt::format("{}: read error", path));
+  return FromJson(ss.str(), path);
+}
+
+Status HeadProfile::Save(const std::string& path, bool overwrite) const {
+  const std::string text = ToJson();
+  std::error_code ec;
+  if (!overwrite && std::filesystem::exists(path, ec)) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (ss.str() == text) return Status::Ok();  // already holds exactly this profile
+    auto old = FromJson(ss.str(), path);
+    const std::string what = old ? "a different head profile (for " + old->model.Describe() + ")" : "something else";
+    return Err(fmt::format("{} already exists and holds {}; not overwriting it (choose another path or overwrite)",
+                           path, what));
+  }
+  const std::string tmp = fmt::format("{}.tmp.{}", path, static_cast<long>(getpid()));
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return Err(fmt::format("{}: cannot write", tmp));
+    out << text;
+    out.flush();
+    if (!out) {
+      std::filesystem::remove(tmp, ec);
+      return Err(fmt::format("{}: write failed", tmp));
+    }
+  }
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    return Err(fmt::format("{}: cannot write ({})", path, ec.message()));
+  }
+  return Status::Ok();
+}
+
+}  // namespace razor
