@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "ops/attention.h"
@@ -94,29 +95,34 @@ Status Transformer::Forward(const int32_t* tokens, int64_t n, KvCache& cache, bo
 void Transformer::Attention(int layer, int64_t n, const KvCache& cache) {
   const ModelConfig& c = config_;
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  // Threads take query tokens round-robin (later tokens see more keys, so striding balances the work).
+  // Work items are (tile of up to 4 query tokens, KV head); threads take them round-robin (later tokens
+  // see more keys, so striding balances the work). A tile lets the kernel read each K/V row once for
+  // all of its tokens and the group's query heads.
+  constexpr int64_t kTile = 4;
+  const int64_t tiles = (n + kTile - 1) / kTile;
+  const int64_t items = tiles * c.n_kv_heads;
   pool_.RunOnAll([&](int ti, int nt) {
-    for (int64_t t = ti; t < n; t += nt) {
-      for (int h = 0; h < c.n_kv_heads; ++h) {
-        const KvHeadView view = cache.View(layer, h);
-        AttentionQuery a;
-        const int64_t head_offset = static_cast<int64_t>(h) * c.group_size() * c.head_dim;
-        a.q = &q_[t * c.q_dim() + head_offset];
-        a.q_token_stride = c.q_dim();
-        a.positions = &positions_[t];
-        a.n_tokens = 1;
-        a.n_group_heads = c.group_size();
-        a.head_dim = c.head_dim;
-        a.scale = scale;
-        a.out = &attn_[t * c.q_dim() + head_offset];
-        a.out_token_stride = c.q_dim();
-        if (observer_) {
-          a.lse = &lse_[t * c.n_heads + static_cast<int64_t>(h) * c.group_size()];
-          a.lse_token_stride = c.n_heads;
-        }
-        if (mode_ == MathMode::kExact) AttendReference(view, a);
-        else AttendFlash(view, a);
+    for (int64_t item = ti; item < items; item += nt) {
+      const int64_t t = (item / c.n_kv_heads) * kTile;
+      const int h = static_cast<int>(item % c.n_kv_heads);
+      const KvHeadView view = cache.View(layer, h);
+      AttentionQuery a;
+      const int64_t head_offset = static_cast<int64_t>(h) * c.group_size() * c.head_dim;
+      a.q = &q_[t * c.q_dim() + head_offset];
+      a.q_token_stride = c.q_dim();
+      a.positions = &positions_[t];
+      a.n_tokens = std::min(kTile, n - t);
+      a.n_group_heads = c.group_size();
+      a.head_dim = c.head_dim;
+      a.scale = scale;
+      a.out = &attn_[t * c.q_dim() + head_offset];
+      a.out_token_stride = c.q_dim();
+      if (observer_) {
+        a.lse = &lse_[t * c.n_heads + static_cast<int64_t>(h) * c.group_size()];
+        a.lse_token_stride = c.n_heads;
       }
+      if (mode_ == MathMode::kExact) AttendReference(view, a);
+      else AttendFlash(view, a);
     }
   });
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ops/elementwise.h"
+#include "ops/simd_dispatch.h"
 
 namespace razor {
 namespace {
@@ -63,51 +64,129 @@ void AttendReference(const KvHeadView& kv, const AttentionQuery& a) {
   }
 }
 
+namespace {
+
+constexpr int kKeyBlock = 64;   // keys per block: a block of scores stays in L1
+constexpr int kMaxRows = 32;    // (token, group head) rows processed together: each K/V row is read once for all
+
+// S[r * kKeyBlock + j] = scale * q_r . k_j for rows r < rows, keys j < nb (columns past nb are 0).
+// The key block is transposed first so the inner loop runs over keys, a full vector wide.
+RAZOR_VECTOR_CLONES void BlockScores(const float* const* q, int rows, int d, const float* const* k, int nb,
+                                     float scale, float* S) {
+  thread_local std::vector<float> kt_buf;
+  kt_buf.resize(static_cast<size_t>(d) * kKeyBlock);
+  float* kt = kt_buf.data();  // [d, kKeyBlock]
+  for (int j = 0; j < nb; ++j)
+    for (int i = 0; i < d; ++i) kt[i * kKeyBlock + j] = k[j][i];
+  for (int i = 0; i < d; ++i)
+    for (int j = nb; j < kKeyBlock; ++j) kt[i * kKeyBlock + j] = 0.0f;
+  for (int r = 0; r < rows; ++r) {
+    float sr[kKeyBlock] = {};
+    const float* qr = q[r];
+    for (int i = 0; i < d; ++i) {
+      const float qi = qr[i];
+      const float* kti = kt + i * kKeyBlock;
+      for (int j = 0; j < kKeyBlock; ++j) sr[j] += qi * kti[j];
+    }
+    for (int j = 0; j < kKeyBlock; ++j) S[r * kKeyBlock + j] = sr[j] * scale;
+  }
+}
+
+// acc_r += Σ_j P[r, j] v_j
+RAZOR_VECTOR_CLONES void BlockAccumulate(const float* P, int rows, int nb, const float* const* v, int d, float* acc) {
+  for (int j = 0; j < nb; ++j) {
+    const float* vj = v[j];
+    for (int r = 0; r < rows; ++r) {
+      const float p = P[r * kKeyBlock + j];
+      if (p == 0.0f) continue;
+      float* ar = acc + static_cast<int64_t>(r) * d;
+      for (int i = 0; i < d; ++i) ar[i] += p * vj[i];
+    }
+  }
+}
+
+}  // namespace
+
 void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
-  constexpr int kBlock = 64;  // keys per block: scores of a block stay in registers / L1
   constexpr int kMaxHeadDim = 512;
   const int d = a.head_dim;
-  assert(d <= kMaxHeadDim);
-  float acc_buf[kMaxHeadDim];
-  float* acc = acc_buf;
-  float s[kBlock];
-  for (int64_t t = 0; t < a.n_tokens; ++t) {
-    const int32_t p = a.positions[t];
-    const int64_t n = VisibleKeys(kv, p);
-    const bool comp = CompensationVisible(kv, p);
-    for (int g = 0; g < a.n_group_heads; ++g) {
-      const float* q = a.q + t * a.q_token_stride + static_cast<int64_t>(g) * d;
-      float* o = a.out + t * a.out_token_stride + static_cast<int64_t>(g) * d;
-      float m = -std::numeric_limits<float>::infinity();
-      float l = 0.0f;
-      std::fill(acc, acc + d, 0.0f);
-      if (comp) {
-        m = Dot(q, kv.comp_k, d) * a.scale + std::log(static_cast<float>(kv.comp_count));
-        l = 1.0f;
-        for (int i = 0; i < d; ++i) acc[i] = kv.comp_v[i];
-      }
-      for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
-        const int nb = static_cast<int>(std::min<int64_t>(kBlock, n - j0));
-        float bm = m;
-        for (int j = 0; j < nb; ++j) {
-          s[j] = Dot(q, kv.key(j0 + j, d), d) * a.scale;
-          bm = std::max(bm, s[j]);
+  const int G = a.n_group_heads;
+  assert(d <= kMaxHeadDim && G <= kMaxRows);
+  const int tokens_per_tile = std::max(1, std::min(4, kMaxRows / G));
+  thread_local std::vector<float> acc_buf, score_buf;
+  acc_buf.resize(static_cast<size_t>(kMaxRows) * d);
+  score_buf.resize(static_cast<size_t>(kMaxRows) * kKeyBlock);
+  float* acc = acc_buf.data();
+  float* S = score_buf.data();
+  const float* qrow[kMaxRows];
+  float m[kMaxRows], l[kMaxRows];
+  int64_t visible[kMaxRows];
+  const float* krow[kKeyBlock];
+  const float* vrow[kKeyBlock];
+  for (int64_t t0 = 0; t0 < a.n_tokens; t0 += tokens_per_tile) {
+    const int nt = static_cast<int>(std::min<int64_t>(tokens_per_tile, a.n_tokens - t0));
+    const int rows = nt * G;
+    int64_t n_max = 0;
+    for (int ti = 0; ti < nt; ++ti) {
+      const int32_t p = a.positions[t0 + ti];
+      const int64_t vis = VisibleKeys(kv, p);
+      const bool comp = CompensationVisible(kv, p);
+      n_max = std::max(n_max, vis);
+      for (int g = 0; g < G; ++g) {
+        const int r = ti * G + g;
+        qrow[r] = a.q + (t0 + ti) * a.q_token_stride + static_cast<int64_t>(g) * d;
+        visible[r] = vis;
+        float* ar = acc + static_cast<int64_t>(r) * d;
+        if (comp) {
+          m[r] = Dot(qrow[r], kv.comp_k, d) * a.scale + std::log(static_cast<float>(kv.comp_count));
+          l[r] = 1.0f;
+          for (int i = 0; i < d; ++i) ar[i] = kv.comp_v[i];
+        } else {
+          m[r] = -std::numeric_limits<float>::infinity();
+          l[r] = 0.0f;
+          std::fill(ar, ar + d, 0.0f);
         }
-        const float correction = std::exp(m - bm);  // rescale what was accumulated under the old max
+      }
+    }
+    for (int64_t j0 = 0; j0 < n_max; j0 += kKeyBlock) {
+      const int nb = static_cast<int>(std::min<int64_t>(kKeyBlock, n_max - j0));
+      for (int j = 0; j < nb; ++j) {
+        krow[j] = kv.key(j0 + j, d);
+        vrow[j] = kv.value(j0 + j, d);
+      }
+      BlockScores(qrow, rows, d, krow, nb, a.scale, S);
+      for (int r = 0; r < rows; ++r) {
+        float* sr = S + r * kKeyBlock;
+        const int nv = static_cast<int>(std::clamp<int64_t>(visible[r] - j0, 0, nb));
+        for (int j = nv; j < nb; ++j) sr[j] = -std::numeric_limits<float>::infinity();  // causal mask
+        if (nv == 0) {
+          std::fill(sr, sr + nb, 0.0f);
+          continue;
+        }
+        float bm = m[r];
+        for (int j = 0; j < nv; ++j) bm = std::max(bm, sr[j]);
+        const float correction = std::exp(m[r] - bm);  // rescale what was accumulated under the old max
         if (correction != 1.0f) {
-          l *= correction;
-          Scale(acc, correction, d);
+          l[r] *= correction;
+          Scale(acc + static_cast<int64_t>(r) * d, correction, d);
         }
-        m = bm;
-        for (int j = 0; j < nb; ++j) {
-          const float w = std::exp(s[j] - m);
-          l += w;
-          Axpy(w, kv.value(j0 + j, d), acc, d);
-        }
+        m[r] = bm;
+        ExpShiftedInPlace(sr, bm, nb);
+        float sum = 0.0f;
+        for (int j = 0; j < nb; ++j) sum += sr[j];
+        l[r] += sum;
       }
-      const float inv = 1.0f / l;
-      if (a.lse) a.lse[t * a.lse_token_stride + g] = m + std::log(l);
-      for (int i = 0; i < d; ++i) o[i] = acc[i] * inv;
+      BlockAccumulate(S, rows, nb, vrow, d, acc);
+    }
+    for (int ti = 0; ti < nt; ++ti) {
+      for (int g = 0; g < G; ++g) {
+        const int r = ti * G + g;
+        float* o = a.out + (t0 + ti) * a.out_token_stride + static_cast<int64_t>(g) * d;
+        const float inv = 1.0f / l[r];
+        const float* ar = acc + static_cast<int64_t>(r) * d;
+        for (int i = 0; i < d; ++i) o[i] = ar[i] * inv;
+        if (a.lse) a.lse[(t0 + ti) * a.lse_token_stride + g] = m[r] + std::log(l[r]);
+      }
     }
   }
 }

@@ -1,6 +1,8 @@
 #include "ops/elementwise.h"
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "ops/simd_dispatch.h"
 
@@ -42,6 +44,32 @@ RAZOR_VECTOR_CLONES void Axpy(float a, const float* x, float* y, int64_t n) {
 
 RAZOR_VECTOR_CLONES void Scale(float* x, float a, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= a;
+}
+
+}  // namespace razor
+
+namespace razor {
+
+RAZOR_VECTOR_CLONES void ExpShiftedInPlace(float* x, float m, int64_t n) {
+  // Cody-Waite range reduction e^v = 2^k e^r, |r| <= ln2/2, and a degree-6 polynomial for e^r (Cephes expf).
+  for (int64_t i = 0; i < n; ++i) {
+    const float v0 = x[i] - m;
+    const float v = std::min(std::max(v0, -87.0f), 88.0f);
+    // Round to nearest with the 1.5 * 2^23 trick (branch-free, so the loop vectorises).
+    const float k = (v * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    const float r = v - k * 0.693359375f + k * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const float y = p * r * r + r + 1.0f;
+    const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;
+    float scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    x[i] = y * scale * static_cast<float>(v0 >= -87.0f);
+  }
 }
 
 }  // namespace razor

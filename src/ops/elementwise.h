@@ -15,5 +15,7 @@ float Dot(const float* a, const float* b, int64_t n);
 // y[i] += a * x[i]
 void Axpy(float a, const float* x, float* y, int64_t n);
 void Scale(float* x, float a, int64_t n);
+// x[i] = e^(x[i] - m), vectorised (relative error ~2e-7); x[i] - m below -87 (incl. -inf) gives exactly 0.
+void ExpShiftedInPlace(float* x, float m, int64_t n);
 
 }  // namespace razor
