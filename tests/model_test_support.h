@@ -30,9 +30,10 @@ inline bool UnderSanitizer() { return std::getenv("RAZOR_TEST_SANITIZER") != nul
 // Logits [n, vocab] of ids run from position 0, in batches of `batch` tokens (so the KV cache carries
 // state across calls exactly as in generation).
 inline std::vector<float> RunAllLogits(const LoadedModel& m, MathMode mode, const std::vector<int32_t>& ids,
-                                       int64_t batch, int threads = 2) {
+                                       int64_t batch, int threads = 2, int64_t chunk = 256) {
   ThreadPool pool(threads);
   Transformer tf(m.config, m.weights, pool, mode);
+  tf.set_chunk_tokens(chunk);
   FullKvCache cache(m.config.n_layers, m.config.n_kv_heads, m.config.head_dim, m.config.context_length);
   std::vector<float> all, part;
   for (size_t b = 0; b < ids.size(); b += batch) {

@@ -25,8 +25,9 @@ TEST_P(TinyHfModelTest, LogitsMatchTransformers) {
   ASSERT_EQ(static_cast<uint32_t>((*m)->config.vocab_size), golden.vocab);
   for (MathMode mode : {MathMode::kExact, MathMode::kFast}) {
     // Whole sequence at once, and prefill 7 + one token at a time: the cache must carry state exactly.
-    for (int64_t batch : {int64_t(1000), int64_t(7), int64_t(1)}) {
-      auto logits = testing::RunAllLogits(**m, mode, golden.token_ids, batch);
+    // Chunks of 5 inside one Forward call must not change anything either.
+    for (auto [batch, chunk] : {std::pair<int64_t, int64_t>{1000, 256}, {1000, 5}, {7, 256}, {1, 256}}) {
+      auto logits = testing::RunAllLogits(**m, mode, golden.token_ids, batch, 2, chunk);
       ASSERT_EQ(logits.size(), golden.n_positions() * golden.vocab);
       for (size_t p = 0; p < golden.n_positions(); ++p) {
         const auto want = golden.full_logits(p);

@@ -25,18 +25,23 @@ Status Transformer::Forward(const int32_t* tokens, int64_t n, KvCache& cache, bo
     if (tokens[t] < 0 || tokens[t] >= c.vocab_size)
       return Err(fmt::format("token id {} out of range [0, {})", tokens[t], c.vocab_size));
 
+  // The residual stream holds every token; everything else works on chunks of kChunk tokens, so that
+  // activation memory stays bounded however long the prompt (a chunk's queries attend to every key
+  // appended so far, which is exactly causal attention over the whole prompt).
+  const int64_t kChunk = chunk_tokens_;
   const int64_t dim = c.dim;
+  const int64_t cn = std::min(n, kChunk);
   x_.resize(n * dim);
-  xn_.resize(n * dim);
-  q_.resize(n * c.q_dim());
-  k_.resize(n * c.kv_dim());
-  v_.resize(n * c.kv_dim());
-  attn_.resize(n * c.q_dim());
-  proj_.resize(n * dim);
-  gate_.resize(n * c.ffn_dim);
-  up_.resize(n * c.ffn_dim);
+  xn_.resize(cn * dim);
+  q_.resize(cn * c.q_dim());
+  k_.resize(cn * c.kv_dim());
+  v_.resize(cn * c.kv_dim());
+  attn_.resize(cn * c.q_dim());
+  proj_.resize(cn * dim);
+  gate_.resize(cn * c.ffn_dim);
+  up_.resize(cn * c.ffn_dim);
   positions_.resize(n);
-  if (observer_) lse_.resize(n * c.n_heads);
+  if (observer_) lse_.resize(cn * c.n_heads);
   for (int64_t t = 0; t < n; ++t) positions_[t] = static_cast<int32_t>(pos0 + t);
   rope_.Angles(positions_.data(), n, &cos_, &sin_);
 
@@ -48,43 +53,51 @@ Status Transformer::Forward(const int32_t* tokens, int64_t n, KvCache& cache, bo
   const int half = c.head_dim / 2;
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = weights_.layers[l];
-    for (int64_t t = 0; t < n; ++t) RmsNorm(&x_[t * dim], L.attn_norm.data(), dim, c.rms_eps, &xn_[t * dim]);
-    MatMul(mode_, L.wq, xn_.data(), n, q_.data(), pool_);
-    MatMul(mode_, L.wk, xn_.data(), n, k_.data(), pool_);
-    MatMul(mode_, L.wv, xn_.data(), n, v_.data(), pool_);
-    for (int64_t t = 0; t < n; ++t) {
-      float* q = &q_[t * c.q_dim()];
-      float* k = &k_[t * c.kv_dim()];
-      if (c.qkv_bias) {
-        AddInPlace(q, L.bq.data(), c.q_dim());
-        AddInPlace(k, L.bk.data(), c.kv_dim());
-        AddInPlace(&v_[t * c.kv_dim()], L.bv.data(), c.kv_dim());
+    for (int64_t t0 = 0; t0 < n; t0 += kChunk) {
+      const int64_t m = std::min(kChunk, n - t0);
+      float* x = &x_[t0 * dim];
+      for (int64_t t = 0; t < m; ++t) RmsNorm(&x[t * dim], L.attn_norm.data(), dim, c.rms_eps, &xn_[t * dim]);
+      MatMul(mode_, L.wq, xn_.data(), m, q_.data(), pool_);
+      MatMul(mode_, L.wk, xn_.data(), m, k_.data(), pool_);
+      MatMul(mode_, L.wv, xn_.data(), m, v_.data(), pool_);
+      for (int64_t t = 0; t < m; ++t) {
+        float* q = &q_[t * c.q_dim()];
+        float* k = &k_[t * c.kv_dim()];
+        if (c.qkv_bias) {
+          AddInPlace(q, L.bq.data(), c.q_dim());
+          AddInPlace(k, L.bk.data(), c.kv_dim());
+          AddInPlace(&v_[t * c.kv_dim()], L.bv.data(), c.kv_dim());
+        }
+        if (c.qk_norm) {
+          for (int h = 0; h < c.n_heads; ++h)
+            RmsNorm(q + h * c.head_dim, L.q_norm.data(), c.head_dim, c.rms_eps, q + h * c.head_dim);
+          for (int h = 0; h < c.n_kv_heads; ++h)
+            RmsNorm(k + h * c.head_dim, L.k_norm.data(), c.head_dim, c.rms_eps, k + h * c.head_dim);
+        }
+        const int64_t tt = t0 + t;
+        ApplyRope(q, c.n_heads, c.head_dim, c.rope_layout, &cos_[tt * half], &sin_[tt * half]);
+        ApplyRope(k, c.n_kv_heads, c.head_dim, c.rope_layout, &cos_[tt * half], &sin_[tt * half]);
       }
-      if (c.qk_norm) {
-        for (int h = 0; h < c.n_heads; ++h) RmsNorm(q + h * c.head_dim, L.q_norm.data(), c.head_dim, c.rms_eps, q + h * c.head_dim);
-        for (int h = 0; h < c.n_kv_heads; ++h) RmsNorm(k + h * c.head_dim, L.k_norm.data(), c.head_dim, c.rms_eps, k + h * c.head_dim);
-      }
-      ApplyRope(q, c.n_heads, c.head_dim, c.rope_layout, &cos_[t * half], &sin_[t * half]);
-      ApplyRope(k, c.n_kv_heads, c.head_dim, c.rope_layout, &cos_[t * half], &sin_[t * half]);
-    }
-    RAZOR_RETURN_IF_ERROR(cache.Append(l, pos0, n, k_.data(), v_.data()));
-    Attention(l, n, cache);
-    if (observer_) observer_->OnAttention(l, q_.data(), positions_.data(), n, lse_.data(), cache);
-    cache.OnLayerDone(l, n > 1);
-    MatMul(mode_, L.wo, attn_.data(), n, proj_.data(), pool_);
-    AddInPlace(x_.data(), proj_.data(), n * dim);
+      RAZOR_RETURN_IF_ERROR(cache.Append(l, pos0 + t0, m, k_.data(), v_.data()));
+      Attention(l, &positions_[t0], m, cache);
+      if (observer_) observer_->OnAttention(l, q_.data(), &positions_[t0], m, lse_.data(), cache);
+      MatMul(mode_, L.wo, attn_.data(), m, proj_.data(), pool_);
+      AddInPlace(x, proj_.data(), m * dim);
 
-    for (int64_t t = 0; t < n; ++t) RmsNorm(&x_[t * dim], L.ffn_norm.data(), dim, c.rms_eps, &xn_[t * dim]);
-    MatMul(mode_, L.w_gate, xn_.data(), n, gate_.data(), pool_);
-    MatMul(mode_, L.w_up, xn_.data(), n, up_.data(), pool_);
-    SiluMul(gate_.data(), up_.data(), n * c.ffn_dim, gate_.data());
-    MatMul(mode_, L.w_down, gate_.data(), n, proj_.data(), pool_);
-    AddInPlace(x_.data(), proj_.data(), n * dim);
+      for (int64_t t = 0; t < m; ++t) RmsNorm(&x[t * dim], L.ffn_norm.data(), dim, c.rms_eps, &xn_[t * dim]);
+      MatMul(mode_, L.w_gate, xn_.data(), m, gate_.data(), pool_);
+      MatMul(mode_, L.w_up, xn_.data(), m, up_.data(), pool_);
+      SiluMul(gate_.data(), up_.data(), m * c.ffn_dim, gate_.data());
+      MatMul(mode_, L.w_down, gate_.data(), m, proj_.data(), pool_);
+      AddInPlace(x, proj_.data(), m * dim);
+    }
+    cache.OnLayerDone(l, n > 1);
   }
   cache.CommitTokens(n);
 
   const int64_t first = all_logits ? 0 : n - 1;
   const int64_t rows = n - first;
+  xn_.resize(rows * dim);
   for (int64_t t = first; t < n; ++t)
     RmsNorm(&x_[t * dim], weights_.output_norm.data(), dim, c.rms_eps, &xn_[(t - first) * dim]);
   logits->resize(rows * c.vocab_size);
@@ -92,7 +105,7 @@ Status Transformer::Forward(const int32_t* tokens, int64_t n, KvCache& cache, bo
   return Status::Ok();
 }
 
-void Transformer::Attention(int layer, int64_t n, const KvCache& cache) {
+void Transformer::Attention(int layer, const int32_t* positions, int64_t n, const KvCache& cache) {
   const ModelConfig& c = config_;
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   // Work items are (tile of up to 4 query tokens, KV head); threads take them round-robin (later tokens
@@ -110,7 +123,7 @@ void Transformer::Attention(int layer, int64_t n, const KvCache& cache) {
       const int64_t head_offset = static_cast<int64_t>(h) * c.group_size() * c.head_dim;
       a.q = &q_[t * c.q_dim() + head_offset];
       a.q_token_stride = c.q_dim();
-      a.positions = &positions_[t];
+      a.positions = &positions[t];
       a.n_tokens = std::min(kTile, n - t);
       a.n_group_heads = c.group_size();
       a.head_dim = c.head_dim;

@@ -36,10 +36,13 @@ class Transformer {
 
   const ModelConfig& config() const { return config_; }
   void set_observer(AttentionObserver* observer) { observer_ = observer; }
+  // Tokens per chunk inside one Forward call (bounds activation memory; results do not depend on it).
+  void set_chunk_tokens(int64_t n) { chunk_tokens_ = n > 0 ? n : 256; }
   MathMode mode() const { return mode_; }
 
  private:
-  void Attention(int layer, int64_t n, const KvCache& cache);
+  // Attention of the n queries in q_ (positions [n]) over the layer's cache; output into attn_.
+  void Attention(int layer, const int32_t* positions, int64_t n, const KvCache& cache);
 
   const ModelConfig& config_;
   const ModelWeights& weights_;
@@ -47,15 +50,16 @@ class Transformer {
   MathMode mode_;
   RopeTable rope_;
   AttentionObserver* observer_ = nullptr;
-  std::vector<float> lse_;     // [n, n_heads] (only with an observer)
-  // Scratch, grown to the largest batch seen. Shapes for n tokens:
+  int64_t chunk_tokens_ = 256;
+  std::vector<float> lse_;     // [m, n_heads] (only with an observer)
+  // Scratch. n = tokens of the call, m = tokens of a chunk (<= 256):
   std::vector<float> x_;       // [n, dim]   residual stream
-  std::vector<float> xn_;      // [n, dim]   normed input of a sub-layer
-  std::vector<float> q_;       // [n, q_dim]
-  std::vector<float> k_, v_;   // [n, kv_dim]
-  std::vector<float> attn_;    // [n, q_dim]  attention output
-  std::vector<float> proj_;    // [n, dim]    output of wo / w_down
-  std::vector<float> gate_, up_;  // [n, ffn]
+  std::vector<float> xn_;      // [m, dim]   normed input of a sub-layer (then [rows, dim] for the logits)
+  std::vector<float> q_;       // [m, q_dim]
+  std::vector<float> k_, v_;   // [m, kv_dim]
+  std::vector<float> attn_;    // [m, q_dim]  attention output
+  std::vector<float> proj_;    // [m, dim]    output of wo / w_down
+  std::vector<float> gate_, up_;  // [m, ffn]
   std::vector<int32_t> positions_;  // [n]
   std::vector<float> cos_, sin_;    // [n, head_dim/2]
 };
