@@ -87,10 +87,11 @@ int Run(RunOptions& o) {
   };
   const bool progress = !o.no_progress && ids.size() >= 512;
   g.on_prefill = [&](int64_t done, int64_t total) {
-    if (progress) std::fprintf(stderr, "\rprefill %lld/%lld tokens", (long long)done, (long long)total);
+    if (!progress) return;
+    if (done < total) std::fprintf(stderr, "\rprefill %lld/%lld tokens", (long long)done, (long long)total);
+    else std::fprintf(stderr, "\r\033[K");
   };
   auto r = Generate(tf, cache, m.tokenizer.get(), ids, g);
-  if (progress) std::fprintf(stderr, "\r\033[K");
   if (!r) return Fail(r.error());
   std::printf("\n");
   std::fprintf(stderr,

@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "kv/full_kv_cache.h"
 #include "kv/razor_kv_cache.h"
 #include "runtime/head_profiler.h"
 
@@ -54,8 +53,14 @@ Result<HeadProfile> LoadOrMakeProfile(const LoadedModel& model, const KvCacheOpt
 Result<std::unique_ptr<KvCache>> MakeKvCache(const LoadedModel& model, const KvCacheOptions& o, int64_t capacity,
                                              int64_t prompt_tokens, ThreadPool& pool) {
   const ModelConfig& c = model.config;
-  if (o.mode == KvMode::kFull)
-    return std::unique_ptr<KvCache>(new FullKvCache(c.n_layers, c.n_kv_heads, c.head_dim, capacity));
+  if (o.mode == KvMode::kFull) {
+    // The same paged per-head storage as razor mode, keeping every token: byte and speed comparisons
+    // between modes then differ only in what is kept.
+    RazorParams full = o.razor;
+    full.mode = KvMode::kFull;
+    RAZOR_ASSIGN_OR_RETURN(KvHeadPolicy policy, KvHeadPolicy::Make(full, c.n_layers, c.n_kv_heads, {}));
+    return std::unique_ptr<KvCache>(new RazorKvCache(std::move(policy), c.head_dim, capacity));
+  }
   RazorParams params = o.razor;
   params.mode = o.mode;
   std::vector<bool> retrieval;
