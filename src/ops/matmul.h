@@ -13,19 +13,25 @@ namespace razor {
 
 enum class MathMode {
   kExact,  // weights dequantized row by row to fp32, fp32 products, fp32 accumulation (reference)
-  kFast,   // SIMD kernels: activations quantized where the weight type calls for it (int8 dot products)
+  kFast,   // SIMD kernels with fp32 activations: quantized weights unpacked in registers (decode) or per
+           // cache tile (prefill); the exact path's numbers up to summation order. The default.
+  kInt8,   // llama.cpp-style: activations quantized to 8 bits per 32-block, integer dot products
+           // (faster prefill on quantized weights, less exact)
 };
 
 // Reference path: exact fp32 math, scalar. Threads split output features.
 void MatMulReference(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
-// Fast path: run-time dispatched SIMD (AVX-512 / AVX2 / scalar), cache-blocked over tokens for prefill,
+// Int8 path: run-time dispatched SIMD (AVX-512 / AVX2 / scalar), cache-blocked over tokens for prefill,
 // matrix-vector for n_tokens == 1.
 void MatMulFast(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
+// Default fast path: fp32 activations for every weight type (see MathMode::kFast).
+void MatMulFp32Act(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 
 inline void MatMul(MathMode mode, const TensorView& w, const float* x, int64_t n_tokens, float* y,
                    ThreadPool& pool) {
   if (mode == MathMode::kExact) MatMulReference(w, x, n_tokens, y, pool);
-  else MatMulFast(w, x, n_tokens, y, pool);
+  else if (mode == MathMode::kInt8) MatMulFast(w, x, n_tokens, y, pool);
+  else MatMulFp32Act(w, x, n_tokens, y, pool);
 }
 
 // Name of the SIMD level the fast path dispatched to on this machine ("avx512", "avx2", "scalar").

@@ -22,6 +22,7 @@
 #include "ops/dequantize.h"
 #include "ops/matmul.h"
 #include "ops/matmul_fast_kernels.h"
+#include "ops/matvec_fp32.h"
 #include "ops/quantize_activations.h"
 
 namespace razor {
@@ -177,6 +178,14 @@ void DequantTilePath(Isa isa, const TensorView& w, const float* x, int64_t n_tok
 }
 
 }  // namespace
+
+void MatMulFp32Act(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+  if (n_tokens <= 0 || w.rows() == 0) return;
+  const Isa isa = CurrentIsa();
+  if (IsFloat(w.type)) FloatPath(isa, w, x, n_tokens, y, pool);
+  else if (n_tokens == 1) MatVecFp32(w, x, y, pool, isa != Isa::kScalar);
+  else DequantTilePath(isa, w, x, n_tokens, y, pool);
+}
 
 const char* MatMulIsa() { return IsaName(CurrentIsa()); }
 
