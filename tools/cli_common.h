@@ -22,9 +22,11 @@ struct CommonOptions {
   int threads = 0;       // 0: all cores
   int ctx = 0;           // 0: the model's trained context
   bool exact = false;    // reference kernels (fp32 weights, fp32 accumulation)
+  bool int8 = false;     // llama.cpp-style 8-bit activations (faster prefill, less exact)
   bool verbose = false;
   int ResolvedThreads() const;
-  MathMode mode() const { return exact ? MathMode::kExact : MathMode::kFast; }
+  MathMode mode() const { return exact ? MathMode::kExact : int8 ? MathMode::kInt8 : MathMode::kFast; }
+  const char* mode_name() const { return exact ? "exact" : int8 ? "int8" : "fast"; }
 };
 
 // KV-cache flags shared by run / bench / eval. `modes` is one mode (run) or a comma list (bench, eval).

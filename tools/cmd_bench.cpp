@@ -145,7 +145,7 @@ int Bench(BenchOptions& o) {
     if (!profile) return Fail(profile.error());
   }
   std::printf("model: %s | %s kernels (%s) | weights %.1f MiB | full KV fp32 %zu B/token\n", m.path.c_str(),
-              o.common.exact ? "exact" : "fast", MatMulIsa(), m.weights.stored_bytes / 1048576.0,
+              o.common.mode_name(), MatMulIsa(), m.weights.stored_bytes / 1048576.0,
               c.kv_bytes_per_token());
   std::printf("| kv | threads | prompt | prefill tok/s | decode tok/s | KV MiB | KV reduction | peak RSS MiB | "
               "decode floor tok/s | decode / floor |\n");
@@ -206,6 +206,7 @@ void RegisterBench(CLI::App& app, int* exit_code) {
   cmd->add_option("-r,--reps", o.reps, "repetitions per figure (median reported)")->capture_default_str()->check(CLI::Range(1, 1000));
   cmd->add_option("--ctx", o.common.ctx, "context limit (default: the model's)");
   cmd->add_flag("--exact", o.common.exact, "reference kernels");
+  cmd->add_flag("--int8", o.common.int8, "8-bit activations for quantized weights (llama.cpp-style)");
   AddKvOptions(cmd, &o.kv, /*allow_list=*/true);
   cmd->callback([exit_code] { *exit_code = Bench(o); });
 }

@@ -75,7 +75,7 @@ int Run(RunOptions& o) {
   if (o.common.verbose)
     std::fprintf(stderr, "model: %s (%s, %d layers, %d/%d heads), %zu prompt tokens, %d threads, %s kernels (%s)\n",
                  m.config.name.c_str(), ArchitectureName(m.config.arch), m.config.n_layers, m.config.n_heads,
-                 m.config.n_kv_heads, ids.size(), pool.size(), o.common.exact ? "exact" : "fast", MatMulIsa());
+                 m.config.n_kv_heads, ids.size(), pool.size(), o.common.mode_name(), MatMulIsa());
 
   GenerationOptions g;
   g.max_new_tokens = o.n_predict;
