@@ -126,8 +126,8 @@ void RegisterRun(CLI::App& app, int* exit_code) {
   cmd->add_option("--repeat-last-n", o.sampler.repeat_last_n, "tokens the penalty looks back (-1 = all)")->capture_default_str();
   cmd->add_option("--stop", o.stops, "stop when this text appears (repeatable)");
   cmd->add_flag("--no-progress", o.no_progress, "no prefill progress line");
-  cmd->callback([exit_code] {
-    if (o.prompt.empty() && o.prompt_file.empty()) {
+  cmd->callback([exit_code, p, f] {
+    if (p->count() == 0 && f->count() == 0) {
       *exit_code = Fail("give a prompt with -p TEXT or -f FILE");
       return;
     }

@@ -1,5 +1,6 @@
 // razor: the command-line front end. Each subcommand lives in its own cmd_*.cpp.
 #include <cstdio>
+#include <string>
 
 #include "cli_common.h"
 
@@ -13,6 +14,18 @@ int main(int argc, char** argv) {
   razor::cli::RegisterBench(app, &exit_code);
   razor::cli::RegisterPull(app, &exit_code);
   razor::cli::RegisterProfile(app, &exit_code);
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    std::string names;
+    for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      known = known || sub->get_name() == argv[1];
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!known) {
+      std::fprintf(stderr, "razor: error: unknown command '%s' (commands: %s)\n", argv[1], names.c_str());
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
