@@ -1,4 +1,5 @@
-// Micro-benchmark of MatMulFast (numbers printed, nothing asserted).
+// Micro-benchmark of the fast matmul modes (numbers printed, nothing asserted): MathMode::kFast (fp32
+// activations, the default) unless RAZOR_MATH=int8 asks for MathMode::kInt8.
 // Build (after building razor_lib in build/h_ops):
 //   g++ -O2 -std=c++20 -Isrc bench/matmul_bench.cpp build/h_ops/librazor_lib.a -lpthread -o build/h_ops/matmul_bench
 // Run:  build/h_ops/matmul_bench [seconds_per_case=0.3]      (RAZOR_ISA=avx2|scalar to force a level)
@@ -23,6 +24,11 @@ namespace {
 
 using razor::TensorType;
 
+razor::MathMode Mode() {
+  const char* m = std::getenv("RAZOR_MATH");
+  return m != nullptr && std::strcmp(m, "int8") == 0 ? razor::MathMode::kInt8 : razor::MathMode::kFast;
+}
+
 std::vector<uint8_t> RandomWeights(TensorType type, int64_t rows, int64_t cols) {
   std::vector<uint8_t> b(razor::RowBytes(type, cols) * static_cast<size_t>(rows));
   std::mt19937 rng(1);
@@ -36,7 +42,7 @@ std::vector<uint8_t> RandomWeights(TensorType type, int64_t rows, int64_t cols) 
       std::memcpy(&b[i], &f, 4);
     } else {
       std::memcpy(&b[i], &d, 2);
-      if (type == TensorType::Q4_1) std::memcpy(&b[i + 2], &d, 2);
+      if (type == TensorType::Q4_1 || type == TensorType::Q5_1) std::memcpy(&b[i + 2], &d, 2);
     }
   }
   return b;
@@ -44,12 +50,12 @@ std::vector<uint8_t> RandomWeights(TensorType type, int64_t rows, int64_t cols) 
 
 double SecondsPerCall(const razor::TensorView& w, const float* x, int64_t n_tokens, float* y,
                       razor::ThreadPool& pool, double budget) {
-  razor::MatMulFast(w, x, n_tokens, y, pool);  // warm-up
+  razor::MatMul(Mode(), w, x, n_tokens, y, pool);  // warm-up
   double best = 1e30, spent = 0;
   int reps = 1;
   while (spent < budget) {
     const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < reps; ++i) razor::MatMulFast(w, x, n_tokens, y, pool);
+    for (int i = 0; i < reps; ++i) razor::MatMul(Mode(), w, x, n_tokens, y, pool);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     best = std::min(best, s / reps);
     spent += s;
@@ -82,8 +88,8 @@ void Case(TensorType type, int64_t rows, int64_t cols, int64_t n_tokens, int thr
 
 int main(int argc, char** argv) {
   const double budget = argc > 1 ? std::atof(argv[1]) : 0.3;
-  std::printf("isa %s\n| type  | rows x cols    | tok  | t | time         | compute         | weights    |\n",
-              razor::MatMulIsa());
+  std::printf("isa %s, %s\n| type  | rows x cols    | tok  | t | time         | compute         | weights    |\n",
+              razor::MatMulIsa(), Mode() == razor::MathMode::kInt8 ? "int8 activations" : "fp32 activations");
   if (argc == 7) {
     for (uint32_t id = 0; id < 64; ++id) {
       const auto info = razor::GetTensorTypeInfo(id);
@@ -94,7 +100,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   const TensorType types[] = {TensorType::Q4_1, TensorType::Q8_0, TensorType::F16, TensorType::BF16,
-                              TensorType::F32, TensorType::Q4_0, TensorType::Q5_0, TensorType::Q6_K};
+                              TensorType::F32, TensorType::Q4_0, TensorType::Q5_0, TensorType::Q5_1, TensorType::Q6_K};
   for (int64_t n_tokens : {1, 512})
     for (TensorType type : types)
       for (auto [rows, cols] : {std::pair<int64_t, int64_t>{576, 1536}, {49152, 576}}) {

@@ -1,5 +1,6 @@
-// MatMulReference against a double-precision dot on dequantized rows, and MatMulFast (every ISA level the
-// CPU has) against MatMulReference on random weights of every supported type at several shapes.
+// MatMulReference against a double-precision dot on dequantized rows, and the fast modes (kFast, kInt8;
+// every ISA level the CPU has) against MatMulReference on random weights of every supported type at
+// several shapes.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -147,6 +148,10 @@ std::vector<std::string> SupportedIsas() {
 
 class MatMulFastVsReference : public ::testing::TestWithParam<TensorType> {};
 
+// Both fast modes, every ISA level the CPU has, every shape (decode and prefill, ragged tiles).
+//   kFast (fp32 activations): the exact path's numbers up to summation order: 1e-5 of sum|w x|.
+//   kInt8 (quantized weights meet int8 activations, error <= max|x|/254 per element): 1e-2; float
+//   weights and K-quants take the fp32 paths there too: 1e-5.
 TEST_P(MatMulFastVsReference, EveryIsaEveryShape) {
   const TensorType type = GetParam();
   const std::string best = MatMulIsa();
@@ -154,52 +159,53 @@ TEST_P(MatMulFastVsReference, EveryIsaEveryShape) {
   ASSERT_FALSE(isas.empty());
   ThreadPool pool(2);
   std::mt19937 rng(100 + static_cast<int>(type));
-  std::vector<double> worst_per_isa(isas.size(), 0.0);
-  // Quantized weights meet int8 activations (error <= max|x|/254 per element): bound 1e-2 of sum|w x|.
-  // Float weights: same products, another summation order: 1e-5.
-  const double tol = IsQuantized(type) && type != TensorType::Q4_K && type != TensorType::Q5_K &&
-                             type != TensorType::Q6_K
-                         ? 1e-2
-                         : 1e-5;
-  for (const Shape& s : kShapes) {
-    const int64_t cols = FitCols(type, s.cols);
-    const RandomWeights w = MakeWeights(type, s.rows, cols, rng);
-    const std::vector<float> x = RandomActivations(s.n_tokens * cols, rng);
-    std::vector<float> ref(static_cast<size_t>(s.rows * s.n_tokens));
-    MatMulReference(w.view, x.data(), s.n_tokens, ref.data(), pool);
-    std::vector<double> exact, scale;
-    DoubleDots(w.view, x, s.n_tokens, &exact, &scale);
-    std::vector<float> scalar_fast;  // isas[0] is "scalar"
-    for (size_t li = 0; li < isas.size(); ++li) {
-      const std::string& isa = isas[li];
-      ASSERT_TRUE(SetMatMulIsa(isa.c_str()));
-      std::vector<float> got(ref.size(), std::nanf(""));
-      MatMulFast(w.view, x.data(), s.n_tokens, got.data(), pool);
-      double worst = 0;
-      for (size_t i = 0; i < ref.size(); ++i) {
-        const double rel = std::fabs(static_cast<double>(got[i]) - ref[i]) / (scale[i] + 1e-30);
-        worst = std::max(worst, std::isnan(rel) ? 1e30 : rel);
+  const bool int8_quant = IsQuantized(type) && type != TensorType::Q4_K && type != TensorType::Q5_K &&
+                          type != TensorType::Q6_K;
+  for (MathMode mode : {MathMode::kFast, MathMode::kInt8}) {
+    const char* mode_name = mode == MathMode::kFast ? "fast" : "int8";
+    const double tol = mode == MathMode::kInt8 && int8_quant ? 1e-2 : 1e-5;
+    std::vector<double> worst_per_isa(isas.size(), 0.0);
+    for (const Shape& s : kShapes) {
+      const int64_t cols = FitCols(type, s.cols);
+      const RandomWeights w = MakeWeights(type, s.rows, cols, rng);
+      const std::vector<float> x = RandomActivations(s.n_tokens * cols, rng);
+      std::vector<float> ref(static_cast<size_t>(s.rows * s.n_tokens));
+      MatMulReference(w.view, x.data(), s.n_tokens, ref.data(), pool);
+      std::vector<double> exact, scale;
+      DoubleDots(w.view, x, s.n_tokens, &exact, &scale);
+      std::vector<float> scalar_fast;  // isas[0] is "scalar"
+      for (size_t li = 0; li < isas.size(); ++li) {
+        const std::string& isa = isas[li];
+        ASSERT_TRUE(SetMatMulIsa(isa.c_str()));
+        std::vector<float> got(ref.size(), std::nanf(""));
+        MatMul(mode, w.view, x.data(), s.n_tokens, got.data(), pool);
+        double worst = 0;
+        for (size_t i = 0; i < ref.size(); ++i) {
+          const double rel = std::fabs(static_cast<double>(got[i]) - ref[i]) / (scale[i] + 1e-30);
+          worst = std::max(worst, std::isnan(rel) ? 1e30 : rel);
+        }
+        worst_per_isa[li] = std::max(worst_per_isa[li], worst);
+        // SIMD levels do the same math as the scalar twin, in another order: under kInt8 a wrong
+        // element would hide under the 1e-2 quantization bound, not under this one.
+        if (li == 0) {
+          scalar_fast = got;
+        } else {
+          double worst_vs_scalar = 0;
+          for (size_t i = 0; i < got.size(); ++i)
+            worst_vs_scalar = std::max(worst_vs_scalar, std::fabs(static_cast<double>(got[i]) - scalar_fast[i]) /
+                                                            (scale[i] + 1e-30));
+          EXPECT_LE(worst_vs_scalar, 1e-5) << TensorTypeName(type) << " " << mode_name << " " << isa
+                                           << " vs scalar, rows " << s.rows << " cols " << cols << " tokens "
+                                           << s.n_tokens;
+        }
+        EXPECT_LE(worst, tol) << TensorTypeName(type) << " " << mode_name << " " << isa << " rows " << s.rows
+                              << " cols " << cols << " tokens " << s.n_tokens;
       }
-      worst_per_isa[li] = std::max(worst_per_isa[li], worst);
-      // SIMD levels do the same quantized math as the scalar fast path, in another order: a wrong
-      // element would hide under the 1e-2 quantization bound, not under this one.
-      if (li == 0) {
-        scalar_fast = got;
-      } else {
-        double worst_vs_scalar = 0;
-        for (size_t i = 0; i < got.size(); ++i)
-          worst_vs_scalar = std::max(worst_vs_scalar, std::fabs(static_cast<double>(got[i]) - scalar_fast[i]) /
-                                                          (scale[i] + 1e-30));
-        EXPECT_LE(worst_vs_scalar, 1e-5) << TensorTypeName(type) << " " << isa << " vs scalar, rows " << s.rows
-                                         << " cols " << cols << " tokens " << s.n_tokens;
-      }
-      EXPECT_LE(worst, tol) << TensorTypeName(type) << " " << isa << " rows " << s.rows << " cols " << cols
-                            << " tokens " << s.n_tokens;
     }
+    for (size_t li = 0; li < isas.size(); ++li)
+      std::printf("  %-5s %s %-6s worst |fast-ref| / sum|w*x| = %.2e (bound %.0e)\n", TensorTypeName(type),
+                  mode_name, isas[li].c_str(), worst_per_isa[li], tol);
   }
-  for (size_t li = 0; li < isas.size(); ++li)
-    std::printf("  %-5s %-6s worst |fast-ref| / sum|w*x| = %.2e (bound %.0e)\n", TensorTypeName(type),
-                isas[li].c_str(), worst_per_isa[li], tol);
   SetMatMulIsa(best.c_str());
 }
 
@@ -208,15 +214,20 @@ INSTANTIATE_TEST_SUITE_P(MatMul, MatMulFastVsReference, ::testing::ValuesIn(kAll
 
 TEST(MatMulFast, SameBitsForAnyThreadCount) {
   std::mt19937 rng(7);
-  for (TensorType type : {TensorType::Q4_1, TensorType::Q8_0, TensorType::F16, TensorType::Q6_K}) {
-    const int64_t rows = 100, cols = FitCols(type, 256), n_tokens = 70;
+  for (TensorType type :
+       {TensorType::Q4_1, TensorType::Q5_0, TensorType::Q8_0, TensorType::F16, TensorType::Q6_K}) {
+    const int64_t rows = 301, cols = FitCols(type, 256), n_tokens = 70;
     const RandomWeights w = MakeWeights(type, rows, cols, rng);
     const std::vector<float> x = RandomActivations(n_tokens * cols, rng);
     std::vector<float> y1(static_cast<size_t>(rows * n_tokens)), y3(y1.size());
     ThreadPool one(1), three(3);
-    MatMulFast(w.view, x.data(), n_tokens, y1.data(), one);
-    MatMulFast(w.view, x.data(), n_tokens, y3.data(), three);
-    EXPECT_EQ(std::memcmp(y1.data(), y3.data(), 4 * y1.size()), 0) << TensorTypeName(type);
+    for (MathMode mode : {MathMode::kFast, MathMode::kInt8})
+      for (int64_t nt : {int64_t{1}, n_tokens}) {
+        MatMul(mode, w.view, x.data(), nt, y1.data(), one);
+        MatMul(mode, w.view, x.data(), nt, y3.data(), three);
+        EXPECT_EQ(std::memcmp(y1.data(), y3.data(), 4 * rows * nt), 0)
+            << TensorTypeName(type) << (mode == MathMode::kFast ? " fast" : " int8") << " tokens " << nt;
+      }
   }
 }
 

@@ -1,17 +1,20 @@
-// MatMulFast driver: picks the ISA, quantizes activations, splits work over threads and cache tiles,
-// and calls the per-ISA tile kernels (matmul_fast_kernels.h).
+// Fast matmul driver: picks the ISA, splits work over threads and cache tiles, and calls the per-ISA
+// kernels (matmul_fast_kernels.h). Two entry points:
 //
-// Work unit = (token block of up to kTokenBlock tokens) x (row tile of up to kRowTile weight rows).
-// Units are ordered token block first, so a thread's contiguous range of units keeps one block of
-// activations hot in L2 while it walks weight row tiles (each row tile fits L1: 16 rows x 1536 cols of
-// Q4_1 = 15 KiB). Decode (1 token) is the same loop with one token block: a matrix-vector product
-// where each thread streams a contiguous slice of rows, 4 rows at a time.
+// MatMulFp32Act (MathMode::kFast, the default): activations stay fp32, so results are the exact path's
+// up to fp32 summation order.
+//   F32 F16 BF16                 fp32 tile kernel on the weights as stored (FloatPath)
+//   Q4_0 Q4_1 Q5_0 Q5_1 Q8_0     decode: fused matrix-vector kernel, blocks unpacked to fp32 in registers
+//                                (MatVecPath); prefill: DequantTilePath
+//   Q4_K Q5_K Q6_K               DequantTilePath (scalar dequantization; decode too)
+// DequantTilePath dequantizes a tile of weight rows (~128 KiB of fp32, L2) once and runs the fp32 tile
+// kernel over every token block against it: the dequantization is amortised over the tokens.
 //
-// Weight families:
-//   Q4_0 Q4_1 Q5_0 Q5_1 Q8_0  x quantized activations (ActQ8), int8 dot products
-//   F32 F16 BF16             x fp32 activations, fp32 FMA (exact products, fp32 sums)
-//   Q4_K Q5_K Q6_K           row tile dequantized to an fp32 buffer (scalar), then the F32 kernel;
-//                            units are ordered row tile first so each tile is dequantized once.
+// MatMulFast (MathMode::kInt8): legacy quants meet activations quantized to int8 per 32-block (ActQ8),
+// integer dot products. Work unit = (token block of up to kTokenBlock tokens) x (row tile of up to
+// kRowTile weight rows), ordered token block first, so a thread's contiguous range of units keeps one
+// block of activations hot in L2 while it walks weight row tiles (each fits L1: 16 rows x 1536 cols of
+// Q4_1 = 15 KiB). Float weights and K-quants take the same paths as in MatMulFp32Act.
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -22,7 +25,6 @@
 #include "ops/dequantize.h"
 #include "ops/matmul.h"
 #include "ops/matmul_fast_kernels.h"
-#include "ops/matvec_fp32.h"
 #include "ops/quantize_activations.h"
 
 namespace razor {
@@ -157,21 +159,59 @@ void FloatPath(Isa isa, const TensorView& w, const float* x, int64_t n_tokens, f
   });
 }
 
+void MatVecTile(Isa isa, const MatVecArgs& a) {
+  if (isa == Isa::kAvx512) MatVecTileAvx512(a);
+  else if (isa == Isa::kAvx2) MatVecTileAvx2(a);
+  else MatVecTileScalar(a);
+}
+
+void DequantTile(Isa isa, const DequantTileArgs& a) {
+  if (isa == Isa::kAvx512) DequantTileAvx512(a);
+  else if (isa == Isa::kAvx2) DequantTileAvx2(a);
+  else DequantTileScalar(a);
+}
+
+// Decode with fp32 activations on legacy quants: each thread streams a contiguous slice of rows through
+// the fused matrix-vector kernel (4 rows at a time).
+void MatVecPath(Isa isa, const TensorView& w, const float* x, float* y, ThreadPool& pool) {
+  const int64_t rows = w.rows(), cols = w.cols();
+  const int64_t n_row_tiles = (rows + kRowTile - 1) / kRowTile;
+  pool.ParallelFor(n_row_tiles, [&](int64_t rt0, int64_t rt1) {
+    const int64_t r0 = rt0 * kRowTile, r1 = std::min(rows, rt1 * kRowTile);
+    MatVecTile(isa, MatVecArgs{w.type, cols / 32, cols, w.row(r0), w.row_bytes(), static_cast<int>(r1 - r0), x,
+                               y + r0});
+  });
+}
+
+// Rows per dequantized tile: as many as fit ~kDequantTileBytes of fp32 (an L2-resident buffer that every
+// token block reuses), a multiple of kRowTile, at least kRowTile.
+constexpr int64_t kDequantTileBytes = 128 * 1024;
+int64_t DequantTileRows(int64_t cols) {
+  const int64_t fit = kDequantTileBytes / (4 * cols) / kRowTile * kRowTile;
+  return std::max<int64_t>(kRowTile, fit);
+}
+
+// Quantized weights with fp32 activations (prefill, and decode of K-quants): a tile of weight rows is
+// dequantized once (SIMD for legacy quants) into an fp32 buffer, then the F32 tile kernel runs it against
+// every token block. Units are row tiles, so each tile is dequantized by one thread, once.
 void DequantTilePath(Isa isa, const TensorView& w, const float* x, int64_t n_tokens, float* y,
                      ThreadPool& pool) {
-  const int64_t cols = w.cols();
-  const Tiling tl = MakeTiling(w.rows(), n_tokens);
-  pool.ParallelFor(tl.n_row_tiles, [&](int64_t rt0, int64_t rt1) {
-    std::vector<float> tile(static_cast<size_t>(kRowTile * cols));  // [kRowTile][cols] dequantized rows
-    for (int64_t rt = rt0; rt < rt1; ++rt) {
-      const int64_t r0 = rt * kRowTile;
-      const int nr = tl.RowsIn(rt);
-      for (int r = 0; r < nr; ++r) DequantizeRow(w.type, w.row(r0 + r), tile.data() + r * cols, cols);
+  const int64_t rows = w.rows(), cols = w.cols();
+  const int64_t tile_rows = DequantTileRows(cols);
+  const int64_t n_tiles = (rows + tile_rows - 1) / tile_rows;
+  const Tiling tl = MakeTiling(rows, n_tokens);
+  pool.ParallelFor(n_tiles, [&](int64_t i0, int64_t i1) {
+    thread_local std::vector<float> tile;  // [tile_rows][cols] dequantized rows
+    tile.resize(static_cast<size_t>(tile_rows * cols));
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t r0 = i * tile_rows;
+      const int nr = static_cast<int>(std::min(tile_rows, rows - r0));
+      DequantTile(isa, DequantTileArgs{w.type, cols, w.row(r0), w.row_bytes(), nr, tile.data(), cols});
       const auto* tile_bytes = reinterpret_cast<const uint8_t*>(tile.data());
       for (int64_t tb = 0; tb < tl.n_token_blocks; ++tb) {
         const int64_t t0 = tb * kTokenBlock;
         FloatTile(isa, FloatTileArgs{TensorType::F32, cols, tile_bytes, static_cast<size_t>(cols) * 4, nr,
-                                     x + t0 * cols, cols, tl.TokensIn(tb), y + t0 * tl.rows + r0, tl.rows});
+                                     x + t0 * cols, cols, tl.TokensIn(tb), y + t0 * rows + r0, rows});
       }
     }
   });
@@ -183,8 +223,9 @@ void MatMulFp32Act(const TensorView& w, const float* x, int64_t n_tokens, float*
   if (n_tokens <= 0 || w.rows() == 0) return;
   const Isa isa = CurrentIsa();
   if (IsFloat(w.type)) FloatPath(isa, w, x, n_tokens, y, pool);
-  else if (n_tokens == 1) MatVecFp32(w, x, y, pool, isa != Isa::kScalar);
-  else DequantTilePath(isa, w, x, n_tokens, y, pool);
+  else if (n_tokens == 1 && IsLegacyQuant(w.type)) MatVecPath(isa, w, x, y, pool);
+  else if (IsLegacyQuant(w.type) || IsKQuant(w.type)) DequantTilePath(isa, w, x, n_tokens, y, pool);
+  else MatMulReference(w, x, n_tokens, y, pool);
 }
 
 const char* MatMulIsa() { return IsaName(CurrentIsa()); }

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "ops/quant_blocks.h"
 #include "ops/quantize_activations.h"
@@ -22,11 +23,14 @@
 #define RZ_VNNI 0
 #define RZ_QUANT_TILE QuantTileAvx2
 #define RZ_FLOAT_TILE FloatTileAvx2
+#define RZ_MATVEC_TILE MatVecTileAvx2
+#define RZ_DEQUANT_TILE DequantTileAvx2
 #define RZ_MR 2
 #define RZ_MT 4
 
 namespace razor {
 #include "ops/matmul_fast_x86_tiles.inc"
+#include "ops/matmul_fast_x86_fp32act.inc"
 }  // namespace razor
 
 #if defined(__clang__)
@@ -39,5 +43,7 @@ namespace razor {
 namespace razor {
 void QuantTileAvx2(const QuantTileArgs&) {}
 void FloatTileAvx2(const FloatTileArgs&) {}
+void MatVecTileAvx2(const MatVecArgs&) {}
+void DequantTileAvx2(const DequantTileArgs&) {}
 }  // namespace razor
 #endif

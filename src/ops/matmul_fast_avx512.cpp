@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "ops/quant_blocks.h"
 #include "ops/quantize_activations.h"
@@ -17,21 +18,30 @@
 #else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+// GCC 12's avx512fintrin.h reads an _mm512_undefined_* value inside _mm512_cvtepi8_epi32 and
+// _mm512_reduce_add_ps: false -Wuninitialized reports at every use.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
 #define RZ_VNNI 1
 #define RZ_QUANT_TILE QuantTileAvx512
 #define RZ_FLOAT_TILE FloatTileAvx512
+#define RZ_MATVEC_TILE MatVecTileAvx512
+#define RZ_DEQUANT_TILE DequantTileAvx512
 #define RZ_MR 4
 #define RZ_MT 4
 
 namespace razor {
 #include "ops/matmul_fast_x86_tiles.inc"
+#include "ops/matmul_fast_x86_fp32act.inc"
 }  // namespace razor
 
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
 #endif
 
@@ -39,5 +49,7 @@ namespace razor {
 namespace razor {
 void QuantTileAvx512(const QuantTileArgs&) {}
 void FloatTileAvx512(const FloatTileArgs&) {}
+void MatVecTileAvx512(const MatVecArgs&) {}
+void DequantTileAvx512(const DequantTileArgs&) {}
 }  // namespace razor
 #endif

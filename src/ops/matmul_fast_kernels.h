@@ -47,7 +47,39 @@ struct FloatTileArgs {
   int64_t y_stride;
 };
 
+// fp32-activation decode (MathMode::kFast, one token): y[r] = dot(weight row r, x) for r < nr, each
+// legacy block unpacked to fp32 in registers (Q4_0 Q4_1 Q5_0 Q5_1 Q8_0; other types: scalar fallback
+// that dequantizes a row and dots it).
+struct MatVecArgs {
+  TensorType type;
+  int64_t nb;  // 32-element blocks per row
+  int64_t cols;
+  const uint8_t* w;
+  size_t w_stride;
+  int nr;
+  const float* x;  // [cols]
+  float* y;        // [nr]
+};
+
+// fp32-activation prefill: nr weight rows dequantized to fp32, row r at out + r * out_stride
+// (the same values as DequantizeRow). SIMD for the legacy types; K-quants use DequantizeRow.
+struct DequantTileArgs {
+  TensorType type;
+  int64_t cols;
+  const uint8_t* w;
+  size_t w_stride;
+  int nr;
+  float* out;
+  int64_t out_stride;  // floats
+};
+
 void QuantTileScalar(const QuantTileArgs& a);
+void MatVecTileScalar(const MatVecArgs& a);
+void DequantTileScalar(const DequantTileArgs& a);
+void MatVecTileAvx2(const MatVecArgs& a);
+void DequantTileAvx2(const DequantTileArgs& a);
+void MatVecTileAvx512(const MatVecArgs& a);
+void DequantTileAvx512(const DequantTileArgs& a);
 void FloatTileScalar(const FloatTileArgs& a);
 void QuantTileAvx2(const QuantTileArgs& a);
 void FloatTileAvx2(const FloatTileArgs& a);

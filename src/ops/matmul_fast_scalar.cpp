@@ -1,6 +1,10 @@
 // Scalar tile kernels: the portable fallback of MatMulFast and the plain-C++ twin of the SIMD kernels
-// (same quantized-activation math, integer dot per block, one fp32 scale per block).
+// (same quantized-activation math, integer dot per block, one fp32 scale per block), and of the
+// fp32-activation kernels (fused block dot for decode, row dequantization for prefill tiles).
 #include <cstring>
+#include <vector>
+
+#include "ops/dequantize.h"
 
 #include "ops/fp16.h"
 #include "ops/matmul_fast_kernels.h"
@@ -101,6 +105,47 @@ void FloatTileScalar(const FloatTileArgs& a) {
       a.y[t * a.y_stride + r] = acc;
     }
   }
+}
+
+bool IsLegacyBlock(TensorType t) {
+  return t == TensorType::Q4_0 || t == TensorType::Q4_1 || t == TensorType::Q5_0 || t == TensorType::Q5_1 ||
+         t == TensorType::Q8_0;
+}
+
+void MatVecTileScalar(const MatVecArgs& a) {
+  if (!IsLegacyBlock(a.type)) {
+    thread_local std::vector<float> buf;  // [cols] one dequantized row
+    buf.resize(static_cast<size_t>(a.cols));
+    for (int r = 0; r < a.nr; ++r) {
+      DequantizeRow(a.type, a.w + static_cast<size_t>(r) * a.w_stride, buf.data(), a.cols);
+      float acc = 0.0f;
+      for (int64_t k = 0; k < a.cols; ++k) acc += buf[k] * a.x[k];
+      a.y[r] = acc;
+    }
+    return;
+  }
+  for (int r = 0; r < a.nr; ++r) {
+    const uint8_t* row = a.w + static_cast<size_t>(r) * a.w_stride;
+    float acc = 0.0f;
+    for (int64_t b = 0; b < a.nb; ++b) {
+      int8_t q[kQK];
+      float d, m;
+      UnpackBlock(a.type, row, b, q, &d, &m);
+      const float* x = a.x + b * kQK;
+      float s = 0.0f, xs = 0.0f;
+      for (int i = 0; i < kQK; ++i) {
+        s += static_cast<float>(q[i]) * x[i];
+        xs += x[i];
+      }
+      acc += d * s + m * xs;
+    }
+    a.y[r] = acc;
+  }
+}
+
+void DequantTileScalar(const DequantTileArgs& a) {
+  for (int r = 0; r < a.nr; ++r)
+    DequantizeRow(a.type, a.w + static_cast<size_t>(r) * a.w_stride, a.out + r * a.out_stride, a.cols);
 }
 
 }  // namespace razor
