@@ -127,6 +127,102 @@ TEST(AttentionTest, CompensationTokenEqualsBruteForceFormula) {
   }
 }
 
+// ALiBi: the flash kernel adds the same per-key bias - slope * (pq - pk) as the reference, on ragged,
+// gapped, paged heads, with and without a compensation token.
+TEST(AttentionTest, FlashMatchesReferenceWithAlibiSlopes) {
+  std::mt19937 rng(17);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (int d : {16, 64}) {
+    for (int64_t len : {1, 63, 65, 300}) {
+      for (int group : {1, 3}) {
+        for (bool gaps : {false, true}) {
+          for (int64_t comp : {0, 1000}) {
+            RandomHead h = MakeHead(rng, len, d, gaps, comp);
+            const int64_t n_tok = 4;
+            std::vector<float> q(n_tok * group * d), o_ref(q.size()), o_fast(q.size()), o_plain(q.size());
+            for (auto& x : q) x = nd(rng);
+            std::vector<float> slopes = {0.5f, 0.0078125f, 0.0f};
+            const int32_t last = gaps ? h.pos.back() : static_cast<int32_t>(len - 1);
+            std::vector<int32_t> qpos = {0, last / 2, last, last + 10};
+            AttentionQuery a{q.data(), group * d, qpos.data(), n_tok, group, d, 1.0f / std::sqrt(float(d)),
+                             o_plain.data(), group * d};
+            AttendReference(h.view, a);
+            a.alibi_slopes = slopes.data();
+            a.out = o_ref.data();
+            AttendReference(h.view, a);
+            a.out = o_fast.data();
+            AttendFlash(h.view, a);
+            bool differs = false;
+            for (size_t i = 0; i < q.size(); ++i) {
+              ASSERT_NEAR(o_fast[i], o_ref[i], 2e-5f * (1.0f + std::fabs(o_ref[i])))
+                  << "d=" << d << " len=" << len << " group=" << group << " gaps=" << gaps << " comp=" << comp;
+              differs |= std::fabs(o_ref[i] - o_plain[i]) > 1e-3f;
+            }
+            if (len > 1) EXPECT_TRUE(differs) << "slopes changed nothing";
+          }
+        }
+      }
+    }
+  }
+}
+
+// Under ALiBi the compensation token stands for the contiguous dropped positions (comp_max - Nd, comp_max]
+// with their exact ALiBi weights (AlibiCompensationBias). When every dropped token has the same key and
+// value, the compressed head therefore gives exactly the full-cache result.
+TEST(AttentionTest, AlibiCompensationIsExactForIdenticalDroppedTokens) {
+  std::mt19937 rng(23);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int d = 16;
+  const int64_t n = 200, n0 = 4, n_drop = 150;  // dropped positions [4, 154), window [154, 200)
+  std::vector<float> k(n * d), v(n * d), ck(d), cv(d);
+  for (auto& x : ck) x = nd(rng);
+  for (auto& x : cv) x = nd(rng);
+  for (int64_t j = 0; j < n; ++j)
+    for (int i = 0; i < d; ++i) {
+      const bool dropped = j >= n0 && j < n0 + n_drop;
+      k[j * d + i] = dropped ? ck[i] : nd(rng);
+      v[j * d + i] = dropped ? cv[i] : nd(rng);
+    }
+  KvHeadView full;
+  full.k = k.data();
+  full.v = v.data();
+  full.len = n;
+  std::vector<float> kk, vv;
+  std::vector<int32_t> pos;
+  for (int64_t j = 0; j < n; ++j) {
+    if (j >= n0 && j < n0 + n_drop) continue;
+    kk.insert(kk.end(), &k[j * d], &k[j * d] + d);
+    vv.insert(vv.end(), &v[j * d], &v[j * d] + d);
+    pos.push_back(static_cast<int32_t>(j));
+  }
+  KvHeadView comp;
+  comp.k = kk.data();
+  comp.v = vv.data();
+  comp.len = static_cast<int64_t>(pos.size());
+  comp.positions = pos.data();
+  comp.comp_k = ck.data();
+  comp.comp_v = cv.data();
+  comp.comp_count = n_drop;
+  comp.comp_max_position = static_cast<int32_t>(n0 + n_drop - 1);
+  const int group = 3;
+  std::vector<float> slopes = {0.25f, 0.01f, 0.0f};
+  std::vector<float> q(2 * group * d), o_full(q.size()), o_comp(q.size());
+  for (auto& x : q) x = nd(rng);
+  std::vector<int32_t> qpos = {static_cast<int32_t>(n - 1), static_cast<int32_t>(n - 1)};
+  AttentionQuery a{q.data(), group * d, qpos.data(), 2, group, d, 1.0f / std::sqrt(float(d)), o_full.data(),
+                   group * d};
+  a.alibi_slopes = slopes.data();
+  AttendReference(full, a);
+  for (auto fn : {&AttendReference, &AttendFlash}) {
+    a.out = o_comp.data();
+    fn(comp, a);
+    for (size_t i = 0; i < q.size(); ++i) ASSERT_NEAR(o_comp[i], o_full[i], 2e-5f * (1.0f + std::fabs(o_full[i])));
+  }
+  // Slope 0 reduces to ln(Nd); the bias falls off linearly with the query's distance from the range.
+  EXPECT_NEAR(AlibiCompensationBias(comp, 0.0f, 199), std::log(150.0f), 1e-6);
+  EXPECT_NEAR(AlibiCompensationBias(comp, 0.5f, 210) - AlibiCompensationBias(comp, 0.5f, 200), -5.0f, 1e-5);
+}
+
 TEST(AttentionTest, CausalMaskHidesFutureKeys) {
   // A query at position 0 sees only key 0, whatever follows.
   std::mt19937 rng(3);

@@ -19,7 +19,10 @@ TEST_P(TinyHfModelTest, LogitsMatchTransformers) {
   auto golden = golden::read_logits_golden(dir + "/logits.rzgl");
   ASSERT_TRUE(golden.has_full_logits());
   // tiny_llama_gguf is a GGUF written with the gguf package (Q/K permuted as llama.cpp does, mixed types).
-  const std::string model_path = GetParam() == "llama_gguf" ? dir + "/tiny_llama.gguf" : dir;
+  // tiny_bloom_gguf: the tiny_bloom weights as llama.cpp converts BLOOM (QKV regrouped, F16 + Q8_0).
+  const std::string model_path = GetParam() == "llama_gguf"   ? dir + "/tiny_llama.gguf"
+                                 : GetParam() == "bloom_gguf" ? dir + "/tiny_bloom.gguf"
+                                                              : dir;
   auto m = LoadModel(model_path, false);
   ASSERT_TRUE(m.ok()) << m.error();
   ASSERT_EQ(static_cast<uint32_t>((*m)->config.vocab_size), golden.vocab);
@@ -42,7 +45,7 @@ TEST_P(TinyHfModelTest, LogitsMatchTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Architectures, TinyHfModelTest,
                          ::testing::Values("llama", "llama3_rope", "qwen2", "qwen3", "llama_bf16_sharded",
-                                           "llama_tied_f16", "llama_gguf"));
+                                           "llama_tied_f16", "llama_gguf", "bloom", "bloom_gguf"));
 
 }  // namespace
 }  // namespace razor

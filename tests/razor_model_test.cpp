@@ -26,8 +26,10 @@ std::vector<float> RunWith(const LoadedModel& m, KvCache& cache, const std::vect
   return all;
 }
 
-std::unique_ptr<RazorKvCache> MakeRazor(const ModelConfig& c, KvMode mode, int64_t window_min, int64_t sinks) {
+std::unique_ptr<RazorKvCache> MakeRazor(const ModelConfig& c, KvMode mode, int64_t window_min, int64_t sinks,
+                                        bool decode_fold = false) {
   RazorParams p;
+  p.decode_fold = decode_fold;
   p.mode = mode;
   p.window_min = window_min;
   p.sinks = sinks;
@@ -75,6 +77,32 @@ TEST(RazorModelTest, SmallWindowCompressesAndStaysFinite) {
   const KvHeadView v = razor->View(1, 1);
   EXPECT_EQ(v.len, 2 + 6 + 4);
   EXPECT_EQ(v.comp_count, static_cast<int64_t>(ids.size()) - 2 - 6);
+}
+
+// ALiBi (tiny BLOOM): kept keys carry absolute positions, so a window covering the prompt is exact; compressed
+// heads (also with decode folding) keep the dropped range contiguous, which the kernel's ALiBi compensation
+// bias relies on: (comp_max_position - comp_count, comp_max_position] == [sinks, first window position).
+TEST(RazorModelTest, AlibiBloomExactWithFullWindowAndContiguousDroppedRange) {
+  auto m = LoadModel(testing::FixturePath("hf/tiny_bloom"), false);
+  ASSERT_TRUE(m.ok()) << m.error();
+  const auto ids = golden::read_logits_golden(testing::FixturePath("hf/tiny_bloom/logits.rzgl")).token_ids;
+  const ModelConfig& c = (*m)->config;
+  ASSERT_TRUE(c.alibi);
+  FullKvCache full(c.n_layers, c.n_kv_heads, c.head_dim, 256);
+  auto want = RunWith(**m, full, ids, 8);
+  auto wide = MakeRazor(c, KvMode::kRazor, /*window_min=*/1000, /*sinks=*/4);
+  auto got = RunWith(**m, *wide, ids, 8);
+  ASSERT_EQ(got, want);
+  for (bool fold : {false, true}) {
+    auto razor = MakeRazor(c, KvMode::kRazor, /*window_min=*/6, /*sinks=*/2, fold);
+    auto out = RunWith(**m, *razor, ids, 5);
+    EXPECT_GT(razor->stats().heads_compressed, 0);
+    for (float x : out) ASSERT_TRUE(std::isfinite(x));
+    const KvHeadView v = razor->View(1, 1);
+    ASSERT_GT(v.comp_count, 0);
+    EXPECT_EQ(v.comp_max_position - v.comp_count + 1, 2) << "fold=" << fold;  // first dropped = first after sinks
+    EXPECT_EQ(v.positions[2], v.comp_max_position + 1) << "fold=" << fold;    // window starts right after
+  }
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 // razor inspect MODEL: metadata, tensor table, parameter count, KV bytes per token.
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <map>
+#include <string>
 
 #include "cli_common.h"
 #include "io/gguf.h"
@@ -32,10 +35,18 @@ int Inspect(const InspectOptions& o) {
   std::printf("architecture:  %s   name: %s\n", ArchitectureName(c.arch), c.name.c_str());
   std::printf("layers %d | dim %d | heads %d (kv %d, head dim %d) | ffn %d | vocab %d | context %d\n", c.n_layers,
               c.dim, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim, c.vocab_size, c.context_length);
-  std::printf("rope:          base %.0f, %s pairs%s%s\n", c.rope_theta,
-              c.rope_layout == RopeLayout::kInterleaved ? "interleaved" : "half-split",
-              c.rope_scaling.kind == RopeScaling::Kind::kLlama3 ? ", llama3 scaling" : "",
-              m.weights.rope_freq_factors.empty() ? "" : ", rope_freqs divisors");
+  if (c.alibi) {
+    std::string slopes;
+    for (float x : AlibiSlopes(c.n_heads)) slopes += fmt::format("{}{:.4g}", slopes.empty() ? "" : " ", x);
+    std::printf("positions:     ALiBi (no RoPE), slopes %s\n", slopes.c_str());
+    std::printf("blocks:        LayerNorm+bias (eps %g, also after the embedding), fused QKV %s+bias, GELU-tanh MLP\n",
+                c.rms_eps, c.fused_qkv_split ? "[3, heads, hd] " : "[heads, 3, hd] ");
+  } else {
+    std::printf("rope:          base %.0f, %s pairs%s%s\n", c.rope_theta,
+                c.rope_layout == RopeLayout::kInterleaved ? "interleaved" : "half-split",
+                c.rope_scaling.kind == RopeScaling::Kind::kLlama3 ? ", llama3 scaling" : "",
+                m.weights.rope_freq_factors.empty() ? "" : ", rope_freqs divisors");
+  }
   std::printf("extras:        qkv bias %s, qk norm %s, tied embeddings %s\n", c.qkv_bias ? "yes" : "no",
               c.qk_norm ? "yes" : "no", c.tied_embeddings ? "yes" : "no");
   std::printf("parameters:    %.1f M (%lld), stored in %.1f MiB\n", m.weights.parameter_count / 1e6,

@@ -8,6 +8,7 @@
 
 #include "cli_common.h"
 #include "core/thread_pool.h"
+#include "runtime/alibi_spans.h"
 #include "runtime/head_profiler.h"
 #include "runtime/kv_cache_factory.h"
 #include "runtime/heatmap_png.h"
@@ -23,6 +24,7 @@ struct ProfileOptions {
   bool quiet = false;
   HeadProfilerOptions profiler;
   std::vector<int32_t> token_range;
+  double alibi_epsilon = 1e-5;
 };
 
 double Median(std::vector<float> v) {
@@ -42,6 +44,17 @@ void PrintTop(const HeadProfile& p, const char* what, const std::vector<float>& 
     std::printf("  %4zu  %5d  %7d  %.4f  %s\n", i + 1, h.layer, h.kv_head, kv[h.layer * p.model.n_kv_heads + h.kv_head],
                 sel ? "yes" : "");
   }
+}
+
+void PrintAlibiSpans(const AlibiSpanSummary& s) {
+  std::printf("ALiBi spans (RazorAttention §2; keys beyond L_h carry < %g of a head's mass; context %lld):\n",
+              s.epsilon, (long long)s.context);
+  std::printf("  head  slope       B_h         L_h (tokens)  retrieval\n");
+  for (const AlibiHeadSpan& h : s.heads)
+    std::printf("  %4d  %-10.6g  %-10.4g  %-12.6g  %s\n", h.head, h.slope, h.bound, h.span, h.retrieval ? "yes" : "");
+  const auto n = std::count_if(s.heads.begin(), s.heads.end(), [](const AlibiHeadSpan& h) { return h.retrieval; });
+  std::printf("  %lld of %zu query heads reach the context (spans are recorded in the profile; the retrieval KV heads "
+              "above come from the induction/echo scores)\n", (long long)n, s.heads.size());
 }
 
 int Profile(ProfileOptions& o) {
@@ -113,6 +126,14 @@ int Profile(ProfileOptions& o) {
   const double elapsed = seconds();
   if (!o.quiet) std::fprintf(stderr, "\r\033[K");
   if (!profile) return Fail(profile.error());
+  if (c.alibi) {
+    AlibiSpanOptions so;
+    so.epsilon = o.alibi_epsilon;
+    so.context = o.common.ctx;
+    auto spans = ComputeAlibiSpans(c, m.weights, so);
+    if (!spans) return Fail(spans.error());
+    profile->alibi_spans = std::move(*spans);
+  }
   const HeadProfile& p = *profile;
 
   Status st = p.Save(out_path, o.force);
@@ -133,6 +154,7 @@ int Profile(ProfileOptions& o) {
   std::printf("selected:  %zu by induction (ratio %.2f) + %zu by echo (ratio %.2f) -> %zu of %d KV heads (%.1f%%)\n",
               p.by_induction.size(), p.params.induction_ratio, p.by_echo.size(), p.params.echo_ratio,
               p.retrieval.size(), total, 100.0 * p.retrieval.size() / total);
+  if (!p.alibi_spans.heads.empty()) PrintAlibiSpans(p.alibi_spans);
   std::printf("time:      %.1f s (%d threads)\n", elapsed, threads);
   std::printf("profile:   %s\n", out_path.c_str());
   if (!o.plot.empty()) std::printf("plot:      %s\n", o.plot.c_str());
@@ -158,6 +180,9 @@ void RegisterProfile(CLI::App& app, int* exit_code) {
       ->expected(2);
   cmd->add_option("--batch", o.profiler.batch, "tokens per forward call (default: the whole input at once)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
+  cmd->add_option("--alibi-epsilon", o.alibi_epsilon,
+                  "ALiBi models: attention mass allowed beyond a head's span L_h = (2 B_h + ln(1/eps)) / m_h")
+      ->capture_default_str()->check(CLI::Range(1e-300, 0.5));
   cmd->add_option("--plot", o.plot, "write a PNG heatmap of the scores");
   cmd->add_flag("-f,--force", o.force, "replace an existing output file");
   cmd->add_flag("-q,--quiet", o.quiet, "no progress line");

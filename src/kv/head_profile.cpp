@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
@@ -217,6 +218,16 @@ std::string HeadProfile::ToJson() const {
                       {"echo", Grid(q_echo, m.n_layers, m.n_heads)}};
   j["selected"] = {{"by_induction", HeadList(by_induction)}, {"by_echo", HeadList(by_echo)}};
   j["retrieval_kv_heads"] = HeadList(retrieval);
+  if (!alibi_spans.heads.empty()) {
+    json heads = json::array();
+    for (const AlibiHeadSpan& h : alibi_spans.heads) {
+      // JSON has no infinity: a span of inf (slope 0) is written as null.
+      json span = std::isfinite(h.span) ? json(h.span) : json(nullptr);
+      heads.push_back({{"head", h.head}, {"slope", h.slope}, {"bound", h.bound}, {"span", span},
+                       {"retrieval", h.retrieval}});
+    }
+    j["alibi_spans"] = {{"epsilon", alibi_spans.epsilon}, {"context", alibi_spans.context}, {"heads", heads}};
+  }
   return j.dump(1) + "\n";
 }
 
@@ -270,6 +281,24 @@ Result<HeadProfile> HeadProfile::FromJson(const std::string& text, const std::st
     p.by_induction = ReadHeads(js, "by_induction", "selected", m.n_layers, m.n_kv_heads);
     p.by_echo = ReadHeads(js, "by_echo", "selected", m.n_layers, m.n_kv_heads);
     p.retrieval = ReadHeads(j, "retrieval_kv_heads", "profile", m.n_layers, m.n_kv_heads);
+    if (j.contains("alibi_spans")) {
+      const json& ja = j["alibi_spans"];
+      p.alibi_spans.epsilon = Get<double>(ja, "epsilon", "alibi_spans");
+      p.alibi_spans.context = Get<int64_t>(ja, "context", "alibi_spans");
+      const json& jh = Member(ja, "heads", "alibi_spans");
+      if (!jh.is_array() || static_cast<int>(jh.size()) != m.n_heads)
+        throw ProfileError{fmt::format("'alibi_spans.heads' must be an array of {} heads", m.n_heads)};
+      for (const json& e : jh) {
+        AlibiHeadSpan h;
+        h.head = Get<int>(e, "head", "alibi_spans.heads");
+        h.slope = Get<double>(e, "slope", "alibi_spans.heads");
+        h.bound = Get<double>(e, "bound", "alibi_spans.heads");
+        const json& span = Member(e, "span", "alibi_spans.heads");
+        h.span = span.is_null() ? std::numeric_limits<double>::infinity() : span.get<double>();
+        h.retrieval = Get<bool>(e, "retrieval", "alibi_spans.heads");
+        p.alibi_spans.heads.push_back(h);
+      }
+    }
     // Retrieval heads may be edited by hand (add a layer's heads); keep them sorted and unique.
     std::sort(p.retrieval.begin(), p.retrieval.end());
     p.retrieval.erase(std::unique(p.retrieval.begin(), p.retrieval.end()), p.retrieval.end());

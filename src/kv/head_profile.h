@@ -54,6 +54,22 @@ struct HeadProfileParams {
   int32_t bos_id = -1;            // the first token of the input
 };
 
+// ALiBi attention span of one query head (RazorAttention §2, runtime/alibi_spans.h): keys farther back than
+// `span` tokens carry less than `epsilon` of the head's attention mass.
+struct AlibiHeadSpan {
+  int head = 0;            // query head index (the same slope in every layer)
+  double slope = 0;        // m_h
+  double bound = 0;        // B_h >= |q.k| / sqrt(head_dim), max over layers
+  double span = 0;         // L_h = (2 B_h + ln(1/epsilon)) / m_h, in tokens (inf for slope 0)
+  bool retrieval = false;  // span >= context
+};
+
+struct AlibiSpanSummary {
+  double epsilon = 1e-5;
+  int64_t context = 0;     // the context the retrieval flags were judged against
+  std::vector<AlibiHeadSpan> heads;  // empty: not an ALiBi model (no "alibi_spans" in the JSON)
+};
+
 class HeadProfile {
  public:
   static constexpr int kFormatVersion = 1;
@@ -67,6 +83,9 @@ class HeadProfile {
   std::vector<KvHeadId> by_induction;        // heads selected by induction score (ranked, best first)
   std::vector<KvHeadId> by_echo;             // heads selected by echo score (ranked, best first)
   std::vector<KvHeadId> retrieval;           // by_induction ∪ by_echo, sorted by (layer, kv_head)
+  // Optional (ALiBi models): per-head spans, JSON "alibi_spans" {epsilon, context, heads: [...]}.
+  // Informational: they do not change `retrieval`. Profiles without the field read as before.
+  AlibiSpanSummary alibi_spans;
 
   int total_kv_heads() const { return model.n_layers * model.n_kv_heads; }
   float kv_induction_at(int layer, int kv_head) const { return kv_induction[layer * model.n_kv_heads + kv_head]; }

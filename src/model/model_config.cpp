@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -14,11 +15,26 @@ const char* ArchitectureName(Architecture a) {
     case Architecture::kLlama: return "llama";
     case Architecture::kQwen2: return "qwen2";
     case Architecture::kQwen3: return "qwen3";
+    case Architecture::kBloom: return "bloom";
   }
   return "?";
 }
 
-std::string SupportedArchitectures() { return "llama (Llama 2/3, SmolLM2, Mistral), qwen2, qwen3"; }
+std::string SupportedArchitectures() {
+  return "llama (Llama 2/3, SmolLM2, Mistral), qwen2, qwen3, bloom";
+}
+
+std::vector<float> AlibiSlopes(int n_heads) {
+  std::vector<float> slopes;
+  if (n_heads <= 0) return slopes;
+  int p2 = 1;
+  while (p2 * 2 <= n_heads) p2 *= 2;
+  const double base = std::pow(2.0, -8.0 / p2);
+  for (int i = 1; i <= p2; ++i) slopes.push_back(static_cast<float>(std::pow(base, i)));
+  const double extra = std::pow(2.0, -4.0 / p2);  // 2^(-8 / (2 p2))
+  for (int i = 0; i < n_heads - p2; ++i) slopes.push_back(static_cast<float>(std::pow(extra, 2 * i + 1)));
+  return slopes;
+}
 
 Status ModelConfig::Validate() const {
   auto bad = [&](const std::string& what) {
@@ -30,7 +46,7 @@ Status ModelConfig::Validate() const {
                            head_dim, ffn_dim, vocab_size));
   if (n_heads % n_kv_heads != 0) return bad(fmt::format("{} heads not divisible by {} kv heads", n_heads, n_kv_heads));
   if (head_dim % 2 != 0) return bad(fmt::format("odd head_dim {}", head_dim));
-  if (rope_dim != head_dim) return bad(fmt::format("partial RoPE ({} of {} dims) is not supported", rope_dim, head_dim));
+  if (!alibi && rope_dim != head_dim) return bad(fmt::format("partial RoPE ({} of {} dims) is not supported", rope_dim, head_dim));
   if (context_length <= 0) return bad("context length missing");
   if (!(rope_theta > 0)) return bad("rope base must be > 0");
   return Status::Ok();
@@ -44,6 +60,7 @@ Result<ModelConfig> ConfigFromGguf(const GgufFile& g) {
   if (a == "llama") c.arch = Architecture::kLlama;
   else if (a == "qwen2") c.arch = Architecture::kQwen2;
   else if (a == "qwen3") c.arch = Architecture::kQwen3;
+  else if (a == "bloom") c.arch = Architecture::kBloom;
   else
     return Err(fmt::format("{}: unsupported architecture '{}' (supported: {})", g.path(), a, SupportedArchitectures()));
   c.name = g.GetStringOr("general.name").value_or(a);
@@ -74,6 +91,18 @@ Result<ModelConfig> ConfigFromGguf(const GgufFile& g) {
   } else if (const TensorView* emb = g.FindTensor("token_embd.weight")) {
     c.vocab_size = static_cast<int>(emb->rows());
   }
+  if (c.arch == Architecture::kBloom) {
+    // llama.cpp's BLOOM: LayerNorms with bias, fused QKV regrouped to [3, n_heads, head_dim], ALiBi.
+    if (c.n_kv_heads != c.n_heads || c.head_dim * c.n_heads != c.dim)
+      return Err(fmt::format("{}: BLOOM with {} heads / {} KV heads of {} for width {} is not supported", g.path(),
+                             c.n_heads, c.n_kv_heads, c.head_dim, c.dim));
+    c.rms_eps = static_cast<float>(g.GetFloatOr(a + ".attention.layer_norm_epsilon").value_or(1e-5));
+    c.rope_dim = c.head_dim;  // unused: no RoPE
+    c.layer_norm = c.embedding_norm = c.fused_qkv = c.fused_qkv_split = c.dense_bias = c.gelu_mlp = c.alibi = true;
+    c.tied_embeddings = g.FindTensor("output.weight") == nullptr;
+    RAZOR_RETURN_IF_ERROR(c.Validate());
+    return c;
+  }
   // llama.cpp permutes llama Q/K weights for interleaved RoPE; qwen2/qwen3 keep HF's half-split layout.
   c.rope_layout = c.arch == Architecture::kLlama ? RopeLayout::kInterleaved : RopeLayout::kHalfSplit;
   c.qkv_bias = g.FindTensor("blk.0.attn_q.bias") != nullptr;
@@ -98,9 +127,35 @@ Result<ModelConfig> ConfigFromHfJson(const std::string& path) {
   if (type == "llama" || type == "mistral") c.arch = Architecture::kLlama;
   else if (type == "qwen2") c.arch = Architecture::kQwen2;
   else if (type == "qwen3") c.arch = Architecture::kQwen3;
+  else if (type == "bloom") c.arch = Architecture::kBloom;
   else
     return Err(fmt::format("{}: unsupported model_type '{}' (supported: {})", path, type, SupportedArchitectures()));
   c.name = type;
+  if (c.arch == Architecture::kBloom) {
+    try {
+      c.n_layers = j.contains("n_layer") ? j["n_layer"].get<int>() : j.at("num_hidden_layers").get<int>();
+      c.dim = j.contains("hidden_size") ? j["hidden_size"].get<int>() : j.at("n_embed").get<int>();
+      c.n_heads = j.contains("n_head") ? j["n_head"].get<int>() : j.at("num_attention_heads").get<int>();
+      c.vocab_size = j.at("vocab_size").get<int>();
+      c.rms_eps = j.value("layer_norm_epsilon", 1e-5f);
+      c.tied_embeddings = j.value("tie_word_embeddings", true);
+      // ALiBi has no trained position table; BLOOM was trained at 2048 tokens.
+      c.context_length = j.value("seq_length", j.value("max_position_embeddings", 2048));
+      if (j.value("apply_residual_connection_post_layernorm", false))
+        return Err(path + ": apply_residual_connection_post_layernorm = true is not supported");
+    } catch (const std::exception& e) {
+      return Err(path + ": " + e.what());
+    }
+    if (c.n_heads <= 0 || c.dim % c.n_heads != 0)
+      return Err(fmt::format("{}: hidden_size {} is not a multiple of n_head {}", path, c.dim, c.n_heads));
+    c.n_kv_heads = c.n_heads;
+    c.head_dim = c.dim / c.n_heads;
+    c.ffn_dim = 4 * c.dim;
+    c.rope_dim = c.head_dim;  // unused: no RoPE
+    c.layer_norm = c.embedding_norm = c.fused_qkv = c.dense_bias = c.gelu_mlp = c.alibi = true;
+    RAZOR_RETURN_IF_ERROR(c.Validate());
+    return c;
+  }
   try {
     c.n_layers = j.at("num_hidden_layers").get<int>();
     c.dim = j.at("hidden_size").get<int>();

@@ -11,9 +11,9 @@ namespace razor {
 
 class GgufFile;
 
-enum class Architecture { kLlama, kQwen2, kQwen3 };
+enum class Architecture { kLlama, kQwen2, kQwen3, kBloom };
 const char* ArchitectureName(Architecture a);
-// "llama, qwen2, qwen3": for error messages that list what is supported.
+// "llama, qwen2, qwen3, bloom": for error messages that list what is supported.
 std::string SupportedArchitectures();
 
 // How RoPE pairs the dimensions of a head.
@@ -49,15 +49,32 @@ struct ModelConfig {
   bool qkv_bias = false;   // qwen2
   bool qk_norm = false;    // qwen3: RMSNorm over head_dim on q and k before RoPE
   bool tied_embeddings = false;
+  // BLOOM-style blocks (all false / RMSNorm + SwiGLU + RoPE for llama, qwen2, qwen3):
+  bool layer_norm = false;       // LayerNorm with bias (eps rms_eps) instead of RMSNorm, for every norm
+  bool embedding_norm = false;   // a LayerNorm right after the embedding lookup (word_embeddings_layernorm)
+  bool fused_qkv = false;        // one [3 * q_dim x dim] projection + bias, rows laid out as below
+  bool fused_qkv_split = false;  // rows [3 (q, k, v), n_heads, head_dim] (llama.cpp GGUF); else [n_heads, 3, head_dim] (HF)
+  bool dense_bias = false;       // biases on the attention output and both MLP projections
+  bool gelu_mlp = false;         // MLP = down(gelu_tanh(up x + b) ) + b, no gate
+  bool alibi = false;            // ALiBi position biases instead of RoPE (slopes: AlibiSlopes)
 
   int q_dim() const { return n_heads * head_dim; }
   int kv_dim() const { return n_kv_heads * head_dim; }
   int group_size() const { return n_heads / n_kv_heads; }
+  // fused_qkv: first row of part (0 q, 1 k, 2 v) of head h in the fused projection.
+  int64_t fused_qkv_row(int part, int h) const {
+    return static_cast<int64_t>(fused_qkv_split ? part * n_heads + h : 3 * h + part) * head_dim;
+  }
   // fp32 K+V bytes one token occupies in a full cache across all layers.
   size_t kv_bytes_per_token() const { return size_t(2) * n_layers * kv_dim() * sizeof(float); }
 
   Status Validate() const;
 };
+
+// ALiBi slope of each of n_heads heads, as transformers' BLOOM computes them (_get_alibi_slopes): a
+// geometric series 2^(-8/n') for the largest power of two n' <= n_heads, then the odd powers of
+// 2^(-4/n') for the remaining heads.
+std::vector<float> AlibiSlopes(int n_heads);
 
 Result<ModelConfig> ConfigFromGguf(const GgufFile& gguf);
 Result<ModelConfig> ConfigFromHfJson(const std::string& config_json_path);

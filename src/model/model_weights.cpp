@@ -134,11 +134,76 @@ Result<ModelWeights> Bind(const FindFn& find, const std::string& source, const N
   return w;
 }
 
+// BLOOM tensor names: HF (transformers BloomForCausalLM) and GGUF (llama.cpp). Layer names take the layer index.
+struct BloomNames {
+  const char* embd;
+  const char* embd_norm;  // + ".weight" / ".bias"
+  const char* out_norm;
+  const char* output;
+  const char* layer;      // fmt pattern of a layer's prefix
+  const char* attn_norm;
+  const char* qkv;
+  const char* wo;
+  const char* ffn_norm;
+  const char* up;
+  const char* down;
+};
+constexpr BloomNames kBloomHfNames{"transformer.word_embeddings.weight", "transformer.word_embeddings_layernorm",
+                                   "transformer.ln_f", "lm_head.weight", "transformer.h.{}.", "input_layernorm",
+                                   "self_attention.query_key_value", "self_attention.dense",
+                                   "post_attention_layernorm", "mlp.dense_h_to_4h", "mlp.dense_4h_to_h"};
+constexpr BloomNames kBloomGgufNames{"token_embd.weight", "token_embd_norm", "output_norm", "output.weight", "blk.{}.",
+                                     "attn_norm", "attn_qkv", "attn_output", "ffn_norm", "ffn_up", "ffn_down"};
+
+// BLOOM: LayerNorms with bias, fused QKV (layout in config.fused_qkv_split), biased projections, GELU MLP.
+Result<ModelWeights> BindBloom(const FindFn& find, const std::string& source, const BloomNames& nm,
+                               const ModelConfig& c) {
+  ModelWeights w;
+  TensorBinder b(find, source, &w);
+  auto wt = [](const char* base) { return std::string(base) + ".weight"; };
+  auto bs = [](const char* base) { return std::string(base) + ".bias"; };
+  RAZOR_RETURN_IF_ERROR(b.Matrix(nm.embd, c.dim, c.vocab_size, &w.token_embd));
+  RAZOR_RETURN_IF_ERROR(b.Vector(wt(nm.embd_norm), c.dim, &w.embd_norm));
+  RAZOR_RETURN_IF_ERROR(b.Vector(bs(nm.embd_norm), c.dim, &w.embd_norm_b));
+  RAZOR_RETURN_IF_ERROR(b.Vector(wt(nm.out_norm), c.dim, &w.output_norm));
+  RAZOR_RETURN_IF_ERROR(b.Vector(bs(nm.out_norm), c.dim, &w.output_norm_b));
+  if (c.tied_embeddings || find(nm.output) == nullptr) {
+    w.output = w.token_embd;
+  } else {
+    RAZOR_RETURN_IF_ERROR(b.Matrix(nm.output, c.dim, c.vocab_size, &w.output));
+  }
+  w.layers.resize(c.n_layers);
+  for (int l = 0; l < c.n_layers; ++l) {
+    LayerWeights& L = w.layers[l];
+    const std::string p = fmt::format(fmt::runtime(nm.layer), l);
+    auto W = [&](const char* role) { return p + role + ".weight"; };
+    auto B = [&](const char* role) { return p + role + ".bias"; };
+    RAZOR_RETURN_IF_ERROR(b.Vector(W(nm.attn_norm), c.dim, &L.attn_norm));
+    RAZOR_RETURN_IF_ERROR(b.Vector(B(nm.attn_norm), c.dim, &L.attn_norm_b));
+    RAZOR_RETURN_IF_ERROR(b.Matrix(W(nm.qkv), c.dim, 3 * c.q_dim(), &L.wqkv));
+    RAZOR_RETURN_IF_ERROR(b.Vector(B(nm.qkv), 3 * c.q_dim(), &L.bqkv));
+    RAZOR_RETURN_IF_ERROR(b.Matrix(W(nm.wo), c.q_dim(), c.dim, &L.wo));
+    RAZOR_RETURN_IF_ERROR(b.Vector(B(nm.wo), c.dim, &L.bo));
+    RAZOR_RETURN_IF_ERROR(b.Vector(W(nm.ffn_norm), c.dim, &L.ffn_norm));
+    RAZOR_RETURN_IF_ERROR(b.Vector(B(nm.ffn_norm), c.dim, &L.ffn_norm_b));
+    RAZOR_RETURN_IF_ERROR(b.Matrix(W(nm.up), c.dim, c.ffn_dim, &L.w_up));
+    RAZOR_RETURN_IF_ERROR(b.Vector(B(nm.up), c.ffn_dim, &L.b_up));
+    RAZOR_RETURN_IF_ERROR(b.Matrix(W(nm.down), c.ffn_dim, c.dim, &L.w_down));
+    RAZOR_RETURN_IF_ERROR(b.Vector(B(nm.down), c.dim, &L.b_down));
+  }
+  return w;
+}
+
 }  // namespace
 
 Result<ModelWeights> LoadWeightsFromGguf(std::shared_ptr<GgufFile> gguf, const ModelConfig& c) {
-  NameScheme names{"token_embd.weight", "output_norm.weight", "output.weight", GgufLayerName};
   FindFn find = [&](const std::string& name) { return gguf->FindTensor(name); };
+  if (c.arch == Architecture::kBloom) {
+    RAZOR_ASSIGN_OR_RETURN(ModelWeights w, BindBloom(find, gguf->path(), kBloomGgufNames, c));
+    w.keep_alive = gguf;
+    return w;
+  }
+  NameScheme names{"token_embd.weight", "output_norm.weight", "output.weight", GgufLayerName};
   RAZOR_ASSIGN_OR_RETURN(ModelWeights w, Bind(find, gguf->path(), names, c));
   // Llama-3 frequency scaling is stored by llama.cpp as per-pair divisors of the RoPE frequencies.
   if (gguf->FindTensor("rope_freqs.weight") != nullptr) {
@@ -151,8 +216,13 @@ Result<ModelWeights> LoadWeightsFromGguf(std::shared_ptr<GgufFile> gguf, const M
 
 Result<ModelWeights> LoadWeightsFromSafetensors(std::shared_ptr<SafetensorsCheckpoint> ckpt, const ModelConfig& c,
                                                 const std::string& dir) {
-  NameScheme names{"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", HfLayerName};
   FindFn find = [&](const std::string& name) { return ckpt->FindTensor(name); };
+  if (c.arch == Architecture::kBloom) {
+    RAZOR_ASSIGN_OR_RETURN(ModelWeights w, BindBloom(find, dir, kBloomHfNames, c));
+    w.keep_alive = ckpt;
+    return w;
+  }
+  NameScheme names{"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", HfLayerName};
   RAZOR_ASSIGN_OR_RETURN(ModelWeights w, Bind(find, dir, names, c));
   w.keep_alive = ckpt;
   return w;

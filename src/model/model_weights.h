@@ -21,12 +21,20 @@ struct LayerWeights {
   std::vector<float> bq, bk, bv;           // [q_dim], [kv_dim], [kv_dim]; empty unless qkv_bias
   std::vector<float> q_norm, k_norm;       // [head_dim]; empty unless qk_norm
   std::vector<float> ffn_norm;             // [dim]
-  TensorView w_gate, w_up, w_down;         // [ffn x dim] x2, [dim x ffn]
+  TensorView w_gate, w_up, w_down;         // [ffn x dim] x2, [dim x ffn]  (w_gate unset for a GELU MLP)
+  // BLOOM (config.layer_norm / fused_qkv / dense_bias); empty or unset otherwise:
+  std::vector<float> attn_norm_b, ffn_norm_b;  // [dim] LayerNorm biases
+  TensorView wqkv;                         // [3 * q_dim x dim], output rows [n_heads, 3 (q, k, v), head_dim]
+  std::vector<float> bqkv;                 // [3 * q_dim], same layout
+  std::vector<float> bo;                   // [dim]
+  std::vector<float> b_up, b_down;         // [ffn], [dim]
 };
 
 struct ModelWeights {
   TensorView token_embd;                   // [vocab x dim]
   std::vector<float> output_norm;          // [dim]
+  std::vector<float> output_norm_b;        // [dim] LayerNorm bias (config.layer_norm)
+  std::vector<float> embd_norm, embd_norm_b;  // [dim] LayerNorm after the embedding (config.embedding_norm)
   TensorView output;                       // [vocab x dim] (== token_embd when tied)
   std::vector<float> rope_freq_factors;    // [head_dim/2] divisors of the RoPE frequencies; empty if none
   std::vector<LayerWeights> layers;

@@ -12,7 +12,18 @@
 namespace razor {
 
 Transformer::Transformer(const ModelConfig& config, const ModelWeights& weights, ThreadPool& pool, MathMode mode)
-    : config_(config), weights_(weights), pool_(pool), mode_(mode), rope_(config, weights.rope_freq_factors) {}
+    : config_(config), weights_(weights), pool_(pool), mode_(mode), rope_(config, weights.rope_freq_factors) {
+  if (config.alibi) alibi_slopes_ = AlibiSlopes(config.n_heads);
+}
+
+void Transformer::Norm(const float* x, int64_t m, const std::vector<float>& gain, const std::vector<float>& bias,
+                       float* out) const {
+  const int64_t dim = config_.dim;
+  for (int64_t t = 0; t < m; ++t) {
+    if (config_.layer_norm) LayerNorm(&x[t * dim], gain.data(), bias.data(), dim, config_.rms_eps, &out[t * dim]);
+    else RmsNorm(&x[t * dim], gain.data(), dim, config_.rms_eps, &out[t * dim]);
+  }
+}
 
 Status Transformer::Forward(const int32_t* tokens, int64_t n, KvCache& cache, bool all_logits,
                             std::vector<float>* logits) {
@@ -38,7 +49,8 @@ Status Transformer::Forward(const int32_t* tokens, int64_t n, KvCache& cache, bo
   v_.resize(cn * c.kv_dim());
   attn_.resize(cn * c.q_dim());
   proj_.resize(cn * dim);
-  gate_.resize(cn * c.ffn_dim);
+  if (!c.gelu_mlp) gate_.resize(cn * c.ffn_dim);
+  if (c.fused_qkv) qkv_.resize(cn * 3 * c.q_dim());
   up_.resize(cn * c.ffn_dim);
   positions_.resize(n);
   if (observer_) lse_.resize(cn * c.n_heads);
@@ -49,6 +61,7 @@ Status Transformer::Forward(const int32_t* tokens, int64_t n, KvCache& cache, bo
     for (int64_t t = b; t < e; ++t)
       DequantizeRow(weights_.token_embd.type, weights_.token_embd.row(tokens[t]), &x_[t * dim], dim);
   });
+  if (c.embedding_norm) Norm(x_.data(), n, weights_.embd_norm, weights_.embd_norm_b, x_.data());
 
   const int half = c.head_dim / 2;
   for (int l = 0; l < c.n_layers; ++l) {
@@ -56,10 +69,25 @@ Status Transformer::Forward(const int32_t* tokens, int64_t n, KvCache& cache, bo
     for (int64_t t0 = 0; t0 < n; t0 += kChunk) {
       const int64_t m = std::min(kChunk, n - t0);
       float* x = &x_[t0 * dim];
-      for (int64_t t = 0; t < m; ++t) RmsNorm(&x[t * dim], L.attn_norm.data(), dim, c.rms_eps, &xn_[t * dim]);
-      MatMul(mode_, L.wq, xn_.data(), m, q_.data(), pool_);
-      MatMul(mode_, L.wk, xn_.data(), m, k_.data(), pool_);
-      MatMul(mode_, L.wv, xn_.data(), m, v_.data(), pool_);
+      Norm(x, m, L.attn_norm, L.attn_norm_b, xn_.data());
+      if (c.fused_qkv) {
+        // BLOOM: one projection (row layout: ModelConfig::fused_qkv_row); split into q_, k_, v_ ([m, heads * hd]).
+        const int64_t d = c.head_dim, w3 = 3 * static_cast<int64_t>(c.q_dim());
+        MatMul(mode_, L.wqkv, xn_.data(), m, qkv_.data(), pool_);
+        for (int64_t t = 0; t < m; ++t) {
+          float* row = &qkv_[t * w3];
+          AddInPlace(row, L.bqkv.data(), w3);
+          for (int h = 0; h < c.n_heads; ++h) {
+            std::copy_n(row + c.fused_qkv_row(0, h), d, &q_[t * c.q_dim() + h * d]);
+            std::copy_n(row + c.fused_qkv_row(1, h), d, &k_[t * c.kv_dim() + h * d]);
+            std::copy_n(row + c.fused_qkv_row(2, h), d, &v_[t * c.kv_dim() + h * d]);
+          }
+        }
+      } else {
+        MatMul(mode_, L.wq, xn_.data(), m, q_.data(), pool_);
+        MatMul(mode_, L.wk, xn_.data(), m, k_.data(), pool_);
+        MatMul(mode_, L.wv, xn_.data(), m, v_.data(), pool_);
+      }
       for (int64_t t = 0; t < m; ++t) {
         float* q = &q_[t * c.q_dim()];
         float* k = &k_[t * c.kv_dim()];
@@ -74,6 +102,7 @@ Status Transformer::Forward(const int32_t* tokens, int64_t n, KvCache& cache, bo
           for (int h = 0; h < c.n_kv_heads; ++h)
             RmsNorm(k + h * c.head_dim, L.k_norm.data(), c.head_dim, c.rms_eps, k + h * c.head_dim);
         }
+        if (c.alibi) continue;  // positions enter as ALiBi biases in the attention kernel
         const int64_t tt = t0 + t;
         ApplyRope(q, c.n_heads, c.head_dim, c.rope_layout, &cos_[tt * half], &sin_[tt * half]);
         ApplyRope(k, c.n_kv_heads, c.head_dim, c.rope_layout, &cos_[tt * half], &sin_[tt * half]);
@@ -82,13 +111,23 @@ Status Transformer::Forward(const int32_t* tokens, int64_t n, KvCache& cache, bo
       Attention(l, &positions_[t0], m, cache);
       if (observer_) observer_->OnAttention(l, q_.data(), &positions_[t0], m, lse_.data(), cache);
       MatMul(mode_, L.wo, attn_.data(), m, proj_.data(), pool_);
+      if (c.dense_bias)
+        for (int64_t t = 0; t < m; ++t) AddInPlace(&proj_[t * dim], L.bo.data(), dim);
       AddInPlace(x, proj_.data(), m * dim);
 
-      for (int64_t t = 0; t < m; ++t) RmsNorm(&x[t * dim], L.ffn_norm.data(), dim, c.rms_eps, &xn_[t * dim]);
-      MatMul(mode_, L.w_gate, xn_.data(), m, gate_.data(), pool_);
-      MatMul(mode_, L.w_up, xn_.data(), m, up_.data(), pool_);
-      SiluMul(gate_.data(), up_.data(), m * c.ffn_dim, gate_.data());
-      MatMul(mode_, L.w_down, gate_.data(), m, proj_.data(), pool_);
+      Norm(x, m, L.ffn_norm, L.ffn_norm_b, xn_.data());
+      if (c.gelu_mlp) {
+        MatMul(mode_, L.w_up, xn_.data(), m, up_.data(), pool_);
+        for (int64_t t = 0; t < m; ++t) AddInPlace(&up_[t * c.ffn_dim], L.b_up.data(), c.ffn_dim);
+        GeluTanhInPlace(up_.data(), m * c.ffn_dim);
+        MatMul(mode_, L.w_down, up_.data(), m, proj_.data(), pool_);
+        for (int64_t t = 0; t < m; ++t) AddInPlace(&proj_[t * dim], L.b_down.data(), dim);
+      } else {
+        MatMul(mode_, L.w_gate, xn_.data(), m, gate_.data(), pool_);
+        MatMul(mode_, L.w_up, xn_.data(), m, up_.data(), pool_);
+        SiluMul(gate_.data(), up_.data(), m * c.ffn_dim, gate_.data());
+        MatMul(mode_, L.w_down, gate_.data(), m, proj_.data(), pool_);
+      }
       AddInPlace(x, proj_.data(), m * dim);
     }
     cache.OnLayerDone(l, n > 1);
@@ -98,8 +137,7 @@ Status Transformer::Forward(const int32_t* tokens, int64_t n, KvCache& cache, bo
   const int64_t first = all_logits ? 0 : n - 1;
   const int64_t rows = n - first;
   xn_.resize(rows * dim);
-  for (int64_t t = first; t < n; ++t)
-    RmsNorm(&x_[t * dim], weights_.output_norm.data(), dim, c.rms_eps, &xn_[(t - first) * dim]);
+  Norm(&x_[first * dim], rows, weights_.output_norm, weights_.output_norm_b, xn_.data());
   logits->resize(rows * c.vocab_size);
   MatMul(mode_, weights_.output, xn_.data(), rows, logits->data(), pool_);
   return Status::Ok();
@@ -130,6 +168,7 @@ void Transformer::Attention(int layer, const int32_t* positions, int64_t n, cons
       a.scale = scale;
       a.out = &attn_[t * c.q_dim() + head_offset];
       a.out_token_stride = c.q_dim();
+      if (c.alibi) a.alibi_slopes = &alibi_slopes_[static_cast<size_t>(h) * c.group_size()];
       if (observer_) {
         a.lse = &lse_[t * c.n_heads + static_cast<int64_t>(h) * c.group_size()];
         a.lse_token_stride = c.n_heads;

@@ -1,5 +1,6 @@
 // The decoder forward pass shared by llama / qwen2 / qwen3: embeddings -> N x (attention + SwiGLU MLP)
-// -> final norm -> logits. Activations are fp32; weights are used in their stored format.
+// -> final norm -> logits. BLOOM takes the same loop with LayerNorms, a fused QKV projection, ALiBi in
+// place of RoPE and a GELU MLP (ModelConfig's BLOOM flags). Activations are fp32; weights are used in their stored format.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +44,9 @@ class Transformer {
  private:
   // Attention of the n queries in q_ (positions [n]) over the layer's cache; output into attn_.
   void Attention(int layer, const int32_t* positions, int64_t n, const KvCache& cache);
+  // The pre-sub-layer norm of m rows of x into out: RMSNorm, or LayerNorm with bias (config.layer_norm).
+  void Norm(const float* x, int64_t m, const std::vector<float>& gain, const std::vector<float>& bias,
+            float* out) const;
 
   const ModelConfig& config_;
   const ModelWeights& weights_;
@@ -60,6 +64,8 @@ class Transformer {
   std::vector<float> attn_;    // [m, q_dim]  attention output
   std::vector<float> proj_;    // [m, dim]    output of wo / w_down
   std::vector<float> gate_, up_;  // [m, ffn]
+  std::vector<float> qkv_;     // [m, 3 * q_dim] fused projection (fused_qkv only)
+  std::vector<float> alibi_slopes_;  // [n_heads] (alibi only)
   std::vector<int32_t> positions_;  // [n]
   std::vector<float> cos_, sin_;    // [n, head_dim/2]
 };

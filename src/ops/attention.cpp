@@ -26,7 +26,21 @@ bool CompensationVisible(const KvHeadView& kv, int32_t p) {
   return kv.comp_count > 0 && kv.comp_max_position < p;
 }
 
+// Logit bias of the compensation token: ln(count), or its ALiBi form.
+float CompensationBias(const KvHeadView& kv, const AttentionQuery& a, int g, int32_t pq) {
+  if (a.alibi_slopes == nullptr) return std::log(static_cast<float>(kv.comp_count));
+  return AlibiCompensationBias(kv, a.alibi_slopes[g], pq);
+}
+
 }  // namespace
+
+float AlibiCompensationBias(const KvHeadView& kv, float slope, int32_t pq) {
+  const double m = slope;
+  const double nd = static_cast<double>(kv.comp_count);
+  if (m <= 0.0) return static_cast<float>(std::log(nd));
+  const double near = -m * (static_cast<double>(pq) - kv.comp_max_position);
+  return static_cast<float>(near + std::log(-std::expm1(-m * nd)) - std::log(-std::expm1(-m)));
+}
 
 void AttendReference(const KvHeadView& kv, const AttentionQuery& a) {
   const int d = a.head_dim;
@@ -44,12 +58,13 @@ void AttendReference(const KvHeadView& kv, const AttentionQuery& a) {
         float s = 0.0f;
         for (int i = 0; i < d; ++i) s += q[i] * kv.key(j, d)[i];
         scores[j] = s * a.scale;
+        if (a.alibi_slopes) scores[j] -= a.alibi_slopes[g] * static_cast<float>(p - KeyPosition(kv, j));
         m = std::max(m, scores[j]);
       }
       if (comp) {
         float s = 0.0f;
         for (int i = 0; i < d; ++i) s += q[i] * kv.comp_k[i];
-        scores[n] = s * a.scale + std::log(static_cast<float>(kv.comp_count));
+        scores[n] = s * a.scale + CompensationBias(kv, a, g, p);
         m = std::max(m, scores[n]);
       }
       float sum = 0.0f;
@@ -121,6 +136,8 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
   const float* qrow[kMaxRows];
   float m[kMaxRows], l[kMaxRows];
   int64_t visible[kMaxRows];
+  int32_t qpos[kMaxRows];
+  float slope[kMaxRows];
   const float* krow[kKeyBlock];
   const float* vrow[kKeyBlock];
   for (int64_t t0 = 0; t0 < a.n_tokens; t0 += tokens_per_tile) {
@@ -136,9 +153,11 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
         const int r = ti * G + g;
         qrow[r] = a.q + (t0 + ti) * a.q_token_stride + static_cast<int64_t>(g) * d;
         visible[r] = vis;
+        qpos[r] = p;
+        slope[r] = a.alibi_slopes ? a.alibi_slopes[g] : 0.0f;
         float* ar = acc + static_cast<int64_t>(r) * d;
         if (comp) {
-          m[r] = Dot(qrow[r], kv.comp_k, d) * a.scale + std::log(static_cast<float>(kv.comp_count));
+          m[r] = Dot(qrow[r], kv.comp_k, d) * a.scale + CompensationBias(kv, a, g, p);
           l[r] = 1.0f;
           for (int i = 0; i < d; ++i) ar[i] = kv.comp_v[i];
         } else {
@@ -159,6 +178,8 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
         float* sr = S + r * kKeyBlock;
         const int nv = static_cast<int>(std::clamp<int64_t>(visible[r] - j0, 0, nb));
         for (int j = nv; j < nb; ++j) sr[j] = -std::numeric_limits<float>::infinity();  // causal mask
+        if (a.alibi_slopes)
+          for (int j = 0; j < nv; ++j) sr[j] -= slope[r] * static_cast<float>(qpos[r] - KeyPosition(kv, j0 + j));
         if (nv == 0) {
           std::fill(sr, sr + nb, 0.0f);
           continue;

@@ -22,7 +22,20 @@ struct AttentionQuery {
   // lse[t * lse_token_stride + g]. Lets a profiler turn any score into a probability without an N x N matrix.
   float* lse = nullptr;
   int64_t lse_token_stride = 0;
+  // Optional ALiBi: slope of each group head ([n_group_heads]). The score of a key at position pk for a
+  // query at pq gets - slope * (pq - pk) (transformers adds + slope * pk; equal after the per-query
+  // softmax shift, but bounded). The compensation token gets the exact ALiBi mass of the contiguous
+  // dropped range it stands for (AlibiCompensationBias).
+  const float* alibi_slopes = nullptr;
 };
+
+// ln Σ_{pk in dropped} e^{-slope (pq - pk)} for the compensation token of `kv` seen from a query at pq:
+// what replaces ln(comp_count) in its logit under ALiBi. The dropped tokens of a razor head are the
+// contiguous positions (comp_max_position - comp_count, comp_max_position] (sinks stay, the window follows,
+// decode folding drops the next position), so the sum is a geometric series:
+//   - slope (pq - b) + ln((1 - e^{-slope Nd}) / (1 - e^{-slope})),  b = comp_max_position, Nd = comp_count;
+// slope == 0 gives ln Nd.
+float AlibiCompensationBias(const KvHeadView& kv, float slope, int32_t pq);
 
 // Plain softmax over all visible keys, scores materialised per query (the readable reference).
 void AttendReference(const KvHeadView& kv, const AttentionQuery& q);

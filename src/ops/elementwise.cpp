@@ -15,6 +15,25 @@ RAZOR_VECTOR_CLONES void RmsNorm(const float* x, const float* gain, int64_t n, f
   for (int64_t i = 0; i < n; ++i) out[i] = (x[i] * inv) * gain[i];
 }
 
+void LayerNorm(const float* x, const float* gain, const float* bias, int64_t n, float eps, float* out) {
+  // Two passes in double: the mean of a residual stream can be large next to its spread.
+  double mean = 0.0;
+  for (int64_t i = 0; i < n; ++i) mean += x[i];
+  mean /= static_cast<double>(n);
+  double var = 0.0;
+  for (int64_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+  var /= static_cast<double>(n);
+  const double inv = 1.0 / std::sqrt(var + eps);
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>((x[i] - mean) * inv) * gain[i] + bias[i];
+}
+
+void GeluTanhInPlace(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    x[i] = v * 0.5f * (1.0f + std::tanh(0.79788456f * v * (1.0f + 0.044715f * v * v)));
+  }
+}
+
 RAZOR_VECTOR_CLONES void SiluMul(const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];

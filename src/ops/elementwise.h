@@ -7,6 +7,10 @@ namespace razor {
 
 // out[i] = x[i] / sqrt(mean(x²) + eps) * gain[i], for one row of n.  (out may alias x)
 void RmsNorm(const float* x, const float* gain, int64_t n, float eps, float* out);
+// out[i] = (x[i] - mean) / sqrt(var + eps) * gain[i] + bias[i]  (LayerNorm, biased variance; out may alias x)
+void LayerNorm(const float* x, const float* gain, const float* bias, int64_t n, float eps, float* out);
+// x[i] = gelu(x[i]), tanh approximation with BLOOM's constant: x/2 (1 + tanh(0.79788456 x (1 + 0.044715 x²)))
+void GeluTanhInPlace(float* x, int64_t n);
 // out[i] = silu(gate[i]) * up[i] = gate / (1 + e^-gate) * up.  (out may alias gate)
 void SiluMul(const float* gate, const float* up, int64_t n, float* out);
 // x[i] += y[i]

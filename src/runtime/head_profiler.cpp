@@ -62,6 +62,8 @@ ModelIdentity ModelIdentityOf(const ModelConfig& c, const ModelWeights& w) {
   std::vector<const TensorView*> tensors = {&w.token_embd, &w.output};
   for (const LayerWeights& L : w.layers)
     for (const TensorView* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) tensors.push_back(t);
+  if (c.fused_qkv)  // BLOOM: the fused projection is the only Q/K/V tensor (llama fingerprints unchanged)
+    for (const LayerWeights& L : w.layers) tensors.push_back(&L.wqkv);
   id.fingerprint = TensorTableFingerprint(tensors);
   return id;
 }
@@ -94,10 +96,14 @@ void HeadScoreObserver::OnAttention(int layer, const float* q, const int32_t* po
         const KvHeadView& v = views[h / group];
         const float* qh = q + (t * n_heads_ + h) * d;
         const float norm = lse[t * n_heads_ + h];
+        // ALiBi: the kernel's score of a key at position pk also had - slope * (i - pk).
+        const float slope = alibi_slopes.empty() ? 0.0f : alibi_slopes[h];
         float ind = 0.0f, echo = 0.0f;
         for (int64_t j = i - block_; j >= 1; j -= block_) {
-          if (const float* k = KeyAtPosition(v, j + 1, d)) ind += std::exp(Dot(qh, k, d) * scale - norm);
-          if (const float* k = KeyAtPosition(v, j, d)) echo += std::exp(Dot(qh, k, d) * scale - norm);
+          if (const float* k = KeyAtPosition(v, j + 1, d))
+            ind += std::exp(Dot(qh, k, d) * scale - slope * static_cast<float>(i - (j + 1)) - norm);
+          if (const float* k = KeyAtPosition(v, j, d))
+            echo += std::exp(Dot(qh, k, d) * scale - slope * static_cast<float>(i - j) - norm);
         }
         tok_induction_[t * n_heads_ + h] = ind;
         tok_echo_[t * n_heads_ + h] = echo;
@@ -201,6 +207,7 @@ Result<HeadProfile> ProfileHeads(const ModelConfig& c, const ModelWeights& weigh
 
   Transformer tf(c, weights, pool, mode);
   HeadScoreObserver observer(c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, profile.params.block, &pool);
+  if (c.alibi) observer.alibi_slopes = AlibiSlopes(c.n_heads);
   int64_t layer_passes = 0;
   observer.on_layer = [&](int) {
     ++layer_passes;

@@ -33,6 +33,8 @@ class HeadScoreObserver final : public AttentionObserver {
   void OnAttention(int layer, const float* q, const int32_t* positions, int64_t n, const float* lse,
                    const KvCache& cache) override;
 
+  // ALiBi models: the slope of every query head ([n_heads]), so scores include the kernel's position bias.
+  std::vector<float> alibi_slopes;
   // Called after every layer of every Forward call (progress of a long single call).
   std::function<void(int layer)> on_layer;
 
