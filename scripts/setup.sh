@@ -3,8 +3,9 @@
 #   1. system packages               scripts/install_apt_deps.sh
 #   2. the default model             scripts/pull_model.sh smollm2-135m   (into ${RAZOR_HOME:-~/.cache/razor})
 #   3. tokenizer test data           scripts/fetch_tokenizers.sh          (if present)
-#   4. release build                 cmake --preset release && cmake --build --preset release
-#   5. (--with-reference only)       scripts/setup_reference_venv.sh      (torch/transformers; only to
+#   4. eval haystack (essays)        scripts/fetch_eval_data.sh           (razor demo / razor eval)
+#   5. release build                 cmake --preset release && cmake --build --preset release
+#   6. (--with-reference only)       scripts/setup_reference_venv.sh      (torch/transformers; only to
 #                                                                          regenerate goldens, never for tests)
 # Usage: scripts/setup.sh [--with-reference] [--no-build]
 set -euo pipefail
@@ -35,6 +36,9 @@ if [[ -x scripts/fetch_tokenizers.sh || -f scripts/fetch_tokenizers.sh ]]; then
 else
   step "tokenizer data: scripts/fetch_tokenizers.sh not present, skipped"
 fi
+
+step "eval haystack (scripts/fetch_eval_data.sh)"
+echo "   essays: $(bash scripts/fetch_eval_data.sh | tail -n 1)"
 
 if [[ "$build" == 1 ]]; then
   step "release build (cmake --preset release && cmake --build --preset release)"

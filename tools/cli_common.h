@@ -57,6 +57,8 @@ void RegisterInspect(CLI::App& app, int* exit_code);
 void RegisterBench(CLI::App& app, int* exit_code);
 void RegisterPull(CLI::App& app, int* exit_code);
 void RegisterProfile(CLI::App& app, int* exit_code);
+void RegisterEval(CLI::App& app, int* exit_code);
+void RegisterDemo(CLI::App& app, int* exit_code);
 
 // Runs `scripts/pull_model.sh NAME` and returns its last stdout line (the model path).
 Result<std::string> PullModel(const std::string& name);

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   razor::cli::RegisterBench(app, &exit_code);
   razor::cli::RegisterPull(app, &exit_code);
   razor::cli::RegisterProfile(app, &exit_code);
+  razor::cli::RegisterEval(app, &exit_code);
+  razor::cli::RegisterDemo(app, &exit_code);
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     std::string names;

@@ -1,0 +1,428 @@
+// razor eval: long-context accuracy of the KV caches on tasks we generate ourselves.
+//   needle   Paul Graham essays + a magic-number needle, lengths x depths
+//   passkey  repeated filler + a 5-digit pass key, lengths x depths
+//   ruler    RULER-style niah_single / niah_multikey / niah_multivalue / vt / cwe
+//   kld      KL divergence / top-1 agreement / perplexity of compressed caches vs the full cache on real text
+// Every eval writes DIR/<eval>.json, DIR/<eval>.md and pictures, prints progress on stderr, and can re-run one
+// cell (--only-*), merging it into an existing DIR/<eval>.json. See docs/EVAL.md.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cli_common.h"
+#include "core/thread_pool.h"
+#include "eval/eval_report.h"
+#include "eval/eval_runner.h"
+#include "eval/haystack.h"
+#include "eval/kld.h"
+#include "eval/tasks.h"
+
+namespace razor::cli {
+namespace {
+
+using eval::CellResult;
+using eval::EvalReport;
+
+struct EvalOptions {
+  std::string name;  // needle | passkey | ruler | kld
+  CommonOptions common;
+  KvCliOptions kv;
+  std::string lengths, depths, tasks;
+  bool quick = false;
+  std::string out = "eval_out";
+  std::string haystack_dir;
+  std::string only_mode, only_task;
+  int only_length = 0, only_depth = -1;
+  uint64_t seed = 1;
+  int kld_length = 4096, kld_steps = 256;
+};
+
+Result<std::vector<int>> ParseInts(const std::string& s, const char* what, int min_value) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      size_t used = 0;
+      const int v = std::stoi(item, &used);
+      if (used != item.size() || v < min_value) throw std::invalid_argument(item);
+      out.push_back(v);
+    } catch (const std::exception&) {
+      return Err(fmt::format("bad {} list '{}': expected integers >= {} separated by commas", what, s, min_value));
+    }
+  }
+  if (out.empty()) return Err(fmt::format("empty {} list", what));
+  return out;
+}
+
+std::vector<std::string> SplitNames(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+bool OnlyGiven(const EvalOptions& o) {
+  return !o.only_mode.empty() || !o.only_task.empty() || o.only_length > 0 || o.only_depth >= 0;
+}
+
+// Essay sentences enough for `max_tokens` (about 4 characters per token; twice that to be safe).
+Result<std::vector<std::string>> EssaySentences(const std::string& dir, int64_t max_tokens, std::string* text) {
+  RAZOR_ASSIGN_OR_RETURN(*text, eval::LoadHaystackText(dir.empty() ? eval::DefaultHaystackDir() : dir));
+  auto all = eval::SplitSentences(*text);
+  std::vector<std::string> out;
+  size_t chars = 0;
+  for (auto& s : all) {
+    if (chars > static_cast<size_t>(max_tokens) * 8) break;
+    chars += s.size() + 1;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+nlohmann::json Settings(const EvalOptions& o, const std::vector<KvMode>& modes) {
+  std::string m;
+  for (KvMode k : modes) m += (m.empty() ? "" : ",") + std::string(KvModeName(k));
+  const RazorParams& p = o.kv.cache.razor;
+  return {{"modes", m},
+          {"kernels", o.common.exact ? "exact" : "fast"},
+          {"isa", MatMulIsa()},
+          {"threads", o.common.ResolvedThreads()},
+          {"sinks", p.sinks},
+          {"window_min", p.window_min},
+          {"window_frac", p.window_frac},
+          {"compensation", p.compensation},
+          {"echo_heads", o.kv.cache.use_echo_heads},
+          {"seed", o.seed},
+          {"quick", o.quick}};
+}
+
+Status LoadProfileIfNeeded(const LoadedModel& m, const EvalOptions& o, const std::vector<KvMode>& modes,
+                           ThreadPool& pool) {
+  if (std::none_of(modes.begin(), modes.end(), [](KvMode k) { return k != KvMode::kFull; })) return Status::Ok();
+  KvCacheOptions kvo = o.kv.cache;
+  kvo.log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
+  auto profile = LoadOrMakeProfile(m, kvo, pool);
+  return profile ? Status::Ok() : profile.status();
+}
+
+// needle / passkey / ruler: a grid of (task, length, depth) cells, each run with every mode.
+int RunGrid(EvalOptions& o) {
+  auto modes = o.kv.Resolve();
+  if (!modes) return Fail(modes.error());
+  auto lengths = ParseInts(o.lengths, "length", 64);
+  if (!lengths) return Fail(lengths.error());
+  auto depths = ParseInts(o.depths, "depth", 0);
+  if (!depths) return Fail(depths.error());
+  for (int d : *depths)
+    if (d > 100) return Fail(fmt::format("depth {} is not a percentage (0..100)", d));
+  std::vector<std::string> tasks = o.name == "ruler" ? SplitNames(o.tasks) : std::vector<std::string>{o.name};
+  for (const auto& t : tasks)
+    if (o.name == "ruler" && std::find(eval::RulerTaskNames().begin(), eval::RulerTaskNames().end(), t) ==
+                                 eval::RulerTaskNames().end())
+      return Fail(fmt::format("unknown ruler task '{}' (niah_single, niah_multikey, niah_multivalue, vt, cwe)", t));
+  if (tasks.empty()) return Fail("no task given");
+  if (!o.only_mode.empty()) {
+    auto om = ParseKvMode(o.only_mode);
+    if (!om) return Fail("--only-mode: " + om.error());
+    modes->assign(1, *om);
+  }
+  auto keep = [&](const std::string& t, int L, int d) {
+    return (o.only_task.empty() || o.only_task == t) && (o.only_length <= 0 || o.only_length == L) &&
+           (o.only_depth < 0 || o.only_depth == d);
+  };
+
+  auto loaded = LoadModelFromOption(o.common.model);
+  if (!loaded) return Fail(loaded.error());
+  const LoadedModel& m = **loaded;
+  if (!m.tokenizer) return Fail(m.path + ": the model has no tokenizer");
+  const int64_t ctx = o.common.ctx > 0 ? o.common.ctx : m.config.context_length;
+  ThreadPool pool(o.common.ResolvedThreads());
+  if (Status st = LoadProfileIfNeeded(m, o, *modes, pool); !st.ok()) return Fail(st.message());
+  eval::EvalRunner runner(m, pool, o.common.mode(), o.kv.cache);
+  const eval::TokenCounter count = runner.Counter();
+
+  // Filler, only what the tasks need.
+  const int max_len = *std::max_element(lengths->begin(), lengths->end());
+  eval::TaskInputs in;
+  in.count = count;
+  eval::Filler essays, noise;
+  const bool need_essays = std::any_of(tasks.begin(), tasks.end(), [](const std::string& t) {
+    return t == "needle" || t.rfind("niah_", 0) == 0 || t == "cwe";
+  });
+  if (need_essays) {
+    std::string text;
+    auto sentences = EssaySentences(o.haystack_dir, max_len, &text);
+    if (!sentences) return Fail(sentences.error());
+    essays = eval::Filler::Make(std::move(*sentences), count);
+    in.essays = &essays;
+    in.words = eval::DistinctWords(text, 20000);
+  }
+  noise = eval::Filler::Make(eval::PasskeyFillerSentences(), count);
+  in.noise = &noise;
+
+  struct Job {
+    std::string task;
+    int length, depth;
+  };
+  std::vector<Job> jobs;
+  for (const auto& t : tasks)
+    for (int L : *lengths)
+      for (int d : *depths) {
+        if (!keep(t, L, d)) continue;
+        if (L + 64 > ctx) {
+          std::fprintf(stderr, "razor: skipping length %d: over the context of %lld tokens\n", L, (long long)ctx);
+          continue;
+        }
+        jobs.push_back({t, L, d});
+      }
+  if (jobs.empty()) return Fail("no cell to run (check --only-* against --lengths / --depths / --tasks)");
+
+  EvalReport report;
+  report.eval = o.name;
+  report.model = m.path;
+  report.settings = Settings(o, *modes);
+  const std::string json_path = o.out + "/" + o.name + ".json";
+  if (OnlyGiven(o) && std::filesystem::exists(json_path)) {
+    auto old = eval::ReadReport(json_path);
+    if (!old) return Fail(old.error());
+    report.cells = old->cells;
+    std::fprintf(stderr, "merging into %s (%zu cells)\n", json_path.c_str(), report.cells.size());
+  }
+  const size_t total = jobs.size() * modes->size();
+  size_t done = 0;
+  const auto t_start = std::chrono::steady_clock::now();
+  for (const Job& job : jobs) {
+    const uint64_t seed = o.seed * 1000003ull + static_cast<uint64_t>(job.length) * 131ull + job.depth * 7ull +
+                          std::hash<std::string>{}(job.task) % 1000;
+    auto sample = runner.MakeFitted(job.task, in, job.length, job.depth, seed);
+    if (!sample) return Fail(sample.error());
+    auto prompt = runner.PromptTokens(*sample);
+    if (!prompt) return Fail(prompt.error());
+    const double measured_depth = sample->needles.empty() ? -1 : eval::MeasuredDepth(*sample, 0, count);
+    std::vector<CellResult> cells;
+    double full_bytes = 0;  // a full cell of this prompt from an earlier run (when re-running one mode)
+    for (const auto& c : report.cells)
+      if (c.mode == "full" && c.task == job.task && c.length == job.length && c.depth == job.depth &&
+          c.prompt_tokens == static_cast<int64_t>(prompt->size()))
+        full_bytes = c.kv_bytes;
+    for (KvMode mode : *modes) {
+      ++done;
+      std::fprintf(stderr, "[%s %zu/%zu] %s %s L=%d depth=%d (%zu tokens) ...", o.name.c_str(), done, total,
+                   KvModeName(mode), job.task.c_str(), job.length, job.depth, prompt->size());
+      std::fflush(stderr);
+      auto cell = runner.Run(*sample, *prompt, mode, job.length);
+      if (!cell) {
+        std::fprintf(stderr, "\n");
+        return Fail(cell.error());
+      }
+      cell->needle_depth = measured_depth;
+      if (mode == KvMode::kFull) full_bytes = cell->kv_bytes;
+      if (full_bytes > 0) {  // against the full cache measured on the same prompt (same 64-token pages)
+        cell->full_kv_bytes = full_bytes;
+        cell->reduction = 1.0 - cell->kv_bytes / full_bytes;
+      }
+      std::string ans = cell->answer;
+      std::replace(ans.begin(), ans.end(), '\n', ' ');
+      if (ans.size() > 60) ans = ans.substr(0, 60) + "...";
+      std::fprintf(stderr, " score %.2f | \"%s\" (want %s) | KV %.1f MiB, -%.1f%% | prefill %.0f tok/s | %.1f s\n",
+                   cell->score, ans.c_str(), cell->expected.empty() ? "" : cell->expected.front().c_str(),
+                   cell->kv_bytes / 1048576.0, 100.0 * cell->reduction, cell->prefill_tok_s, cell->seconds);
+      cells.push_back(std::move(*cell));
+    }
+    for (auto& c : cells)
+      if (full_bytes > 0) c.full_kv_bytes = full_bytes, c.reduction = 1.0 - c.kv_bytes / full_bytes;
+    eval::MergeCells(&report.cells, cells);
+    // Written after every cell so that an interrupted sweep keeps what it measured.
+    if (Status st = eval::WriteReport(o.out, report); !st.ok()) return Fail(st.message());
+  }
+  std::fprintf(stderr, "done in %.0f s\n",
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count());
+  std::printf("%s", eval::MarkdownReport(report).c_str());
+  std::printf("\nwrote %s/%s.json, %s.md and %s_<mode>.png\n", o.out.c_str(), o.name.c_str(), o.name.c_str(),
+              o.name.c_str());
+  return 0;
+}
+
+int RunKld(EvalOptions& o) {
+  auto modes = o.kv.Resolve();
+  if (!modes) return Fail(modes.error());
+  if (!o.only_mode.empty()) {
+    auto om = ParseKvMode(o.only_mode);
+    if (!om) return Fail("--only-mode: " + om.error());
+    modes->assign(1, *om);
+  }
+  if (o.kld_steps < 1 || o.kld_steps >= o.kld_length) return Fail("--steps must be in [1, --length)");
+  auto loaded = LoadModelFromOption(o.common.model);
+  if (!loaded) return Fail(loaded.error());
+  const LoadedModel& m = **loaded;
+  if (!m.tokenizer) return Fail(m.path + ": the model has no tokenizer");
+  const int64_t ctx = o.common.ctx > 0 ? o.common.ctx : m.config.context_length;
+  if (o.kld_length > ctx) return Fail(fmt::format("--length {} is over the context of {}", o.kld_length, ctx));
+  ThreadPool pool(o.common.ResolvedThreads());
+  if (Status st = LoadProfileIfNeeded(m, o, *modes, pool); !st.ok()) return Fail(st.message());
+  std::string text;
+  auto sentences = EssaySentences(o.haystack_dir, o.kld_length, &text);
+  if (!sentences) return Fail(sentences.error());
+  std::string doc;
+  for (const auto& s : *sentences) doc += (doc.empty() ? "" : " ") + s;
+  std::vector<int32_t> tokens = m.tokenizer->Encode(doc, /*add_bos=*/true, /*parse_special=*/false);
+  if (static_cast<int64_t>(tokens.size()) < o.kld_length) return Fail("not enough haystack text for --length");
+  tokens.resize(o.kld_length);
+  const int64_t prefix = o.kld_length - o.kld_steps;
+  const int vocab = m.config.vocab_size;
+
+  auto progress = [](const char* mode) {
+    return [mode](int64_t t, int64_t n) {
+      if (t % 16 == 0 || t == n) std::fprintf(stderr, "\r[kld %s] step %lld/%lld", mode, (long long)t, (long long)n);
+      if (t == n) std::fprintf(stderr, "\n");
+    };
+  };
+  std::fprintf(stderr, "[kld] %lld-token prefix of essays, then %d steps; reference: full cache\n", (long long)prefix,
+               o.kld_steps);
+  auto full = eval::RunSteps(m, pool, o.common.mode(), o.kv.cache, KvMode::kFull, tokens, prefix, progress("full"));
+  if (!full) return Fail(full.error());
+  std::vector<eval::KldResult> results;
+  for (KvMode mode : *modes) {
+    auto test = eval::RunSteps(m, pool, o.common.mode(), o.kv.cache, mode, tokens, prefix, progress(KvModeName(mode)));
+    if (!test) return Fail(test.error());
+    eval::KldResult r = eval::CompareSteps(*full, *test, vocab);
+    r.mode = KvModeName(mode);
+    r.prefix_tokens = prefix;
+    r.full_kv_bytes = static_cast<double>(m.config.kv_bytes_per_token()) * prefix;
+    r.reduction = 1.0 - r.kv_bytes / r.full_kv_bytes;
+    std::fprintf(stderr, "[kld %s] mean KL %.4f | top-1 agreement %.1f%% | ppl %.2f vs full %.2f | KV -%.1f%%\n",
+                 r.mode.c_str(), r.mean_kl, 100 * r.top1_agreement, r.ppl_mode, r.ppl_full, 100 * r.reduction);
+    results.push_back(std::move(r));
+  }
+
+  // Outputs: kld.json, kld.md, kld.png (rows: mode, columns: step buckets, colour: top-1 agreement).
+  std::error_code ec;
+  std::filesystem::create_directories(o.out, ec);
+  nlohmann::json j = {{"eval", "kld"}, {"model", m.path}, {"settings", Settings(o, *modes)},
+                      {"length", o.kld_length}, {"prefix_tokens", prefix}, {"steps", o.kld_steps},
+                      {"full_seconds", full->seconds}};
+  j["results"] = nlohmann::json::array();
+  for (const auto& r : results) j["results"].push_back(eval::ToJson(r, true));
+  std::ofstream(o.out + "/kld.json") << j.dump(2) << "\n";
+  std::string md = fmt::format(
+      "# razor eval kld\n\nmodel: `{}`  \nprefill {} tokens of essays with the cache under test, then {} single-token "
+      "steps compared with the full cache.  \nsettings: `{}`\n\n| mode | mean KL | p95 KL | max KL | top-1 agreement | "
+      "ppl (mode) | ppl (full) | KV MiB after prefix | KV reduction |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+      m.path, prefix, o.kld_steps, Settings(o, *modes).dump());
+  for (const auto& r : results)
+    md += fmt::format("| {} | {:.4f} | {:.4f} | {:.4f} | {:.1f}% | {:.3f} | {:.3f} | {:.2f} | {:.1f}% |\n", r.mode,
+                      r.mean_kl, r.p95_kl, r.max_kl, 100 * r.top1_agreement, r.ppl_mode, r.ppl_full,
+                      r.kv_bytes / 1048576.0, 100 * r.reduction);
+  std::ofstream(o.out + "/kld.md") << md;
+  EvalReport pic;
+  pic.eval = "kld";
+  pic.model = m.path;
+  pic.legend = "top-1 agreement with the full cache";
+  pic.column_axis = "steps after the prefix (bucket start)";
+  pic.show_reduction = false;
+  pic.row_axis = "kv cache";
+  pic.title = fmt::format("kld - top-1 agreement, {} steps after a {}-token prefix", o.kld_steps, prefix);
+  const int buckets = std::min(8, o.kld_steps);
+  for (const auto& r : results)
+    for (int b = 0; b < buckets; ++b) {
+      const size_t lo = r.agree.size() * b / buckets, hi = r.agree.size() * (b + 1) / buckets;
+      CellResult c;
+      c.task = r.mode;
+      c.mode = "agreement";
+      c.length = static_cast<int64_t>(lo);
+      int a = 0;
+      for (size_t i = lo; i < hi; ++i) a += r.agree[i];
+      c.score = hi > lo ? static_cast<double>(a) / (hi - lo) : 0;
+      pic.cells.push_back(c);
+    }
+  if (!pic.cells.empty())
+    if (Status st = WritePng(eval::RenderScoreGrid(pic, "agreement"), o.out + "/kld.png"); !st.ok())
+      return Fail(st.message());
+  std::printf("%s\nwrote %s/kld.json, kld.md, kld.png\n", md.c_str(), o.out.c_str());
+  return 0;
+}
+
+void AddEvalOptions(CLI::App* cmd, EvalOptions* o, bool grid) {
+  AddModelOption(cmd, &o->common);
+  AddRuntimeOptions(cmd, &o->common);
+  // Evals run at 1K-8K tokens: a 512-token minimum window makes razor compress there (the paper's S0 = 4000
+  // would leave most of these prompts whole). --window-min overrides.
+  o->kv.cache.razor.window_min = 512;
+  AddKvOptions(cmd, &o->kv, /*allow_list=*/true);
+  cmd->add_option("--modes", o->kv.modes, "KV caches to compare, comma-separated (same as --kv)")->capture_default_str();
+  cmd->add_option("--out", o->out, "output directory")->capture_default_str();
+  cmd->add_option("--haystack", o->haystack_dir, "essay directory (default: ${RAZOR_HOME}/eval/haystack)");
+  cmd->add_option("--seed", o->seed, "seed of the needles' values")->capture_default_str();
+  cmd->add_flag("--quick", o->quick, "small preset that finishes in a few minutes on 2 cores");
+  cmd->add_option("--only-mode", o->only_mode, "re-run only this mode (merged into an existing JSON)");
+  if (!grid) return;
+  cmd->add_option("--lengths", o->lengths, "prompt lengths in tokens, comma-separated")->capture_default_str();
+  cmd->add_option("--depths", o->depths, "needle depths in percent, comma-separated")->capture_default_str();
+  cmd->add_option("--only-length", o->only_length, "re-run only this length");
+  cmd->add_option("--only-depth", o->only_depth, "re-run only this depth");
+}
+
+void RegisterGrid(CLI::App* eval, int* exit_code, const std::string& name, const std::string& help,
+                  EvalOptions* o, const std::string& quick_lengths, const std::string& quick_depths,
+                  const std::string& quick_tasks) {
+  auto* cmd = eval->add_subcommand(name, help);
+  AddEvalOptions(cmd, o, true);
+  if (name == "ruler") {
+    cmd->add_option("--tasks", o->tasks, "niah_single,niah_multikey,niah_multivalue,vt,cwe")->capture_default_str();
+    cmd->add_option("--only-task", o->only_task, "re-run only this task");
+  }
+  cmd->callback([o, exit_code, quick_lengths, quick_depths, quick_tasks, cmd] {
+    if (o->quick) {
+      if (cmd->count("--lengths") == 0) o->lengths = quick_lengths;
+      if (cmd->count("--depths") == 0) o->depths = quick_depths;
+      if (!quick_tasks.empty() && cmd->count("--tasks") == 0) o->tasks = quick_tasks;
+    }
+    *exit_code = RunGrid(*o);
+  });
+}
+
+}  // namespace
+
+void RegisterEval(CLI::App& app, int* exit_code) {
+  static EvalOptions needle, passkey, ruler, kld;
+  auto* eval = app.add_subcommand("eval", "long-context accuracy of the KV caches (needle, passkey, ruler, kld)");
+  eval->require_subcommand(1);
+  for (EvalOptions* o : {&needle, &passkey, &ruler, &kld}) o->kv.modes = "full,razor,streaming";
+  needle.name = "needle";
+  needle.lengths = "1024,2048,4096,8000";
+  needle.depths = "0,25,50,75,100";
+  RegisterGrid(eval, exit_code, "needle", "needle in a haystack of Paul Graham essays (lengths x depths)", &needle,
+               "1024,2048", "25,75", "");
+  passkey.name = "passkey";
+  passkey.lengths = "1024,2048,4096,8000";
+  passkey.depths = "0,25,50,75,100";
+  RegisterGrid(eval, exit_code, "passkey", "5-digit pass key in repeated filler (lengths x depths)", &passkey,
+               "1024,2048", "25,75", "");
+  ruler.name = "ruler";
+  ruler.lengths = "1024,2048,4096";
+  ruler.depths = "50";
+  ruler.tasks = "niah_single,niah_multikey,niah_multivalue,vt,cwe";
+  RegisterGrid(eval, exit_code, "ruler", "RULER-style tasks: niah_single, niah_multikey, niah_multivalue, vt, cwe",
+               &ruler, "1024", "50", "niah_single,niah_multikey,niah_multivalue,vt,cwe");
+  kld.name = "kld";
+  kld.kv.modes = "razor,streaming";
+  auto* k = eval->add_subcommand("kld", "KL divergence / top-1 agreement / perplexity vs the full cache on essays");
+  AddEvalOptions(k, &kld, false);
+  k->add_option("--length", kld.kld_length, "tokens in all: prefix + steps")->capture_default_str()->check(CLI::Range(64, 1 << 20));
+  k->add_option("--steps", kld.kld_steps, "single-token steps compared after the prefix")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  k->callback([exit_code, k] {
+    if (kld.quick) {
+      if (k->count("--length") == 0) kld.kld_length = 2048;
+      if (k->count("--steps") == 0) kld.kld_steps = 64;
+    }
+    *exit_code = RunKld(kld);
+  });
+}
+
+}  // namespace razor::cli
