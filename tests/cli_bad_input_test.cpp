@@ -2,6 +2,7 @@
 // non-zero exit, never a crash, a sanitizer report or a hang.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -28,8 +29,19 @@ std::string Slurp(const std::string& path) {
   return ss.str();
 }
 
+// ctest runs each test in its own process, in parallel: every process gets its own scratch folder so
+// one test never reads another's stderr or files.
+std::string ScratchDir() {
+  static const std::string dir = [] {
+    std::string d = ::testing::TempDir() + "/razor_cli_test_" + std::to_string(::getpid());
+    fs::create_directories(d);
+    return d;
+  }();
+  return dir;
+}
+
 Outcome RunRazor(const std::string& args) {
-  const std::string dir = ::testing::TempDir();
+  const std::string dir = ScratchDir();
   const std::string out = dir + "/razor_out.txt", err = dir + "/razor_err.txt";
   const std::string cmd = std::string("timeout 120 '") + RAZOR_BINARY + "' " + args + " >'" + out + "' 2>'" + err + "' </dev/null";
   int status = std::system(cmd.c_str());
@@ -52,7 +64,7 @@ void ExpectCleanError(const Outcome& o, const std::string& must_contain) {
 }
 
 std::string WriteTemp(const std::string& name, const std::vector<uint8_t>& bytes) {
-  const std::string path = ::testing::TempDir() + "/" + name;
+  const std::string path = ScratchDir() + "/" + name;
   EXPECT_TRUE(GgufWriterForTests::WriteFile(path, bytes));
   return path;
 }
@@ -78,7 +90,7 @@ TEST(CliBadInputTest, FileThatDoesNotExist) {
 }
 
 TEST(CliBadInputTest, NotAGgufFile) {
-  const std::string path = ::testing::TempDir() + "/not_a_model.gguf";
+  const std::string path = ScratchDir() + "/not_a_model.gguf";
   std::ofstream(path) << "hello, this is text";
   ExpectCleanError(RunRazor("inspect " + path), path);
 }
@@ -149,7 +161,7 @@ TEST(CliBadInputTest, EmptyPromptAndPromptLongerThanContext) {
   const std::string model = testing::DefaultModelPath();
   if (model.empty()) GTEST_SKIP() << "RAZOR_TEST_MODEL not set";
   ExpectCleanError(RunRazor("run -m " + model + " -p ''"), "empty prompt");
-  const std::string empty_file = ::testing::TempDir() + "/empty_prompt.txt";
+  const std::string empty_file = ScratchDir() + "/empty_prompt.txt";
   std::ofstream(empty_file).close();
   ExpectCleanError(RunRazor("run -m " + model + " -f " + empty_file), "empty prompt");
   ExpectCleanError(RunRazor("run -m " + model + " --ctx 8 -p 'one two three four five six seven eight nine ten'"),
