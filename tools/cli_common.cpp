@@ -40,6 +40,10 @@ void AddKvOptions(CLI::App* app, KvCliOptions* o, bool allow_list) {
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   app->add_flag("--no-compensation", o->no_compensation, "ablation: no compensation token");
   app->add_flag("--no-echo", o->no_echo, "ablation: retrieval heads from induction scores only");
+  app->add_option("--induction-ratio", o->cache.induction_ratio,
+                  "ablation: re-select the top fraction of KV heads by the profile's induction scores "
+                  "(default: the profile's own ratio, 0.14)")
+      ->check(CLI::Range(0.0, 1.0));
   app->add_flag("--decode-fold", o->cache.razor.decode_fold,
                 "fold tokens leaving a compressed head's window into its compensation token (bounded memory)");
 }

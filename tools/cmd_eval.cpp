@@ -98,6 +98,7 @@ nlohmann::json Settings(const EvalOptions& o, const std::vector<KvMode>& modes) 
           {"window_frac", p.window_frac},
           {"compensation", p.compensation},
           {"echo_heads", o.kv.cache.use_echo_heads},
+          {"induction_ratio", o.kv.cache.induction_ratio},  // 0: the profile's own ratio
           {"seed", o.seed},
           {"quick", o.quick}};
 }

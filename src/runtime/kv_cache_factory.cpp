@@ -67,6 +67,10 @@ Result<std::unique_ptr<KvCache>> MakeKvCache(const LoadedModel& model, const KvC
   double r = 0;
   if (o.mode == KvMode::kRazor || o.streaming_window == 0) {
     RAZOR_ASSIGN_OR_RETURN(HeadProfile profile, LoadOrMakeProfile(model, o, pool));
+    if (o.induction_ratio > 0) {  // ablation: same scores, another share of induction heads
+      profile.params.induction_ratio = o.induction_ratio;
+      profile.SelectRetrievalHeads();
+    }
     retrieval.assign(static_cast<size_t>(c.n_layers) * c.n_kv_heads, false);
     for (const auto& h : profile.by_induction) retrieval[h.layer * c.n_kv_heads + h.kv_head] = true;
     if (o.use_echo_heads)

@@ -20,6 +20,7 @@ struct KvCacheOptions {
   RazorParams razor;            // sinks, window, compensation, decode_fold (mode is taken from `mode`)
   std::string profile_path;     // empty: the cached profile beside the model (made on first use)
   bool use_echo_heads = true;   // --no-echo: retrieval = induction heads only
+  double induction_ratio = 0;   // > 0: re-select the induction heads from the profile's scores at this ratio
   int64_t streaming_window = 0; // 0: match razor's KV budget for the prompt length
   bool verbose = false;
   std::function<void(const std::string&)> log;  // verbose lines (stderr in the CLI)
