@@ -30,6 +30,10 @@ for f in 0.1 0.3; do run "window_frac_$f" --modes razor --window-frac "$f"; done
 python3 - "$out" <<'PY'
 import json, os, sys
 out = sys.argv[1]
+# KV reduction of every configuration against the full cache's measured bytes in the same cell of the
+# baseline run (the eval's own reduction falls back to N x bytes-per-token when full was not run with it).
+base = json.load(open(os.path.join(out, "baseline", "needle.json")))
+full = {(c["length"], c["depth"]): c["kv_bytes"] for c in base["cells"] if c["mode"] == "full"}
 rows = []
 for name in sorted(os.listdir(out)):
     path = os.path.join(out, name, "needle.json")
@@ -44,7 +48,7 @@ for name in sorted(os.listdir(out)):
             continue
         label = mode if name == "baseline" else f"razor, {name.replace('_', ' ')}"
         acc = sum(c["score"] for c in cells) / len(cells)
-        red = sum(c["reduction"] for c in cells) / len(cells)
+        red = sum(1 - c["kv_bytes"] / full[(c["length"], c["depth"])] for c in cells) / len(cells)
         heads = max(c["heads_compressed"] for c in cells)
         win = max(c["window"] for c in cells)
         rows.append((label, acc, red, heads, win, len(cells)))
