@@ -152,7 +152,10 @@ TEST(CliBadInputTest, NonsenseFlags) {
   Outcome o = RunRazor("run --no-such-flag");
   EXPECT_EQ(o.exit_code, 2);
   EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
-  EXPECT_GT(RunRazor("bench -p 12,abc -m /nonexistent.gguf").exit_code, 0);
+  ExpectCleanError(RunRazor("bench -p 12,abc -m /nonexistent.gguf"), "bad prompt length list '12,abc'");
+  ExpectCleanError(RunRazor("bench -t 0 -m /nonexistent.gguf"), "bad thread count list");
+  ExpectCleanError(RunRazor("eval needle --depths 50,x -m /nonexistent.gguf"), "bad depth list '50,x'");
+  ExpectCleanError(RunRazor("eval needle --lengths 32 -m /nonexistent.gguf"), "expected integers >= 64");
   ExpectCleanError(RunRazor("run -p hi -n -5"), "n-predict");
   ExpectCleanError(RunRazor("frobnicate"), "frobnicate");
 }

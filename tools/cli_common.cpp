@@ -25,6 +25,24 @@ void AddRuntimeOptions(CLI::App* app, CommonOptions* o) {
   app->add_flag("-v,--verbose", o->verbose, "print model and cache details");
 }
 
+Result<std::vector<int>> ParseIntList(const std::string& s, const char* what, int min_value) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      size_t used = 0;
+      const int v = std::stoi(item, &used);
+      if (used != item.size() || v < min_value) throw std::invalid_argument(item);
+      out.push_back(v);
+    } catch (const std::exception&) {
+      return Err(fmt::format("bad {} list '{}': expected integers >= {} separated by commas", what, s, min_value));
+    }
+  }
+  if (out.empty()) return Err(fmt::format("empty {} list", what));
+  return out;
+}
+
 void AddKvOptions(CLI::App* app, KvCliOptions* o, bool allow_list) {
   app->add_option("--kv", o->modes,
                   allow_list ? "KV caches to compare, comma-separated: full, razor, streaming"

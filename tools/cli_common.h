@@ -60,6 +60,9 @@ void RegisterProfile(CLI::App& app, int* exit_code);
 void RegisterEval(CLI::App& app, int* exit_code);
 void RegisterDemo(CLI::App& app, int* exit_code);
 
+// "512,2048" -> {512, 2048}; every item an integer >= min_value, at least one. `what` names the list in errors.
+Result<std::vector<int>> ParseIntList(const std::string& s, const char* what, int min_value);
+
 // Runs `scripts/pull_model.sh NAME` and returns its last stdout line (the model path).
 Result<std::string> PullModel(const std::string& name);
 

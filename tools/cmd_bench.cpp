@@ -39,24 +39,6 @@ struct Measurement {
   double peak_rss = 0, rss_at_start = 0;
 };
 
-Result<std::vector<int>> ParseList(const std::string& s, const char* what) {
-  std::vector<int> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    try {
-      size_t used = 0;
-      int v = std::stoi(item, &used);
-      if (used != item.size() || v <= 0) throw std::invalid_argument(item);
-      out.push_back(v);
-    } catch (const std::exception&) {
-      return Err(fmt::format("bad {} list '{}': expected positive integers separated by commas", what, s));
-    }
-  }
-  if (out.empty()) return Err(fmt::format("empty {} list", what));
-  return out;
-}
-
 Measurement MeasureOnce(const LoadedModel& m, const BenchOptions& o, KvMode mode, int threads, int len,
                         const std::vector<int32_t>& prompt) {
   Measurement r;
@@ -124,10 +106,10 @@ double Median(std::vector<double> v) {
 }
 
 int Bench(BenchOptions& o) {
-  auto lengths = ParseList(o.prompt_lengths, "prompt length");
+  auto lengths = ParseIntList(o.prompt_lengths, "prompt length", 1);
   if (!lengths) return Fail(lengths.error());
   auto threads = o.thread_counts.empty() ? Result<std::vector<int>>(std::vector<int>{ThreadPool::DefaultThreadCount()})
-                                         : ParseList(o.thread_counts, "thread count");
+                                         : ParseIntList(o.thread_counts, "thread count", 1);
   if (!threads) return Fail(threads.error());
   auto modes = o.kv.Resolve();
   if (!modes) return Fail(modes.error());

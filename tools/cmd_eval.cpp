@@ -40,24 +40,6 @@ struct EvalOptions {
   int kld_length = 4096, kld_steps = 256;
 };
 
-Result<std::vector<int>> ParseInts(const std::string& s, const char* what, int min_value) {
-  std::vector<int> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    try {
-      size_t used = 0;
-      const int v = std::stoi(item, &used);
-      if (used != item.size() || v < min_value) throw std::invalid_argument(item);
-      out.push_back(v);
-    } catch (const std::exception&) {
-      return Err(fmt::format("bad {} list '{}': expected integers >= {} separated by commas", what, s, min_value));
-    }
-  }
-  if (out.empty()) return Err(fmt::format("empty {} list", what));
-  return out;
-}
-
 std::vector<std::string> SplitNames(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -116,9 +98,9 @@ Status LoadProfileIfNeeded(const LoadedModel& m, const EvalOptions& o, const std
 int RunGrid(EvalOptions& o) {
   auto modes = o.kv.Resolve();
   if (!modes) return Fail(modes.error());
-  auto lengths = ParseInts(o.lengths, "length", 64);
+  auto lengths = ParseIntList(o.lengths, "length", 64);
   if (!lengths) return Fail(lengths.error());
-  auto depths = ParseInts(o.depths, "depth", 0);
+  auto depths = ParseIntList(o.depths, "depth", 0);
   if (!depths) return Fail(depths.error());
   for (int d : *depths)
     if (d > 100) return Fail(fmt::format("depth {} is not a percentage (0..100)", d));
