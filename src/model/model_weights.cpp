@@ -97,17 +97,22 @@ std::string HfLayerName(int l, const char* role) {
   return fmt::format("model.layers.{}.{}", l, m.at(role));
 }
 
+// lm_head: the token embedding when tied (or when the checkpoint has no output tensor), else its own matrix.
+Status BindOutput(const FindFn& find, TensorBinder& b, const std::string& name, const ModelConfig& c, ModelWeights* w) {
+  if (c.tied_embeddings || find(name) == nullptr) {
+    w->output = w->token_embd;
+    return Status::Ok();
+  }
+  return b.Matrix(name, c.dim, c.vocab_size, &w->output);
+}
+
 Result<ModelWeights> Bind(const FindFn& find, const std::string& source, const NameScheme& names,
                           const ModelConfig& c) {
   ModelWeights w;
   TensorBinder b(find, source, &w);
   RAZOR_RETURN_IF_ERROR(b.Matrix(names.embd, c.dim, c.vocab_size, &w.token_embd));
   RAZOR_RETURN_IF_ERROR(b.Vector(names.out_norm, c.dim, &w.output_norm));
-  if (c.tied_embeddings || find(names.output) == nullptr) {
-    w.output = w.token_embd;
-  } else {
-    RAZOR_RETURN_IF_ERROR(b.Matrix(names.output, c.dim, c.vocab_size, &w.output));
-  }
+  RAZOR_RETURN_IF_ERROR(BindOutput(find, b, names.output, c, &w));
   w.layers.resize(c.n_layers);
   for (int l = 0; l < c.n_layers; ++l) {
     LayerWeights& L = w.layers[l];
@@ -167,11 +172,7 @@ Result<ModelWeights> BindBloom(const FindFn& find, const std::string& source, co
   RAZOR_RETURN_IF_ERROR(b.Vector(bs(nm.embd_norm), c.dim, &w.embd_norm_b));
   RAZOR_RETURN_IF_ERROR(b.Vector(wt(nm.out_norm), c.dim, &w.output_norm));
   RAZOR_RETURN_IF_ERROR(b.Vector(bs(nm.out_norm), c.dim, &w.output_norm_b));
-  if (c.tied_embeddings || find(nm.output) == nullptr) {
-    w.output = w.token_embd;
-  } else {
-    RAZOR_RETURN_IF_ERROR(b.Matrix(nm.output, c.dim, c.vocab_size, &w.output));
-  }
+  RAZOR_RETURN_IF_ERROR(BindOutput(find, b, nm.output, c, &w));
   w.layers.resize(c.n_layers);
   for (int l = 0; l < c.n_layers; ++l) {
     LayerWeights& L = w.layers[l];
