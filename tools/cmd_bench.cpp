@@ -13,6 +13,7 @@
 #include "cli_common.h"
 #include "core/thread_pool.h"
 #include "model/transformer.h"
+#include "runtime/compute_peak.h"
 #include "runtime/generator.h"
 #include "runtime/memory_bandwidth.h"
 #include "runtime/process_memory.h"
@@ -135,10 +136,11 @@ int Bench(BenchOptions& o) {
   std::mt19937 rng(o.seed);
   std::uniform_int_distribution<int32_t> tok(100, c.vocab_size - 1);
   for (int t : *threads) {
-    double bw = 0;
+    double bw = 0, peak = 0;
     {
       ThreadPool pool(t);
       bw = MeasureReadBandwidth(pool);
+      peak = MeasureFmaPeak(pool);
     }
     for (int len : *lengths) {
       if (len + o.n_decode > ctx_limit) {
@@ -171,7 +173,8 @@ int Bench(BenchOptions& o) {
         std::fflush(stdout);
       }
     }
-    std::printf("(threads %d: measured read bandwidth %.1f GB/s)\n", t, bw / 1e9);
+    std::printf("(threads %d: measured read bandwidth %.1f GB/s, fp32 FMA peak %.1f GFLOP/s)\n", t, bw / 1e9,
+                peak / 1e9);
   }
   return 0;
 }

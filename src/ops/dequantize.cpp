@@ -7,6 +7,7 @@
 
 #include "ops/fp16.h"
 #include "ops/quant_blocks.h"
+#include "ops/simd_dispatch.h"
 
 namespace razor {
 
@@ -78,57 +79,62 @@ void DequantQ8_0(const BlockQ8_0* b, float* y, int64_t nb) {
   }
 }
 
-void DequantQ4_K(const BlockQ4_K* b, float* y, int64_t nb) {
+// K-quants: the same float operations as ggml, arranged so that every inner loop has one scale (GCC
+// vectorises them; compiled per ISA by RAZOR_VECTOR_CLONES, with fp contraction off for this file, so
+// each clone rounds exactly like the scalar code: see CMakeLists.txt).
+RAZOR_VECTOR_CLONES void DequantQ4_K(const BlockQ4_K* b, float* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i) {
     const float d = HalfToFloat(b[i].d), dmin = HalfToFloat(b[i].dmin);
     const uint8_t* q = b[i].qs;
-    for (int j = 0; j < kQK_K / 64; ++j, q += 32) {
+    for (int j = 0; j < kQK_K / 64; ++j, q += 32, y += 64) {
       uint8_t sc, m;
       KScaleMin(2 * j, b[i].scales, &sc, &m);
       const float d1 = d * sc, m1 = dmin * m;
       KScaleMin(2 * j + 1, b[i].scales, &sc, &m);
       const float d2 = d * sc, m2 = dmin * m;
-      for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>(q[l] & 0xF) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>(q[l] >> 4) - m2;
+      for (int l = 0; l < 32; ++l) y[l] = d1 * static_cast<float>(q[l] & 0xF) - m1;
+      for (int l = 0; l < 32; ++l) y[32 + l] = d2 * static_cast<float>(q[l] >> 4) - m2;
     }
   }
 }
 
-void DequantQ5_K(const BlockQ5_K* b, float* y, int64_t nb) {
+RAZOR_VECTOR_CLONES void DequantQ5_K(const BlockQ5_K* b, float* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i) {
     const float d = HalfToFloat(b[i].d), dmin = HalfToFloat(b[i].dmin);
     const uint8_t* ql = b[i].qs;
     const uint8_t* qh = b[i].qh;
-    uint8_t u1 = 1, u2 = 2;
-    for (int j = 0; j < kQK_K / 64; ++j, ql += 32, u1 <<= 2, u2 <<= 2) {
+    int shift = 0;
+    for (int j = 0; j < kQK_K / 64; ++j, ql += 32, shift += 2, y += 64) {
       uint8_t sc, m;
       KScaleMin(2 * j, b[i].scales, &sc, &m);
       const float d1 = d * sc, m1 = dmin * m;
       KScaleMin(2 * j + 1, b[i].scales, &sc, &m);
       const float d2 = d * sc, m2 = dmin * m;
-      for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+      for (int l = 0; l < 32; ++l)
+        y[l] = d1 * static_cast<float>((ql[l] & 0xF) | (((qh[l] >> shift) & 1) << 4)) - m1;
+      for (int l = 0; l < 32; ++l)
+        y[32 + l] = d2 * static_cast<float>((ql[l] >> 4) | (((qh[l] >> (shift + 1)) & 1) << 4)) - m2;
     }
   }
 }
 
-void DequantQ6_K(const BlockQ6_K* b, float* y, int64_t nb) {
+RAZOR_VECTOR_CLONES void DequantQ6_K(const BlockQ6_K* b, float* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i) {
     const float d = HalfToFloat(b[i].d);
     const uint8_t* ql = b[i].ql;
     const uint8_t* qh = b[i].qh;
     const int8_t* sc = b[i].scales;
     for (int n = 0; n < kQK_K; n += 128, y += 128, ql += 64, qh += 32, sc += 8) {
-      for (int l = 0; l < 32; ++l) {
-        const int is = l / 16;
-        const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
-        const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-        const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-        const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-        y[l + 0] = d * sc[is + 0] * static_cast<float>(q1);
-        y[l + 32] = d * sc[is + 2] * static_cast<float>(q2);
-        y[l + 64] = d * sc[is + 4] * static_cast<float>(q3);
-        y[l + 96] = d * sc[is + 6] * static_cast<float>(q4);
+      // Element l + 32 k (k = 0..3) of this 128-run has scale sc[l / 16 + 2 k]: one scale per 16-run.
+      for (int h = 0; h < 2; ++h) {
+        const int o = 16 * h;
+        const float s1 = d * sc[h + 0], s2 = d * sc[h + 2], s3 = d * sc[h + 4], s4 = d * sc[h + 6];
+        for (int l = o; l < o + 16; ++l) {
+          y[l + 0] = s1 * static_cast<float>(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
+          y[l + 32] = s2 * static_cast<float>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+          y[l + 64] = s3 * static_cast<float>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+          y[l + 96] = s4 * static_cast<float>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+        }
       }
     }
   }

@@ -6,7 +6,8 @@
 //   F32 F16 BF16                 fp32 tile kernel on the weights as stored (FloatPath)
 //   Q4_0 Q4_1 Q5_0 Q5_1 Q8_0     decode: fused matrix-vector kernel, blocks unpacked to fp32 in registers
 //                                (MatVecPath); prefill: DequantTilePath
-//   Q4_K Q5_K Q6_K               DequantTilePath (scalar dequantization; decode too)
+//   Q4_K Q6_K                    decode: MatVecPath (K-quant row kernels); prefill: DequantTilePath
+//   Q5_K                         DequantTilePath (decode too)
 // DequantTilePath dequantizes a tile of weight rows (~128 KiB of fp32, L2) once and runs the fp32 tile
 // kernel over every token block against it: the dequantization is amortised over the tokens.
 //
@@ -115,6 +116,8 @@ bool IsLegacyQuant(TensorType t) {
 }
 bool IsFloat(TensorType t) { return t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16; }
 bool IsKQuant(TensorType t) { return t == TensorType::Q4_K || t == TensorType::Q5_K || t == TensorType::Q6_K; }
+// K-quants with a fused fp32-activation decode kernel (the others dequantize a tile first).
+bool HasMatVecKernel(TensorType t) { return t == TensorType::Q4_K || t == TensorType::Q6_K; }
 
 struct Tiling {
   int64_t rows, n_tokens, n_row_tiles, n_token_blocks;
@@ -229,7 +232,7 @@ void MatMulFp32Act(const TensorView& w, const float* x, int64_t n_tokens, float*
   if (n_tokens <= 0 || w.rows() == 0) return;
   const Isa isa = CurrentIsa();
   if (IsFloat(w.type)) FloatPath(isa, w, x, n_tokens, y, pool);
-  else if (n_tokens == 1 && IsLegacyQuant(w.type)) MatVecPath(isa, w, x, y, pool);
+  else if (n_tokens == 1 && (IsLegacyQuant(w.type) || HasMatVecKernel(w.type))) MatVecPath(isa, w, x, y, pool);
   else if (IsLegacyQuant(w.type) || IsKQuant(w.type)) DequantTilePath(isa, w, x, n_tokens, y, pool);
   else MatMulReference(w, x, n_tokens, y, pool);
 }

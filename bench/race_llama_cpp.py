@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""razor vs llama.cpp on the same GGUF, the same prompt lengths and thread counts, in one run.
+
+For every thread count and every repetition the two engines run alternately (razor, then llama.cpp), so slow
+phases of a shared machine hit both; each figure is the median over repetitions, and the ratio razor / llama.cpp
+is taken between medians of the same run. llama.cpp is node-llama-cpp's prebuilt CPU build (installed by
+bench/install_llama_cpp_peer.sh, which this script runs first), KV cache f16; razor's KV cache is fp32.
+
+Figures (the issue's): prefill tok/s of a P-token prompt; decode tok/s of --n-gen single-token steps after C
+tokens of context. razor gets both from `razor bench -p LEN` (prefill of LEN tokens, then decode after LEN);
+llama.cpp from bench/llama_cpp_peer.mjs. Every figure is also shown against its floor, measured by razor on the
+same machine in the same run (`razor bench` prints both): prefill against the fp32 FMA peak of those threads /
+the matmul FLOPs per token (2 x parameters; attention not counted), decode against bytes read per token / read
+bandwidth (weights as stored + the engine's own KV bytes at that context: fp32 for razor, f16 for llama.cpp).
+
+Usage:
+  bench/race_llama_cpp.py [--model smollm2-135m|FILE] [--prefill 512,2048,8128] [--decode-after 512,4096,8128]
+                          [--n-gen 64] [--threads 1,2] [--reps 3] [--razor-kv full,razor] [--razor-flags "..."]
+                          [--out bench_out/race.md]
+Results: a markdown table on stdout (and --out), the raw numbers as JSON beside it.
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def int_list(s):
+    try:
+        v = [int(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{s}' is not a comma-separated list of integers")
+    if not v or any(x <= 0 for x in v):
+        raise argparse.ArgumentTypeError(f"'{s}' must list positive integers")
+    return v
+
+
+def run(cmd, **kw):
+    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if p.returncode != 0:
+        sys.exit(f"race: error: {' '.join(map(str, cmd))} exited {p.returncode}:\n{p.stderr[-2000:]}")
+    return p.stdout
+
+
+def razor_bench(razor, model, lens, n_gen, threads, kv, extra):
+    """One repetition of razor bench -> {(kv, len): row}, (read bandwidth B/s, fp32 FMA peak FLOP/s)."""
+    out = run([razor, "bench", "-m", model, "-p", ",".join(map(str, lens)), "-n", str(n_gen), "-t", str(threads),
+               "-r", "1", "--kv", kv] + extra)
+    rows, bw = {}, None
+    for line in out.splitlines():
+        m = re.match(r"\| (\w+) \| (\d+) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", line)
+        if m:
+            rows[(m.group(1), int(m.group(3)))] = {"prefill": float(m.group(4)), "decode": float(m.group(5)),
+                                                   "kv_mib": float(m.group(6))}
+        m = re.search(r"measured read bandwidth ([\d.]+) GB/s, fp32 FMA peak ([\d.]+) GFLOP/s", line)
+        if m:
+            bw = (float(m.group(1)) * 1e9, float(m.group(2)) * 1e9)
+        m = re.search(r"weights ([\d.]+) MiB", line)
+        if m:
+            rows["weights_bytes"] = float(m.group(1)) * 1048576
+    return rows, bw
+
+
+def llama_bench(model, prefill, decode, n_gen, threads, json_path):
+    run(["node", str(ROOT / "bench" / "llama_cpp_peer.mjs"), "--model", model,
+         "--prompt-lens", ",".join(map(str, prefill)), "--decode-after", ",".join(map(str, decode)),
+         "--n-gen", str(n_gen), "--threads", str(threads), "--reps", "1", "--json", str(json_path)])
+    return json.loads(Path(json_path).read_text())
+
+
+def med(v):
+    return statistics.median(v) if v else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--prefill", type=int_list, default=[512, 2048, 8128])
+    ap.add_argument("--decode-after", type=int_list, default=[512, 4096, 8128])
+    ap.add_argument("--n-gen", type=int, default=64)
+    ap.add_argument("--threads", type=int_list, default=[1, 2])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--razor-kv", default="full,razor")
+    ap.add_argument("--razor-flags", default="", help="extra flags for razor bench, e.g. \"--window-min 1024\"")
+    ap.add_argument("--razor", default=str(ROOT / "build" / "release" / "razor"))
+    ap.add_argument("--out", default=str(ROOT / "bench_out" / "race.md"))
+    a = ap.parse_args()
+    if a.reps < 1 or a.n_gen < 1:
+        sys.exit("race: error: --reps and --n-gen must be positive")
+    if not Path(a.razor).is_file():
+        sys.exit(f"race: error: {a.razor} not found (build it: cmake --preset release && cmake --build build/release)")
+
+    subprocess.run([str(ROOT / "bench" / "install_llama_cpp_peer.sh")], check=True, stdout=subprocess.DEVNULL)
+    model = run([a.razor, "pull", a.model]).strip().splitlines()[-1] if not Path(a.model).is_file() else a.model
+    kvs = a.razor_kv.split(",")
+    lens = sorted(set(a.prefill) | set(a.decode_after))
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    extra = a.razor_flags.split() if a.razor_flags else []
+
+    # samples[(engine, kind, n, threads)] = [tok/s per rep]
+    samples, kv_mib, bw, peak, weights_bytes = {}, {}, {}, {}, None
+    for t in a.threads:
+        for r in range(a.reps):
+            t0 = time.time()
+            rows, b = razor_bench(a.razor, model, lens, a.n_gen, t, a.razor_kv, extra)
+            bw.setdefault(t, []).append(b[0])
+            peak.setdefault(t, []).append(b[1])
+            weights_bytes = rows.pop("weights_bytes", weights_bytes)
+            for (kv, n), row in rows.items():
+                if n in a.prefill:
+                    samples.setdefault((f"razor {kv}", "prefill", n, t), []).append(row["prefill"])
+                if n in a.decode_after:
+                    samples.setdefault((f"razor {kv}", "decode", n, t), []).append(row["decode"])
+                kv_mib[(kv, n)] = row["kv_mib"]
+            t1 = time.time()
+            js = llama_bench(model, a.prefill, a.decode_after, a.n_gen, t, out.with_suffix(f".llama_t{t}.json"))
+            for e in js["prefill"]:
+                samples.setdefault(("llama.cpp", "prefill", e["n"], t), []).append(e["median"])
+            for e in js["decode"]:
+                samples.setdefault(("llama.cpp", "decode", e["ctx"], t), []).append(e["median"])
+            print(f"[threads {t} rep {r + 1}/{a.reps}] razor {t1 - t0:.0f} s, llama.cpp {time.time() - t1:.0f} s",
+                  file=sys.stderr)
+
+    # Model facts for the floors (from razor inspect): stored weight bytes, FLOPs per token of the matmuls.
+    insp = run([a.razor, "inspect", model])
+    params = float(re.search(r"parameters:\s+[\d.]+ M \((\d+)\)", insp).group(1))
+    kv_full_tok = float(re.search(r"KV cache:\s+(\d+) bytes per token", insp).group(1))
+    lines = []
+    lines.append(f"model: {model}  ")
+    lines.append(f"threads {a.threads}, {a.reps} alternating repetitions, medians; decode = {a.n_gen} tokens; "
+                 f"razor KV fp32, llama.cpp KV f16 (flash attention on)  ")
+    for t in a.threads:
+        lines.append(f"threads {t}: read bandwidth {med(bw[t]) / 1e9:.1f} GB/s, fp32 FMA peak {med(peak[t]) / 1e9:.1f} "
+                     f"GFLOP/s (both measured by razor in this run)  ")
+    lines.append("")
+    lines.append("| figure | threads | tokens | engine | tok/s (median) | each rep | vs llama.cpp | floor tok/s | "
+                 "of floor |")
+    lines.append("|---|--:|--:|---|--:|---|--:|--:|--:|")
+    engines = [f"razor {kv}" for kv in kvs] + ["llama.cpp"]
+    result = []
+    for kind, ns in (("prefill", a.prefill), ("decode", a.decode_after)):
+        for t in a.threads:
+            for n in ns:
+                ref = med(samples.get(("llama.cpp", kind, n, t), []))
+                for e in engines:
+                    v = samples.get((e, kind, n, t))
+                    if not v:
+                        continue
+                    m = med(v)
+                    if kind == "prefill":
+                        floor = med(peak[t]) / (2 * params)  # matmul FLOPs only (attention not counted)
+                    else:
+                        if e == "llama.cpp":
+                            kvb = kv_full_tok / 2 * n  # f16 K + V, every layer
+                        else:
+                            kvb = kv_mib[(e.split()[1], n)] * 1048576
+                        floor = med(bw[t]) / (weights_bytes + kvb)
+                    ratio = m / ref if e != "llama.cpp" and ref == ref else None
+                    result.append({"figure": kind, "threads": t, "tokens": n, "engine": e, "tok_s": v, "median": m,
+                                   "vs_llama_cpp": ratio, "floor_tok_s": floor})
+                    lines.append(f"| {kind} | {t} | {n} | {e} | {m:.1f} | {', '.join(f'{x:.1f}' for x in v)} | "
+                                 f"{'' if ratio is None else f'{ratio:.2f}x'} | {floor:.0f} | {100 * m / floor:.0f} % |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out.write_text(text)
+    out.with_suffix(".json").write_text(json.dumps({"runs": result, "bandwidth": bw, "fma_peak": peak},
+                                                   indent=1) + "\n")
+    print(f"wrote {out} and {out.with_suffix('.json')}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
