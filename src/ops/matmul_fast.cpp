@@ -200,15 +200,42 @@ int64_t DequantTileRows(int64_t cols) {
   return std::max<int64_t>(kRowTile, fit);
 }
 
-// Quantized weights with fp32 activations (prefill, and decode of K-quants): a tile of weight rows is
-// dequantized once (SIMD for legacy quants) into an fp32 buffer, then the F32 tile kernel runs it against
-// every token block. Units are row tiles, so each tile is dequantized by one thread, once.
+// Activations of n_tokens tokens in panels of kPanelTokens (matmul_fast_kernels.h), zero-padded:
+// xp[(p * cols + k) * kPanelTokens + t] = x[(p * kPanelTokens + t) * cols + k].
+void PackPanels(const float* x, int64_t n_tokens, int64_t cols, std::vector<float>* xp, ThreadPool& pool) {
+  const int64_t n_panels = (n_tokens + kPanelTokens - 1) / kPanelTokens;
+  xp->assign(static_cast<size_t>(n_panels * cols * kPanelTokens), 0.0f);
+  float* out = xp->data();
+  pool.ParallelFor(n_panels, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t nt = std::min<int64_t>(kPanelTokens, n_tokens - p * kPanelTokens);
+      float* panel = out + p * cols * kPanelTokens;
+      for (int64_t t = 0; t < nt; ++t) {
+        const float* row = x + (p * kPanelTokens + t) * cols;
+        for (int64_t k = 0; k < cols; ++k) panel[k * kPanelTokens + t] = row[k];
+      }
+    }
+  });
+}
+
+// Quantized weights with fp32 activations (prefill, and decode of Q5_K): a tile of weight rows is
+// dequantized once (SIMD for legacy quants) into an fp32 buffer, then multiplied with every token:
+// on AVX2 / AVX-512 against activation panels packed once per call (PanelTileAvx2), on the scalar
+// level by the fp32 tile kernel per token block. Units are row tiles, so each tile is dequantized by
+// one thread, once.
 void DequantTilePath(Isa isa, const TensorView& w, const float* x, int64_t n_tokens, float* y,
                      ThreadPool& pool) {
   const int64_t rows = w.rows(), cols = w.cols();
   const int64_t tile_rows = DequantTileRows(cols);
   const int64_t n_tiles = (rows + tile_rows - 1) / tile_rows;
   const Tiling tl = MakeTiling(rows, n_tokens);
+  const bool panels = isa != Isa::kScalar && n_tokens >= kPanelTokens / 2;
+  // Packed activations: the calling thread's buffer, read by the workers through xpd (a thread_local
+  // named inside the lambda would be each worker's own).
+  thread_local std::vector<float> xp;
+  if (panels) PackPanels(x, n_tokens, cols, &xp, pool);
+  const float* xpd = xp.data();
+  const int64_t n_panels = (n_tokens + kPanelTokens - 1) / kPanelTokens;
   pool.ParallelFor(n_tiles, [&](int64_t i0, int64_t i1) {
     thread_local std::vector<float> tile;  // [tile_rows][cols] dequantized rows
     tile.resize(static_cast<size_t>(tile_rows * cols));
@@ -216,6 +243,15 @@ void DequantTilePath(Isa isa, const TensorView& w, const float* x, int64_t n_tok
       const int64_t r0 = i * tile_rows;
       const int nr = static_cast<int>(std::min(tile_rows, rows - r0));
       DequantTile(isa, DequantTileArgs{w.type, cols, w.row(r0), w.row_bytes(), nr, tile.data(), cols});
+      if (panels) {
+        for (int64_t p = 0; p < n_panels; ++p) {
+          const int64_t t0 = p * kPanelTokens;
+          PanelTileAvx2(PanelTileArgs{cols, tile.data(), cols, nr, xpd + p * cols * kPanelTokens,
+                                      static_cast<int>(std::min<int64_t>(kPanelTokens, n_tokens - t0)),
+                                      y + t0 * rows + r0, rows});
+        }
+        continue;
+      }
       const auto* tile_bytes = reinterpret_cast<const uint8_t*>(tile.data());
       for (int64_t tb = 0; tb < tl.n_token_blocks; ++tb) {
         const int64_t t0 = tb * kTokenBlock;

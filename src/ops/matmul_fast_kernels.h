@@ -87,3 +87,25 @@ void QuantTileAvx512(const QuantTileArgs& a);
 void FloatTileAvx512(const FloatTileArgs& a);
 
 }  // namespace razor
+
+namespace razor {
+
+// Prefill GEMM on fp32 weights with the activations packed in panels of kPanelTokens tokens:
+//   xp[k * kPanelTokens + t] = x[token t of the panel][k]   (tokens past nt are 0)
+//   y[t * y_stride + r] = dot(w row r, token t)             r < nr, t < nt
+// so the micro-kernel broadcasts one weight and multiplies a whole vector of tokens (register-blocked
+// outer products: 6 rows x 16 tokens on AVX2, no horizontal sums).
+inline constexpr int kPanelTokens = 16;
+struct PanelTileArgs {
+  int64_t cols;
+  const float* w;
+  int64_t w_stride;  // floats
+  int nr;
+  const float* xp;   // [cols][kPanelTokens]
+  int nt;            // <= kPanelTokens
+  float* y;
+  int64_t y_stride;
+};
+void PanelTileAvx2(const PanelTileArgs& a);
+
+}  // namespace razor
