@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "ops/attention.h"
@@ -50,15 +51,21 @@ TEST(AttentionTest, FlashMatchesReferenceOnRaggedHeads) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (int d : {16, 64, 128}) {
     for (int64_t len : {1, 5, 63, 64, 65, 300}) {
-      for (int group : {1, 3}) {
+      // (tokens, group): 4 x 1 rows take the plain block loops; 4 x 3, 13 x 3 and 13 x 7 (tiles of several
+      // 16-row panels, partial last panel, row remainders) take the register-blocked AVX2 kernels.
+      for (auto [n_tok, group] : {std::pair<int64_t, int>{4, 1}, {4, 3}, {13, 3}, {13, 7}}) {
         for (bool gaps : {false, true}) {
           for (int64_t comp : {0, 1, 1000}) {
             RandomHead h = MakeHead(rng, len, d, gaps, comp);
-            const int64_t n_tok = 4;
             std::vector<float> q(n_tok * group * d), o_ref(q.size()), o_fast(q.size());
             for (auto& x : q) x = nd(rng);
             const int32_t last = gaps ? h.pos.back() : static_cast<int32_t>(len - 1);
             std::vector<int32_t> qpos = {0, last / 2, last, last + 10};
+            if (n_tok > 4) {
+              qpos.clear();
+              for (int64_t t = 0; t + 1 < n_tok; ++t) qpos.push_back(static_cast<int32_t>(last * t / (n_tok - 2)));
+              qpos.push_back(last + 10);
+            }
             AttentionQuery a{q.data(), group * d, qpos.data(), n_tok, group, d, 1.0f / std::sqrt(float(d)),
                              o_ref.data(), group * d};
             AttendReference(h.view, a);

@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "ops/attention_blocks.h"
 #include "ops/elementwise.h"
 #include "ops/simd_dispatch.h"
 
@@ -81,8 +82,8 @@ void AttendReference(const KvHeadView& kv, const AttentionQuery& a) {
 
 namespace {
 
-constexpr int kKeyBlock = 64;   // keys per block: a block of scores stays in L1
-constexpr int kMaxRows = 32;    // (token, group head) rows processed together: each K/V row is read once for all
+constexpr int kKeyBlock = kAttnKeyBlock;  // keys per block: a block of scores stays in L1
+constexpr int kMaxRows = 48;  // (token, group head) rows processed together: each K/V row is read once for all
 
 // S[r * kKeyBlock + j] = scale * q_r . k_j for rows r < rows, keys j < nb (columns past nb are 0).
 // The key block is transposed first so the inner loop runs over keys, a full vector wide.
@@ -123,12 +124,12 @@ RAZOR_VECTOR_CLONES void BlockAccumulate(const float* P, int rows, int nb, const
 }  // namespace
 
 void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
-  constexpr int kMaxHeadDim = 512;
+  [[maybe_unused]] constexpr int kMaxHeadDim = 512;
   const int d = a.head_dim;
   const int G = a.n_group_heads;
   assert(d <= kMaxHeadDim && G <= kMaxRows);
-  const int tokens_per_tile = std::max(1, std::min(4, kMaxRows / G));
-  thread_local std::vector<float> acc_buf, score_buf;
+  const int tokens_per_tile = std::max(1, std::min(16, kMaxRows / G));
+  thread_local std::vector<float> acc_buf, score_buf, qt_buf;
   acc_buf.resize(static_cast<size_t>(kMaxRows) * d);
   score_buf.resize(static_cast<size_t>(kMaxRows) * kKeyBlock);
   float* acc = acc_buf.data();
@@ -167,13 +168,30 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
         }
       }
     }
+    // Prefill tiles (many rows) on AVX2: register-blocked kernels over query panels packed once per tile.
+    const bool blocked = rows >= 8 && d % 16 == 0 && AttentionBlocksAvailable();
+    const int n_panels = (rows + kAttnRowPanel - 1) / kAttnRowPanel;
+    if (blocked) {
+      qt_buf.assign(static_cast<size_t>(n_panels) * d * kAttnRowPanel, 0.0f);
+      for (int r = 0; r < rows; ++r)
+        for (int i = 0; i < d; ++i)
+          qt_buf[(static_cast<size_t>(r / kAttnRowPanel) * d + i) * kAttnRowPanel + r % kAttnRowPanel] =
+              qrow[r][i] * a.scale;
+    }
     for (int64_t j0 = 0; j0 < n_max; j0 += kKeyBlock) {
       const int nb = static_cast<int>(std::min<int64_t>(kKeyBlock, n_max - j0));
       for (int j = 0; j < nb; ++j) {
         krow[j] = kv.key(j0 + j, d);
         vrow[j] = kv.value(j0 + j, d);
       }
-      BlockScores(qrow, rows, d, krow, nb, a.scale, S);
+      if (blocked) {
+        for (int p = 0; p < n_panels; ++p)
+          BlockScoresAvx2(qt_buf.data() + static_cast<size_t>(p) * d * kAttnRowPanel,
+                          std::min(kAttnRowPanel, rows - p * kAttnRowPanel), krow, nb, d,
+                          S + static_cast<size_t>(p) * kAttnRowPanel * kKeyBlock);
+      } else {
+        BlockScores(qrow, rows, d, krow, nb, a.scale, S);
+      }
       for (int r = 0; r < rows; ++r) {
         float* sr = S + r * kKeyBlock;
         const int nv = static_cast<int>(std::clamp<int64_t>(visible[r] - j0, 0, nb));
@@ -197,7 +215,8 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
         for (int j = 0; j < nb; ++j) sum += sr[j];
         l[r] += sum;
       }
-      BlockAccumulate(S, rows, nb, vrow, d, acc);
+      if (blocked) BlockAccumulateAvx2(S, rows, nb, vrow, d, acc);
+      else BlockAccumulate(S, rows, nb, vrow, d, acc);
     }
     for (int ti = 0; ti < nt; ++ti) {
       for (int g = 0; g < G; ++g) {

@@ -1,0 +1,167 @@
+// AVX2 + FMA block kernels of ops/attention_blocks.h. Both are outer products with 12 ymm accumulators
+// (6 broadcast scalars x 16 vector lanes), so no horizontal sums and few loads per FMA:
+//   scores:     6 keys (broadcast k_j[i]) x 16 query rows (the packed panel), summed over i < d;
+//   accumulate: 6 query rows (broadcast P[r][j]) x 16 dims of v_j, summed over the block's keys.
+// fp32 products and sums (the reference's numbers up to summation order).
+#include "ops/attention_blocks.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+namespace razor {
+
+bool AttentionBlocksAvailable() {
+  static const bool ok = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return ok;
+}
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+
+namespace {
+
+// 12 named accumulators: c[a][h] for broadcast source a < A, vector half h (GCC spills arrays of them).
+struct Acc12 {
+  __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+};
+
+template <int A>
+inline void Step(Acc12& c, const float* const* src, int64_t idx, __m256 x0, __m256 x1) {
+  __m256 b = _mm256_broadcast_ss(src[0] + idx);
+  c.c00 = _mm256_fmadd_ps(b, x0, c.c00);
+  c.c01 = _mm256_fmadd_ps(b, x1, c.c01);
+  if constexpr (A > 1) {
+    b = _mm256_broadcast_ss(src[1] + idx);
+    c.c10 = _mm256_fmadd_ps(b, x0, c.c10);
+    c.c11 = _mm256_fmadd_ps(b, x1, c.c11);
+  }
+  if constexpr (A > 2) {
+    b = _mm256_broadcast_ss(src[2] + idx);
+    c.c20 = _mm256_fmadd_ps(b, x0, c.c20);
+    c.c21 = _mm256_fmadd_ps(b, x1, c.c21);
+  }
+  if constexpr (A > 3) {
+    b = _mm256_broadcast_ss(src[3] + idx);
+    c.c30 = _mm256_fmadd_ps(b, x0, c.c30);
+    c.c31 = _mm256_fmadd_ps(b, x1, c.c31);
+  }
+  if constexpr (A > 4) {
+    b = _mm256_broadcast_ss(src[4] + idx);
+    c.c40 = _mm256_fmadd_ps(b, x0, c.c40);
+    c.c41 = _mm256_fmadd_ps(b, x1, c.c41);
+  }
+  if constexpr (A > 5) {
+    b = _mm256_broadcast_ss(src[5] + idx);
+    c.c50 = _mm256_fmadd_ps(b, x0, c.c50);
+    c.c51 = _mm256_fmadd_ps(b, x1, c.c51);
+  }
+}
+
+inline void Store(const Acc12& c, float out[6][16]) {
+  const __m256 v[6][2] = {{c.c00, c.c01}, {c.c10, c.c11}, {c.c20, c.c21},
+                          {c.c30, c.c31}, {c.c40, c.c41}, {c.c50, c.c51}};
+  for (int a = 0; a < 6; ++a) {
+    _mm256_storeu_ps(out[a], v[a][0]);
+    _mm256_storeu_ps(out[a] + 8, v[a][1]);
+  }
+}
+
+template <int A>
+inline Acc12 Load(float* const* rows, int64_t off) {
+  const __m256 z = _mm256_setzero_ps();
+  Acc12 c{z, z, z, z, z, z, z, z, z, z, z, z};
+  c.c00 = _mm256_loadu_ps(rows[0] + off);
+  c.c01 = _mm256_loadu_ps(rows[0] + off + 8);
+  if constexpr (A > 1) c.c10 = _mm256_loadu_ps(rows[1] + off), c.c11 = _mm256_loadu_ps(rows[1] + off + 8);
+  if constexpr (A > 2) c.c20 = _mm256_loadu_ps(rows[2] + off), c.c21 = _mm256_loadu_ps(rows[2] + off + 8);
+  if constexpr (A > 3) c.c30 = _mm256_loadu_ps(rows[3] + off), c.c31 = _mm256_loadu_ps(rows[3] + off + 8);
+  if constexpr (A > 4) c.c40 = _mm256_loadu_ps(rows[4] + off), c.c41 = _mm256_loadu_ps(rows[4] + off + 8);
+  if constexpr (A > 5) c.c50 = _mm256_loadu_ps(rows[5] + off), c.c51 = _mm256_loadu_ps(rows[5] + off + 8);
+  return c;
+}
+
+template <int A>
+void ScoresKeys(const float* qt, int rows, const float* const* k, int j0, int d, float* S) {
+  const __m256 z = _mm256_setzero_ps();
+  Acc12 c{z, z, z, z, z, z, z, z, z, z, z, z};
+  for (int i = 0; i < d; ++i) {
+    const __m256 x0 = _mm256_loadu_ps(qt + i * kAttnRowPanel), x1 = _mm256_loadu_ps(qt + i * kAttnRowPanel + 8);
+    Step<A>(c, k + j0, i, x0, x1);
+  }
+  float out[6][16];
+  Store(c, out);
+  for (int r = 0; r < rows; ++r)
+    for (int a = 0; a < A; ++a) S[r * kAttnKeyBlock + j0 + a] = out[a][r];
+}
+
+template <int A>
+void AccumulateRows(const float* P, int r0, int nb, const float* const* v, int d, float* acc) {
+  const float* prow[6];
+  float* arow[6];
+  for (int a = 0; a < 6; ++a) {
+    prow[a] = P + static_cast<int64_t>(r0 + (a < A ? a : 0)) * kAttnKeyBlock;
+    arow[a] = acc + static_cast<int64_t>(r0 + (a < A ? a : 0)) * d;
+  }
+  for (int i0 = 0; i0 < d; i0 += 16) {
+    Acc12 c = Load<A>(arow, i0);
+    for (int j = 0; j < nb; ++j) {
+      const __m256 x0 = _mm256_loadu_ps(v[j] + i0), x1 = _mm256_loadu_ps(v[j] + i0 + 8);
+      Step<A>(c, prow, j, x0, x1);
+    }
+    float out[6][16];
+    Store(c, out);
+    for (int a = 0; a < A; ++a)
+      for (int i = 0; i < 16; ++i) arow[a][i0 + i] = out[a][i];
+  }
+}
+
+}  // namespace
+
+void BlockScoresAvx2(const float* qt, int rows, const float* const* k, int nb, int d, float* S) {
+  int j = 0;
+  for (; j + 6 <= nb; j += 6) ScoresKeys<6>(qt, rows, k, j, d, S);
+  switch (nb - j) {
+    case 5: ScoresKeys<5>(qt, rows, k, j, d, S); break;
+    case 4: ScoresKeys<4>(qt, rows, k, j, d, S); break;
+    case 3: ScoresKeys<3>(qt, rows, k, j, d, S); break;
+    case 2: ScoresKeys<2>(qt, rows, k, j, d, S); break;
+    case 1: ScoresKeys<1>(qt, rows, k, j, d, S); break;
+    default: break;
+  }
+}
+
+void BlockAccumulateAvx2(const float* P, int rows, int nb, const float* const* v, int d, float* acc) {
+  int r = 0;
+  for (; r + 6 <= rows; r += 6) AccumulateRows<6>(P, r, nb, v, d, acc);
+  switch (rows - r) {
+    case 5: AccumulateRows<5>(P, r, nb, v, d, acc); break;
+    case 4: AccumulateRows<4>(P, r, nb, v, d, acc); break;
+    case 3: AccumulateRows<3>(P, r, nb, v, d, acc); break;
+    case 2: AccumulateRows<2>(P, r, nb, v, d, acc); break;
+    case 1: AccumulateRows<1>(P, r, nb, v, d, acc); break;
+    default: break;
+  }
+}
+
+}  // namespace razor
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#else  // not x86-64
+namespace razor {
+bool AttentionBlocksAvailable() { return false; }
+void BlockScoresAvx2(const float*, int, const float* const*, int, int, float*) {}
+void BlockAccumulateAvx2(const float*, int, int, const float* const*, int, float*) {}
+}  // namespace razor
+#endif
