@@ -10,12 +10,14 @@ Figures (the issue's): prefill tok/s of a P-token prompt; decode tok/s of --n-ge
 tokens of context. razor gets both from `razor bench -p LEN` (prefill of LEN tokens, then decode after LEN);
 llama.cpp from bench/llama_cpp_peer.mjs. Every figure is also shown against its floor, measured by razor on the
 same machine in the same run (`razor bench` prints both): prefill against the fp32 FMA peak of those threads /
-the matmul FLOPs per token (2 x parameters; attention not counted), decode against bytes read per token / read
+the FLOPs per prompt token (2 x the layers' matrix elements + causal attention, 2 N x head_dim x heads x
+layers at prompt length N), decode against bytes read per token / read
 bandwidth (weights as stored + the engine's own KV bytes at that context: fp32 for razor, f16 for llama.cpp).
 
 Usage:
   bench/race_llama_cpp.py [--model smollm2-135m|FILE] [--prefill 512,2048,8128] [--decode-after 512,4096,8128]
-                          [--n-gen 64] [--threads 1,2] [--reps 3] [--razor-kv full,razor] [--razor-flags "..."]
+                          [--n-gen 64] [--threads 1,2] [--reps 3] [--razor-kv full,razor] [--razor-math fp32,int8]
+                          [--razor-flags "..."]
                           [--out bench_out/race.md]
 Results: a markdown table on stdout (and --out), the raw numbers as JSON beside it.
 """
@@ -88,6 +90,9 @@ def main():
     ap.add_argument("--threads", type=int_list, default=[1, 2])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--razor-kv", default="full,razor")
+    ap.add_argument("--razor-math", default="fp32,int8",
+                    help="razor arithmetic to race, comma-separated: fp32 (the default: fp32 activations) and/or "
+                         "int8 (--int8: 8-bit activations in Q4_0/Q4_1/Q5_0/Q5_1 decode, as llama.cpp does)")
     ap.add_argument("--razor-flags", default="", help="extra flags for razor bench, e.g. \"--window-min 1024\"")
     ap.add_argument("--razor", default=str(ROOT / "build" / "release" / "razor"))
     ap.add_argument("--out", default=str(ROOT / "bench_out" / "race.md"))
@@ -100,6 +105,9 @@ def main():
     subprocess.run([str(ROOT / "bench" / "install_llama_cpp_peer.sh")], check=True, stdout=subprocess.DEVNULL)
     model = run([a.razor, "pull", a.model]).strip().splitlines()[-1] if not Path(a.model).is_file() else a.model
     kvs = a.razor_kv.split(",")
+    maths = a.razor_math.split(",")
+    if not maths or any(m not in ("fp32", "int8") for m in maths):
+        sys.exit(f"race: error: --razor-math '{a.razor_math}': expected fp32 and/or int8")
     lens = sorted(set(a.prefill) | set(a.decode_after))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -110,16 +118,19 @@ def main():
     for t in a.threads:
         for r in range(a.reps):
             t0 = time.time()
-            rows, b = razor_bench(a.razor, model, lens, a.n_gen, t, a.razor_kv, extra)
-            bw.setdefault(t, []).append(b[0])
-            peak.setdefault(t, []).append(b[1])
-            weights_bytes = rows.pop("weights_bytes", weights_bytes)
-            for (kv, n), row in rows.items():
-                if n in a.prefill:
-                    samples.setdefault((f"razor {kv}", "prefill", n, t), []).append(row["prefill"])
-                if n in a.decode_after:
-                    samples.setdefault((f"razor {kv}", "decode", n, t), []).append(row["decode"])
-                kv_mib[(kv, n)] = row["kv_mib"]
+            for math in maths:
+                rows, b = razor_bench(a.razor, model, lens, a.n_gen, t, a.razor_kv,
+                                      extra + (["--int8"] if math == "int8" else []))
+                bw.setdefault(t, []).append(b[0])
+                peak.setdefault(t, []).append(b[1])
+                weights_bytes = rows.pop("weights_bytes", weights_bytes)
+                for (kv, n), row in rows.items():
+                    name = f"razor {kv}" + (" int8" if math == "int8" else "")
+                    if n in a.prefill:
+                        samples.setdefault((name, "prefill", n, t), []).append(row["prefill"])
+                    if n in a.decode_after:
+                        samples.setdefault((name, "decode", n, t), []).append(row["decode"])
+                    kv_mib[(kv, n)] = row["kv_mib"]
             t1 = time.time()
             js = llama_bench(model, a.prefill, a.decode_after, a.n_gen, t, out.with_suffix(f".llama_t{t}.json"))
             for e in js["prefill"]:
@@ -131,12 +142,17 @@ def main():
 
     # Model facts for the floors (from razor inspect): stored weight bytes, FLOPs per token of the matmuls.
     insp = run([a.razor, "inspect", model])
-    params = float(re.search(r"parameters:\s+[\d.]+ M \((\d+)\)", insp).group(1))
+    # Matmul FLOPs per prompt token: 2 x the elements of every layer matrix (the LM head runs for the last token
+    # only, the embedding is a lookup).
+    layer_elems = sum(int(m.group(1)) * int(m.group(2))
+                      for m in re.finditer(r"^\s+blk\.\d+\.\S+\s+\w+\s+(\d+) x (\d+)", insp, re.M))
+    geo = re.search(r"layers (\d+) \| dim \d+ \| heads (\d+) \(kv \d+, head dim (\d+)\)", insp)
+    n_layers, n_heads, head_dim = (int(geo.group(i)) for i in (1, 2, 3))
     kv_full_tok = float(re.search(r"KV cache:\s+(\d+) bytes per token", insp).group(1))
     lines = []
     lines.append(f"model: {model}  ")
     lines.append(f"threads {a.threads}, {a.reps} alternating repetitions, medians; decode = {a.n_gen} tokens; "
-                 f"razor KV fp32, llama.cpp KV f16 (flash attention on)  ")
+                 f"razor KV fp32, llama.cpp KV f16 (flash attention on); 'int8' = razor --int8  ")
     for t in a.threads:
         lines.append(f"threads {t}: read bandwidth {med(bw[t]) / 1e9:.1f} GB/s, fp32 FMA peak {med(peak[t]) / 1e9:.1f} "
                      f"GFLOP/s (both measured by razor in this run)  ")
@@ -144,7 +160,7 @@ def main():
     lines.append("| figure | threads | tokens | engine | tok/s (median) | each rep | vs llama.cpp | floor tok/s | "
                  "of floor |")
     lines.append("|---|--:|--:|---|--:|---|--:|--:|--:|")
-    engines = [f"razor {kv}" for kv in kvs] + ["llama.cpp"]
+    engines = [f"razor {kv}" + (" int8" if m == "int8" else "") for kv in kvs for m in maths] + ["llama.cpp"]
     result = []
     for kind, ns in (("prefill", a.prefill), ("decode", a.decode_after)):
         for t in a.threads:
@@ -156,12 +172,14 @@ def main():
                         continue
                     m = med(v)
                     if kind == "prefill":
-                        floor = med(peak[t]) / (2 * params)  # matmul FLOPs only (attention not counted)
+                        # matmuls + causal attention (q.k and p.v: 4 d FLOPs per visible key, N/2 keys on average)
+                        flops = 2 * layer_elems + 2 * n * head_dim * n_heads * n_layers
+                        floor = med(peak[t]) / flops
                     else:
                         if e == "llama.cpp":
                             kvb = kv_full_tok / 2 * n  # f16 K + V, every layer
                         else:
-                            kvb = kv_mib[(e.split()[1], n)] * 1048576
+                            kvb = kv_mib[(e.split()[1], n)] * 1048576  # "razor KV [int8]"
                         floor = med(bw[t]) / (weights_bytes + kvb)
                     ratio = m / ref if e != "llama.cpp" and ref == ref else None
                     result.append({"figure": kind, "threads": t, "tokens": n, "engine": e, "tok_s": v, "median": m,

@@ -150,8 +150,8 @@ class MatMulFastVsReference : public ::testing::TestWithParam<TensorType> {};
 
 // Both fast modes, every ISA level the CPU has, every shape (decode and prefill, ragged tiles).
 //   kFast (fp32 activations): the exact path's numbers up to summation order: 1e-5 of sum|w x|.
-//   kInt8 (quantized weights meet int8 activations, error <= max|x|/254 per element): 1e-2; float
-//   weights and K-quants take the fp32 paths there too: 1e-5.
+//   kInt8 (Q4_0 Q4_1 Q5_0 Q5_1 decode meets int8 activations, error <= max|x|/254 per element): 1e-2;
+//   its other products take the fp32 paths: within the same bound, and 1e-5 for float weights and K-quants.
 TEST_P(MatMulFastVsReference, EveryIsaEveryShape) {
   const TensorType type = GetParam();
   const std::string best = MatMulIsa();

@@ -210,7 +210,8 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
           Scale(acc + static_cast<int64_t>(r) * d, correction, d);
         }
         m[r] = bm;
-        ExpShiftedInPlace(sr, bm, nb);
+        if (blocked) ExpShiftedAvx2(sr, bm, nb);
+        else ExpShiftedInPlace(sr, bm, nb);
         float sum = 0.0f;
         for (int j = 0; j < nb; ++j) sum += sr[j];
         l[r] += sum;

@@ -16,6 +16,9 @@ bool AttentionBlocksAvailable();
 //   qt: one panel of query rows, transposed and pre-scaled: [d][kAttnRowPanel], rows past `rows` zero.
 void BlockScoresAvx2(const float* qt, int rows, const float* const* k, int nb, int d, float* S);
 
+// x[i] = e^(x[i] - m) for i < n, as ExpShiftedInPlace (ops/elementwise.h) but 8 lanes per step.
+void ExpShiftedAvx2(float* x, float m, int n);
+
 // acc[r * d + i] += sum_{j < nb} P[r * kAttnKeyBlock + j] * v_j[i]  for r < rows, i < d (d % 16 == 0).
 void BlockAccumulateAvx2(const float* P, int rows, int nb, const float* const* v, int d, float* acc);
 

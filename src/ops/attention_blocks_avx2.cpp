@@ -5,6 +5,8 @@
 // fp32 products and sums (the reference's numbers up to summation order).
 #include "ops/attention_blocks.h"
 
+#include "ops/elementwise.h"
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
@@ -124,6 +126,29 @@ void AccumulateRows(const float* P, int r0, int nb, const float* const* v, int d
 
 }  // namespace
 
+void ExpShiftedAvx2(float* x, float m, int n) {
+  // ExpShiftedInPlace's algorithm (Cody-Waite reduction, Cephes degree-6 polynomial), 8 lanes at a time.
+  const __m256 vm = _mm256_set1_ps(m), lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
+  const __m256 log2e = _mm256_set1_ps(1.44269504088896341f), c1 = _mm256_set1_ps(0.693359375f),
+               c2 = _mm256_set1_ps(-2.12194440e-4f);
+  const float poly[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                         4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
+    const __m256 v = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);
+    const __m256 k = _mm256_round_ps(_mm256_mul_ps(v, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 r = _mm256_fnmadd_ps(k, c2, _mm256_fnmadd_ps(k, c1, v));
+    __m256 p = _mm256_set1_ps(poly[0]);
+    for (int j = 1; j < 6; ++j) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(poly[j]));
+    const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
+    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    const __m256 e = _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+    _mm256_storeu_ps(x + i, _mm256_and_ps(e, _mm256_cmp_ps(v0, lo, _CMP_GE_OQ)));  // e^-inf (masked keys) = 0
+  }
+  if (i < n) ExpShiftedInPlace(x + i, m, n - i);
+}
+
 void BlockScoresAvx2(const float* qt, int rows, const float* const* k, int nb, int d, float* S) {
   int j = 0;
   for (; j + 6 <= nb; j += 6) ScoresKeys<6>(qt, rows, k, j, d, S);
@@ -161,6 +186,7 @@ void BlockAccumulateAvx2(const float* P, int rows, int nb, const float* const* v
 #else  // not x86-64
 namespace razor {
 bool AttentionBlocksAvailable() { return false; }
+void ExpShiftedAvx2(float*, float, int) {}
 void BlockScoresAvx2(const float*, int, const float* const*, int, int, float*) {}
 void BlockAccumulateAvx2(const float*, int, int, const float* const*, int, float*) {}
 }  // namespace razor

@@ -15,14 +15,14 @@ enum class MathMode {
   kExact,  // weights dequantized row by row to fp32, fp32 products, fp32 accumulation (reference)
   kFast,   // SIMD kernels with fp32 activations: quantized weights unpacked in registers (decode) or per
            // cache tile (prefill); the exact path's numbers up to summation order. The default.
-  kInt8,   // llama.cpp-style: activations quantized to 8 bits per 32-block, integer dot products
-           // (faster prefill on quantized weights, less exact)
+  kInt8,   // llama.cpp-style decode: for Q4_0 Q4_1 Q5_0 Q5_1 matrix-vector products, activations quantized
+           // to 8 bits per 32-block and integer dot products (faster decode, less exact); everything else
+           // (prefill, Q8_0 and K-quant decode) as kFast, which is faster there
 };
 
 // Reference path: exact fp32 math, scalar. Threads split output features.
 void MatMulReference(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
-// Int8 path: run-time dispatched SIMD (AVX-512 / AVX2 / scalar), cache-blocked over tokens for prefill,
-// matrix-vector for n_tokens == 1.
+// Int8 path (MathMode::kInt8 above): run-time dispatched SIMD (AVX-512 / AVX2 / scalar).
 void MatMulFast(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 // Default fast path: fp32 activations for every weight type (see MathMode::kFast).
 void MatMulFp32Act(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
