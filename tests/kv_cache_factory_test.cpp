@@ -92,3 +92,60 @@ TEST_F(KvCacheFactoryTest, MissingExplicitProfileIsAnError) {
 
 }  // namespace
 }  // namespace razor
+
+namespace razor {
+namespace {
+
+// ALiBi spans in a profile (RazorAttention §2): a KV head whose span covers the cache's context keeps every
+// token; the others keep sinks + their own span L_h (not the policy's W). The spans are planted in the
+// tiny model's profile, so the expected lengths are known.
+TEST_F(KvCacheFactoryTest, AlibiSpansPickRetrievalHeadsAndPerHeadWindows) {
+  const ModelConfig& c = model_->config;
+  const int64_t n = static_cast<int64_t>(ids_.size());
+  ASSERT_GT(n, 1 + 3 + c.n_kv_heads) << "the golden prompt must be longer than sinks + the largest planted span";
+  HeadProfile p = profile_;
+  p.alibi_spans.context = 256;
+  for (int h = 0; h < c.n_heads; ++h) {
+    AlibiHeadSpan s;
+    s.head = h;
+    s.slope = 0.5;
+    // KV head 0's group covers the context; KV head k > 0 gets span 2.5 + k (window ceil = 3 + k)
+    // from its first query head and a smaller one from the others (the group takes the max).
+    const int kv = h / c.group_size();
+    const bool first = h % c.group_size() == 0;
+    s.span = kv == 0 ? 1e9 : (first ? 2.5 + kv : 1.0);
+    p.alibi_spans.heads.push_back(s);
+  }
+  ASSERT_TRUE(p.Save(path_, /*overwrite=*/true).ok());
+
+  KvCacheOptions o;
+  o.mode = KvMode::kRazor;
+  o.profile_path = path_;
+  o.razor.window_min = 2;
+  o.razor.window_frac = 0;
+  o.razor.sinks = 1;
+  o.razor.block_tokens = 8;
+  o.induction_ratio = 0.01;  // one induction head
+  o.use_echo_heads = false;
+  auto cache = MakeKvCache(*model_, o, 256, n, pool_);
+  ASSERT_TRUE(cache.ok()) << cache.error();
+  Transformer tf(c, model_->weights, pool_, MathMode::kFast);
+  std::vector<float> logits;
+  (*cache)->BeginPrefill(n);
+  ASSERT_TRUE(tf.Forward(ids_.data(), ids_.size(), **cache, false, &logits).ok());
+
+  HeadProfile sel = profile_;
+  sel.params.induction_ratio = 0.01;
+  sel.SelectRetrievalHeads();
+  ASSERT_EQ(sel.by_induction.size(), 1u);
+  const KvHeadId ind = sel.by_induction[0];
+  for (int l = 0; l < c.n_layers; ++l)
+    for (int kh = 0; kh < c.n_kv_heads; ++kh) {
+      const bool keeps_all = kh == 0 || (l == ind.layer && kh == ind.kv_head);
+      const int64_t want = keeps_all ? n : std::min<int64_t>(n, 1 + 3 + kh);
+      EXPECT_EQ((*cache)->View(l, kh).len, want) << "layer " << l << " kv head " << kh;
+    }
+}
+
+}  // namespace
+}  // namespace razor

@@ -70,6 +70,25 @@ int64_t KvHeadPolicy::Window(int64_t n) const {
   return std::max(params_.window_min, by_frac);
 }
 
+int64_t KvHeadPolicy::HeadWindow(int layer, int kv_head, int64_t n) const {
+  if (!head_windows_.empty()) {
+    const int64_t w = head_windows_[static_cast<size_t>(layer) * n_kv_heads_ + kv_head];
+    if (w > 0) return w;
+  }
+  return Window(n);
+}
+
+Status KvHeadPolicy::SetHeadWindows(std::vector<int64_t> windows) {
+  const size_t heads = static_cast<size_t>(n_layers_) * n_kv_heads_;
+  if (windows.size() != heads)
+    return Err(fmt::format("per-head windows for {} layers x {} KV heads = {} heads, got {}", n_layers_,
+                           n_kv_heads_, heads, windows.size()));
+  for (int64_t w : windows)
+    if (w < 0) return Err(fmt::format("per-head window must be >= 0 (0 = the policy's W), got {}", w));
+  head_windows_ = std::move(windows);
+  return Status::Ok();
+}
+
 double KvHeadPolicy::retrieval_fraction() const {
   switch (params_.mode) {
     case KvMode::kFull: return 1.0;
@@ -87,10 +106,11 @@ double KvHeadPolicy::ExpectedKeptFraction(int64_t n) const {
 std::string KvHeadPolicy::Describe() const {
   const int heads = n_layers_ * n_kv_heads_;
   const auto full_heads = static_cast<int>(std::lround(retrieval_fraction() * heads));
-  return fmt::format("kv {}: {}/{} KV heads keep every token; others keep N0={} sinks + W=max({}, {:.3g}*N) window{}{}",
+  const auto own = std::count_if(head_windows_.begin(), head_windows_.end(), [](int64_t w) { return w > 0; });
+  return fmt::format("kv {}: {}/{} KV heads keep every token; others keep N0={} sinks + W=max({}, {:.3g}*N) window{}{}{}",
                      KvModeName(params_.mode), full_heads, heads, params_.sinks, params_.window_min,
-                     params_.window_frac, compensation() ? " + compensation token" : "",
-                     decode_fold() ? ", decode folds into it" : "");
+                     params_.window_frac, own ? fmt::format(" ({} heads: their ALiBi span L_h)", own) : "",
+                     compensation() ? " + compensation token" : "", decode_fold() ? ", decode folds into it" : "");
 }
 
 }  // namespace razor

@@ -55,6 +55,12 @@ class KvHeadPolicy {
   bool decode_fold() const { return params_.decode_fold && params_.mode != KvMode::kFull; }
   // W = max(S0, floor(n * window_frac)) for a prompt of n tokens.
   int64_t Window(int64_t n) const;
+  // The window of one head: its own (SetHeadWindows) when it has one, else Window(n).
+  int64_t HeadWindow(int layer, int kv_head, int64_t n) const;
+  // Per-head windows ([n_layers * n_kv_heads], layer-major; 0 = use W): an ALiBi head keeps its span L_h
+  // (RazorAttention §2) instead of W. Errors on a wrong size or a negative window.
+  Status SetHeadWindows(std::vector<int64_t> windows);
+  bool has_head_windows() const { return !head_windows_.empty(); }
   // A compressed head drops tokens only when n > N0 + W.
   bool WouldCompress(int64_t n) const { return n > params_.sinks + Window(n); }
   // Fraction of heads that keep every token (1 in full mode, 0 in streaming mode).
@@ -66,6 +72,7 @@ class KvHeadPolicy {
   RazorParams params_;
   int n_layers_ = 0, n_kv_heads_ = 0;
   std::vector<bool> retrieval_;  // [n_layers * n_kv_heads]; empty unless razor mode
+  std::vector<int64_t> head_windows_;  // [n_layers * n_kv_heads] or empty; 0 = W
 };
 
 }  // namespace razor

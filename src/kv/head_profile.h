@@ -84,7 +84,8 @@ class HeadProfile {
   std::vector<KvHeadId> by_echo;             // heads selected by echo score (ranked, best first)
   std::vector<KvHeadId> retrieval;           // by_induction ∪ by_echo, sorted by (layer, kv_head)
   // Optional (ALiBi models): per-head spans, JSON "alibi_spans" {epsilon, context, heads: [...]}.
-  // Informational: they do not change `retrieval`. Profiles without the field read as before.
+  // They do not change `retrieval` here; MakeKvCache (runtime/kv_cache_factory.h) adds the heads whose span
+  // covers its context and gives the others their span as window. Profiles without the field read as before.
   AlibiSpanSummary alibi_spans;
 
   int total_kv_heads() const { return model.n_layers * model.n_kv_heads; }

@@ -163,7 +163,8 @@ void RazorKvCache::OnLayerDone(int layer, bool prefill) {
     const int64_t window = policy_.Window(compress_at_[layer]);
     for (int hi = 0; hi < n_kv_heads_; ++hi) {
       HeadStore& h = head(layer, hi);
-      if (policy_.compresses(layer, hi) && h.window == 0) Compress(h, window);
+      if (policy_.compresses(layer, hi) && h.window == 0)
+        Compress(h, policy_.HeadWindow(layer, hi, compress_at_[layer]));
     }
     compress_at_[layer] = -1;
     last_window_ = window;

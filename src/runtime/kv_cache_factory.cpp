@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 
@@ -64,6 +65,7 @@ Result<std::unique_ptr<KvCache>> MakeKvCache(const LoadedModel& model, const KvC
   RazorParams params = o.razor;
   params.mode = o.mode;
   std::vector<bool> retrieval;
+  std::vector<int64_t> head_windows;  // ALiBi: each KV head's span L_h (max over its query heads)
   double r = 0;
   if (o.mode == KvMode::kRazor || o.streaming_window == 0) {
     RAZOR_ASSIGN_OR_RETURN(HeadProfile profile, LoadOrMakeProfile(model, o, pool));
@@ -75,6 +77,23 @@ Result<std::unique_ptr<KvCache>> MakeKvCache(const LoadedModel& model, const KvC
     for (const auto& h : profile.by_induction) retrieval[h.layer * c.n_kv_heads + h.kv_head] = true;
     if (o.use_echo_heads)
       for (const auto& h : profile.by_echo) retrieval[h.layer * c.n_kv_heads + h.kv_head] = true;
+    if (o.mode == KvMode::kRazor && !profile.alibi_spans.heads.empty()) {
+      // ALiBi (RazorAttention §2): a head whose span L_h covers this cache's context is a retrieval head too;
+      // every other head keeps its own L_h most recent tokens instead of W (plus sinks + compensation).
+      std::vector<double> span(c.n_kv_heads, 0.0);
+      for (const auto& h : profile.alibi_spans.heads)
+        if (h.head >= 0 && h.head < c.n_heads) {
+          double& s = span[h.head / c.group_size()];
+          s = std::max(s, h.span);
+        }
+      head_windows.assign(retrieval.size(), 0);
+      for (int l = 0; l < c.n_layers; ++l)
+        for (int kh = 0; kh < c.n_kv_heads; ++kh) {
+          const size_t i = static_cast<size_t>(l) * c.n_kv_heads + kh;
+          if (!(span[kh] < static_cast<double>(capacity))) retrieval[i] = true;  // inf / NaN spans too
+          else head_windows[i] = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(span[kh])));
+        }
+    }
     r = double(std::count(retrieval.begin(), retrieval.end(), true)) / retrieval.size();
   }
   if (o.mode == KvMode::kStreaming) {
@@ -96,6 +115,7 @@ Result<std::unique_ptr<KvCache>> MakeKvCache(const LoadedModel& model, const KvC
     retrieval.clear();
   }
   RAZOR_ASSIGN_OR_RETURN(KvHeadPolicy policy, KvHeadPolicy::Make(params, c.n_layers, c.n_kv_heads, retrieval));
+  if (!head_windows.empty()) RAZOR_RETURN_IF_ERROR(policy.SetHeadWindows(std::move(head_windows)));
   if (o.log && o.verbose) o.log("kv policy: " + policy.Describe());
   if (o.log && o.verbose && !policy.WouldCompress(std::max<int64_t>(1, prompt_tokens)))
     o.log(fmt::format("kv: the prompt ({} tokens) fits in sinks + window ({} + {}): nothing is compressed",
