@@ -297,7 +297,9 @@ async function main() {
     }
     for (const c of o.decodeAfter) {
       if (c + o.nGen > trainCtx) die(`decode after ${c} + ${o.nGen} tokens exceeds the model's context ${trainCtx}`);
-      const {ctx, seq, faLine} = await makeContext(threads, Math.min(trainCtx, c + o.nGen + 1));
+      // Room past the last token: node-llama-cpp shifts the context (drops tokens) when a sequence fills
+      // it, so a context of exactly c + n_gen would lose tokens at the end (positions stay < trainCtx).
+      const {ctx, seq, faLine} = await makeContext(threads, c + o.nGen + 256);
       faResolved ??= faLine;
       const tokS = [], native = [];
       for (let r = 0; r < o.reps; r++) {

@@ -71,9 +71,15 @@ def razor_bench(razor, model, lens, n_gen, threads, kv, extra):
 
 
 def llama_bench(model, prefill, decode, n_gen, threads, json_path):
-    run(["node", str(ROOT / "bench" / "llama_cpp_peer.mjs"), "--model", model,
-         "--prompt-lens", ",".join(map(str, prefill)), "--decode-after", ",".join(map(str, decode)),
-         "--n-gen", str(n_gen), "--threads", str(threads), "--reps", "1", "--json", str(json_path)])
+    """One repetition of the llama.cpp peer; None (with a warning) if it fails, so razor's figures survive."""
+    cmd = ["node", str(ROOT / "bench" / "llama_cpp_peer.mjs"), "--model", model,
+           "--prompt-lens", ",".join(map(str, prefill)), "--decode-after", ",".join(map(str, decode)),
+           "--n-gen", str(n_gen), "--threads", str(threads), "--reps", "1", "--json", str(json_path)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        print(f"race: warning: llama.cpp peer failed ({p.returncode}): {p.stderr.strip().splitlines()[-1:]}",
+              file=sys.stderr)
+        return None
     return json.loads(Path(json_path).read_text())
 
 
@@ -133,6 +139,7 @@ def main():
                     kv_mib[(kv, n)] = row["kv_mib"]
             t1 = time.time()
             js = llama_bench(model, a.prefill, a.decode_after, a.n_gen, t, out.with_suffix(f".llama_t{t}.json"))
+            js = js or {"prefill": [], "decode": []}
             for e in js["prefill"]:
                 samples.setdefault(("llama.cpp", "prefill", e["n"], t), []).append(e["median"])
             for e in js["decode"]:

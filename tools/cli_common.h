@@ -22,7 +22,7 @@ struct CommonOptions {
   int threads = 0;       // 0: all cores
   int ctx = 0;           // 0: the model's trained context
   bool exact = false;    // reference kernels (fp32 weights, fp32 accumulation)
-  bool int8 = false;     // llama.cpp-style 8-bit activations (faster prefill, less exact)
+  bool int8 = false;     // llama.cpp-style 8-bit activations in Q4/Q5 decode (faster decode, less exact)
   bool verbose = false;
   int ResolvedThreads() const;
   MathMode mode() const { return exact ? MathMode::kExact : int8 ? MathMode::kInt8 : MathMode::kFast; }
