@@ -27,67 +27,9 @@ bool AttentionBlocksAvailable() {
 #pragma GCC target("avx2,fma")
 #endif
 
+#include "ops/outer_product_avx2.inc"
+
 namespace {
-
-// 12 named accumulators: c[a][h] for broadcast source a < A, vector half h (GCC spills arrays of them).
-struct Acc12 {
-  __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-};
-
-template <int A>
-inline void Step(Acc12& c, const float* const* src, int64_t idx, __m256 x0, __m256 x1) {
-  __m256 b = _mm256_broadcast_ss(src[0] + idx);
-  c.c00 = _mm256_fmadd_ps(b, x0, c.c00);
-  c.c01 = _mm256_fmadd_ps(b, x1, c.c01);
-  if constexpr (A > 1) {
-    b = _mm256_broadcast_ss(src[1] + idx);
-    c.c10 = _mm256_fmadd_ps(b, x0, c.c10);
-    c.c11 = _mm256_fmadd_ps(b, x1, c.c11);
-  }
-  if constexpr (A > 2) {
-    b = _mm256_broadcast_ss(src[2] + idx);
-    c.c20 = _mm256_fmadd_ps(b, x0, c.c20);
-    c.c21 = _mm256_fmadd_ps(b, x1, c.c21);
-  }
-  if constexpr (A > 3) {
-    b = _mm256_broadcast_ss(src[3] + idx);
-    c.c30 = _mm256_fmadd_ps(b, x0, c.c30);
-    c.c31 = _mm256_fmadd_ps(b, x1, c.c31);
-  }
-  if constexpr (A > 4) {
-    b = _mm256_broadcast_ss(src[4] + idx);
-    c.c40 = _mm256_fmadd_ps(b, x0, c.c40);
-    c.c41 = _mm256_fmadd_ps(b, x1, c.c41);
-  }
-  if constexpr (A > 5) {
-    b = _mm256_broadcast_ss(src[5] + idx);
-    c.c50 = _mm256_fmadd_ps(b, x0, c.c50);
-    c.c51 = _mm256_fmadd_ps(b, x1, c.c51);
-  }
-}
-
-inline void Store(const Acc12& c, float out[6][16]) {
-  const __m256 v[6][2] = {{c.c00, c.c01}, {c.c10, c.c11}, {c.c20, c.c21},
-                          {c.c30, c.c31}, {c.c40, c.c41}, {c.c50, c.c51}};
-  for (int a = 0; a < 6; ++a) {
-    _mm256_storeu_ps(out[a], v[a][0]);
-    _mm256_storeu_ps(out[a] + 8, v[a][1]);
-  }
-}
-
-template <int A>
-inline Acc12 Load(float* const* rows, int64_t off) {
-  const __m256 z = _mm256_setzero_ps();
-  Acc12 c{z, z, z, z, z, z, z, z, z, z, z, z};
-  c.c00 = _mm256_loadu_ps(rows[0] + off);
-  c.c01 = _mm256_loadu_ps(rows[0] + off + 8);
-  if constexpr (A > 1) c.c10 = _mm256_loadu_ps(rows[1] + off), c.c11 = _mm256_loadu_ps(rows[1] + off + 8);
-  if constexpr (A > 2) c.c20 = _mm256_loadu_ps(rows[2] + off), c.c21 = _mm256_loadu_ps(rows[2] + off + 8);
-  if constexpr (A > 3) c.c30 = _mm256_loadu_ps(rows[3] + off), c.c31 = _mm256_loadu_ps(rows[3] + off + 8);
-  if constexpr (A > 4) c.c40 = _mm256_loadu_ps(rows[4] + off), c.c41 = _mm256_loadu_ps(rows[4] + off + 8);
-  if constexpr (A > 5) c.c50 = _mm256_loadu_ps(rows[5] + off), c.c51 = _mm256_loadu_ps(rows[5] + off + 8);
-  return c;
-}
 
 template <int A>
 void ScoresKeys(const float* qt, int rows, const float* const* k, int j0, int d, float* S) {
