@@ -193,6 +193,15 @@ TEST(HeadProfiler, ScoresMatchBruteForceSoftmax) {
   }
 }
 
+// A split moves query tokens between attention tiles, and AttendFlash picks its code path per tile
+// (register-blocked FMA kernels for tiles of >= 8 rows, plain loops the compiler may or may not contract
+// into FMAs below that), so scores agree to fp32 rounding, not bit for bit (-O1 builds differ in the last bit).
+void ExpectSameUpToRounding(const std::vector<float>& got, const std::vector<float>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_NEAR(got[i], want[i], 1e-5f * std::fabs(want[i]) + 1e-9f) << "head " << i;
+}
+
 TEST(HeadProfiler, PromptSplitAcrossCallsScoresTheSame) {
   const PlantedProblem prob(/*L=*/20, /*R=*/4, /*seed=*/3);  // n = 81
   ThreadPool pool(2);
@@ -200,8 +209,9 @@ TEST(HeadProfiler, PromptSplitAcrossCallsScoresTheSame) {
   // Splits that cut inside the first block, at the copy boundary and inside later copies.
   for (const std::vector<int64_t>& calls : {std::vector<int64_t>{10, 30, 41}, {21, 60}, {1, 1, 79}, {50, 31}}) {
     const HeadScoreObserver split = prob.Observe(calls, &pool);
-    EXPECT_EQ(split.MeanInduction(), whole.MeanInduction());
-    EXPECT_EQ(split.MeanEcho(), whole.MeanEcho());
+    SCOPED_TRACE(::testing::Message() << "split into " << calls.size() << " calls, first " << calls[0]);
+    ExpectSameUpToRounding(split.MeanInduction(), whole.MeanInduction());
+    ExpectSameUpToRounding(split.MeanEcho(), whole.MeanEcho());
     EXPECT_EQ(split.scored_queries(1), whole.scored_queries(1));
   }
   const HeadScoreObserver serial = prob.Observe({81}, nullptr);

@@ -5,8 +5,6 @@
 // fp32 products and sums (the reference's numbers up to summation order).
 #include "ops/attention_blocks.h"
 
-#include "ops/elementwise.h"
-
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
@@ -66,29 +64,39 @@ void AccumulateRows(const float* P, int r0, int nb, const float* const* v, int d
   }
 }
 
-}  // namespace
-
-void ExpShiftedAvx2(float* x, float m, int n) {
-  // ExpShiftedInPlace's algorithm (Cody-Waite reduction, Cephes degree-6 polynomial), 8 lanes at a time.
-  const __m256 vm = _mm256_set1_ps(m), lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
+// e^(x - m) of 8 lanes: ExpShiftedInPlace's algorithm (Cody-Waite reduction, Cephes degree-6 polynomial).
+__m256 ExpShifted8(__m256 x, __m256 vm) {
+  const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
   const __m256 log2e = _mm256_set1_ps(1.44269504088896341f), c1 = _mm256_set1_ps(0.693359375f),
                c2 = _mm256_set1_ps(-2.12194440e-4f);
   const float poly[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
                          4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+  const __m256 v0 = _mm256_sub_ps(x, vm);
+  const __m256 v = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);
+  const __m256 k = _mm256_round_ps(_mm256_mul_ps(v, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256 r = _mm256_fnmadd_ps(k, c2, _mm256_fnmadd_ps(k, c1, v));
+  __m256 p = _mm256_set1_ps(poly[0]);
+  for (int j = 1; j < 6; ++j) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(poly[j]));
+  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+  const __m256 e = _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+  return _mm256_and_ps(e, _mm256_cmp_ps(v0, lo, _CMP_GE_OQ));  // e^-inf (masked keys) = 0
+}
+
+}  // namespace
+
+void ExpShiftedAvx2(float* x, float m, int n) {
+  const __m256 vm = _mm256_set1_ps(m);
   int i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 v0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
-    const __m256 v = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);
-    const __m256 k = _mm256_round_ps(_mm256_mul_ps(v, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m256 r = _mm256_fnmadd_ps(k, c2, _mm256_fnmadd_ps(k, c1, v));
-    __m256 p = _mm256_set1_ps(poly[0]);
-    for (int j = 1; j < 6; ++j) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(poly[j]));
-    const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
-    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
-    const __m256 e = _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
-    _mm256_storeu_ps(x + i, _mm256_and_ps(e, _mm256_cmp_ps(v0, lo, _CMP_GE_OQ)));  // e^-inf (masked keys) = 0
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, ExpShifted8(_mm256_loadu_ps(x + i), vm));
+  // The tail goes through the same vector code (padded), so every element's bits are the same whichever
+  // block length it falls in: a row's result must not depend on how the prompt was split into calls.
+  if (i < n) {
+    float tail[8];
+    for (int j = 0; j < 8; ++j) tail[j] = i + j < n ? x[i + j] : m;
+    _mm256_storeu_ps(tail, ExpShifted8(_mm256_loadu_ps(tail), vm));
+    for (int j = 0; i + j < n; ++j) x[i + j] = tail[j];
   }
-  if (i < n) ExpShiftedInPlace(x + i, m, n - i);
 }
 
 void BlockScoresAvx2(const float* qt, int rows, const float* const* k, int nb, int d, float* S) {
