@@ -39,6 +39,7 @@ class Transformer {
   void set_observer(AttentionObserver* observer) { observer_ = observer; }
   // Tokens per chunk inside one Forward call (bounds activation memory; results do not depend on it).
   void set_chunk_tokens(int64_t n) { chunk_tokens_ = n > 0 ? n : 256; }
+  int64_t chunk_tokens() const { return chunk_tokens_; }
   MathMode mode() const { return mode_; }
 
  private:

@@ -121,6 +121,107 @@ RAZOR_VECTOR_CLONES void BlockAccumulate(const float* P, int rows, int nb, const
   }
 }
 
+// One tile's running state: rows r = token * G + group head, up to kMaxRows.
+struct TileRows {
+  const float* q[kMaxRows];
+  int64_t visible[kMaxRows];
+  int32_t qpos[kMaxRows];
+  float slope[kMaxRows];
+  float m[kMaxRows], l[kMaxRows];
+};
+
+// The key-block loop of one tile with plain loops (any ISA; decode and small tiles).
+void TileKeyBlocks(const KvHeadView& kv, const AttentionQuery& a, int rows, int64_t n_max, TileRows* t,
+                   float* acc) {
+  const int d = a.head_dim;
+  thread_local std::vector<float> score_buf(static_cast<size_t>(kMaxRows) * kKeyBlock);
+  float* S = score_buf.data();
+  const float* krow[kKeyBlock];
+  const float* vrow[kKeyBlock];
+  for (int64_t j0 = 0; j0 < n_max; j0 += kKeyBlock) {
+    const int nb = static_cast<int>(std::min<int64_t>(kKeyBlock, n_max - j0));
+    for (int j = 0; j < nb; ++j) {
+      krow[j] = kv.key(j0 + j, d);
+      vrow[j] = kv.value(j0 + j, d);
+    }
+    BlockScores(t->q, rows, d, krow, nb, a.scale, S);
+    for (int r = 0; r < rows; ++r) {
+      float* sr = S + r * kKeyBlock;
+      const int nv = static_cast<int>(std::clamp<int64_t>(t->visible[r] - j0, 0, nb));
+      for (int j = nv; j < nb; ++j) sr[j] = -std::numeric_limits<float>::infinity();  // causal mask
+      if (a.alibi_slopes)
+        for (int j = 0; j < nv; ++j) sr[j] -= t->slope[r] * static_cast<float>(t->qpos[r] - KeyPosition(kv, j0 + j));
+      if (nv == 0) {
+        std::fill(sr, sr + nb, 0.0f);
+        continue;
+      }
+      float bm = t->m[r];
+      for (int j = 0; j < nv; ++j) bm = std::max(bm, sr[j]);
+      const float correction = std::exp(t->m[r] - bm);  // rescale what was accumulated under the old max
+      if (correction != 1.0f) {
+        t->l[r] *= correction;
+        Scale(acc + static_cast<int64_t>(r) * d, correction, d);
+      }
+      t->m[r] = bm;
+      ExpShiftedInPlace(sr, bm, nb);
+      float sum = 0.0f;
+      for (int j = 0; j < nb; ++j) sum += sr[j];
+      t->l[r] += sum;
+    }
+    BlockAccumulate(S, rows, nb, vrow, d, acc);
+  }
+}
+
+// The same loop with the register-blocked AVX2 kernels (prefill tiles of >= 8 rows, d % 16 == 0): query
+// rows packed once per tile into panels of 16, scores key-major per panel (ops/attention_blocks.h).
+void TileKeyBlocksAvx2(const KvHeadView& kv, const AttentionQuery& a, int rows, int64_t n_max, TileRows* t,
+                       float* acc) {
+  constexpr int kPanels = kMaxRows / kAttnRowPanel;
+  const int d = a.head_dim;
+  const int n_panels = (rows + kAttnRowPanel - 1) / kAttnRowPanel;
+  thread_local std::vector<float> qt_buf, score_buf(static_cast<size_t>(kPanels) * kAttnPanelFloats);
+  qt_buf.assign(static_cast<size_t>(n_panels) * d * kAttnRowPanel, 0.0f);
+  for (int r = 0; r < rows; ++r)
+    for (int i = 0; i < d; ++i)
+      qt_buf[(static_cast<size_t>(r / kAttnRowPanel) * d + i) * kAttnRowPanel + r % kAttnRowPanel] = t->q[r][i] * a.scale;
+  AttnPanelRows panel[kPanels];
+  for (int r = 0; r < n_panels * kAttnRowPanel; ++r) {
+    AttnPanelRows& pr = panel[r / kAttnRowPanel];
+    const int lane = r % kAttnRowPanel;
+    const bool real = r < rows;  // padding rows see no key
+    pr.visible[lane] = real ? static_cast<int32_t>(t->visible[r]) : 0;
+    pr.qpos[lane] = real ? t->qpos[r] : 0;
+    pr.slope[lane] = real ? t->slope[r] : 0.0f;
+    pr.m[lane] = real ? t->m[r] : -std::numeric_limits<float>::infinity();
+    pr.l[lane] = real ? t->l[r] : 0.0f;
+  }
+  float* S = score_buf.data();
+  const float* krow[kKeyBlock];
+  const float* vrow[kKeyBlock];
+  int32_t key_pos[kKeyBlock];
+  float corr[kAttnRowPanel];
+  for (int64_t j0 = 0; j0 < n_max; j0 += kKeyBlock) {
+    const int nb = static_cast<int>(std::min<int64_t>(kKeyBlock, n_max - j0));
+    for (int j = 0; j < nb; ++j) {
+      krow[j] = kv.key(j0 + j, d);
+      vrow[j] = kv.value(j0 + j, d);
+      key_pos[j] = KeyPosition(kv, j0 + j);
+    }
+    for (int p = 0; p < n_panels; ++p) {
+      float* Sp = S + static_cast<size_t>(p) * kAttnPanelFloats;
+      BlockScoresAvx2(qt_buf.data() + static_cast<size_t>(p) * d * kAttnRowPanel, krow, nb, d, Sp);
+      BlockSoftmaxAvx2(Sp, nb, j0, a.alibi_slopes ? key_pos : nullptr, &panel[p], corr);
+      for (int lane = 0; lane < kAttnRowPanel && p * kAttnRowPanel + lane < rows; ++lane)
+        if (corr[lane] != 1.0f) Scale(acc + static_cast<int64_t>(p * kAttnRowPanel + lane) * d, corr[lane], d);
+    }
+    BlockAccumulateAvx2(S, rows, nb, vrow, d, acc);
+  }
+  for (int r = 0; r < rows; ++r) {
+    t->m[r] = panel[r / kAttnRowPanel].m[r % kAttnRowPanel];
+    t->l[r] = panel[r / kAttnRowPanel].l[r % kAttnRowPanel];
+  }
+}
+
 }  // namespace
 
 void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
@@ -129,18 +230,10 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
   const int G = a.n_group_heads;
   assert(d <= kMaxHeadDim && G <= kMaxRows);
   const int tokens_per_tile = std::max(1, std::min(16, kMaxRows / G));
-  thread_local std::vector<float> acc_buf, score_buf, qt_buf;
+  thread_local std::vector<float> acc_buf;
   acc_buf.resize(static_cast<size_t>(kMaxRows) * d);
-  score_buf.resize(static_cast<size_t>(kMaxRows) * kKeyBlock);
   float* acc = acc_buf.data();
-  float* S = score_buf.data();
-  const float* qrow[kMaxRows];
-  float m[kMaxRows], l[kMaxRows];
-  int64_t visible[kMaxRows];
-  int32_t qpos[kMaxRows];
-  float slope[kMaxRows];
-  const float* krow[kKeyBlock];
-  const float* vrow[kKeyBlock];
+  TileRows t;
   for (int64_t t0 = 0; t0 < a.n_tokens; t0 += tokens_per_tile) {
     const int nt = static_cast<int>(std::min<int64_t>(tokens_per_tile, a.n_tokens - t0));
     const int rows = nt * G;
@@ -152,81 +245,32 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
       n_max = std::max(n_max, vis);
       for (int g = 0; g < G; ++g) {
         const int r = ti * G + g;
-        qrow[r] = a.q + (t0 + ti) * a.q_token_stride + static_cast<int64_t>(g) * d;
-        visible[r] = vis;
-        qpos[r] = p;
-        slope[r] = a.alibi_slopes ? a.alibi_slopes[g] : 0.0f;
+        t.q[r] = a.q + (t0 + ti) * a.q_token_stride + static_cast<int64_t>(g) * d;
+        t.visible[r] = vis;
+        t.qpos[r] = p;
+        t.slope[r] = a.alibi_slopes ? a.alibi_slopes[g] : 0.0f;
         float* ar = acc + static_cast<int64_t>(r) * d;
-        if (comp) {
-          m[r] = Dot(qrow[r], kv.comp_k, d) * a.scale + CompensationBias(kv, a, g, p);
-          l[r] = 1.0f;
+        if (comp) {  // the compensation token opens the row: m = its logit, l = 1, acc = its value
+          t.m[r] = Dot(t.q[r], kv.comp_k, d) * a.scale + CompensationBias(kv, a, g, p);
+          t.l[r] = 1.0f;
           for (int i = 0; i < d; ++i) ar[i] = kv.comp_v[i];
         } else {
-          m[r] = -std::numeric_limits<float>::infinity();
-          l[r] = 0.0f;
+          t.m[r] = -std::numeric_limits<float>::infinity();
+          t.l[r] = 0.0f;
           std::fill(ar, ar + d, 0.0f);
         }
       }
     }
-    // Prefill tiles (many rows) on AVX2: register-blocked kernels over query panels packed once per tile.
-    const bool blocked = rows >= 8 && d % 16 == 0 && AttentionBlocksAvailable();
-    const int n_panels = (rows + kAttnRowPanel - 1) / kAttnRowPanel;
-    if (blocked) {
-      qt_buf.assign(static_cast<size_t>(n_panels) * d * kAttnRowPanel, 0.0f);
-      for (int r = 0; r < rows; ++r)
-        for (int i = 0; i < d; ++i)
-          qt_buf[(static_cast<size_t>(r / kAttnRowPanel) * d + i) * kAttnRowPanel + r % kAttnRowPanel] =
-              qrow[r][i] * a.scale;
-    }
-    for (int64_t j0 = 0; j0 < n_max; j0 += kKeyBlock) {
-      const int nb = static_cast<int>(std::min<int64_t>(kKeyBlock, n_max - j0));
-      for (int j = 0; j < nb; ++j) {
-        krow[j] = kv.key(j0 + j, d);
-        vrow[j] = kv.value(j0 + j, d);
-      }
-      if (blocked) {
-        for (int p = 0; p < n_panels; ++p)
-          BlockScoresAvx2(qt_buf.data() + static_cast<size_t>(p) * d * kAttnRowPanel,
-                          std::min(kAttnRowPanel, rows - p * kAttnRowPanel), krow, nb, d,
-                          S + static_cast<size_t>(p) * kAttnRowPanel * kKeyBlock);
-      } else {
-        BlockScores(qrow, rows, d, krow, nb, a.scale, S);
-      }
-      for (int r = 0; r < rows; ++r) {
-        float* sr = S + r * kKeyBlock;
-        const int nv = static_cast<int>(std::clamp<int64_t>(visible[r] - j0, 0, nb));
-        for (int j = nv; j < nb; ++j) sr[j] = -std::numeric_limits<float>::infinity();  // causal mask
-        if (a.alibi_slopes)
-          for (int j = 0; j < nv; ++j) sr[j] -= slope[r] * static_cast<float>(qpos[r] - KeyPosition(kv, j0 + j));
-        if (nv == 0) {
-          std::fill(sr, sr + nb, 0.0f);
-          continue;
-        }
-        float bm = m[r];
-        for (int j = 0; j < nv; ++j) bm = std::max(bm, sr[j]);
-        const float correction = std::exp(m[r] - bm);  // rescale what was accumulated under the old max
-        if (correction != 1.0f) {
-          l[r] *= correction;
-          Scale(acc + static_cast<int64_t>(r) * d, correction, d);
-        }
-        m[r] = bm;
-        if (blocked) ExpShiftedAvx2(sr, bm, nb);
-        else ExpShiftedInPlace(sr, bm, nb);
-        float sum = 0.0f;
-        for (int j = 0; j < nb; ++j) sum += sr[j];
-        l[r] += sum;
-      }
-      if (blocked) BlockAccumulateAvx2(S, rows, nb, vrow, d, acc);
-      else BlockAccumulate(S, rows, nb, vrow, d, acc);
-    }
+    if (rows >= 8 && d % 16 == 0 && AttentionBlocksAvailable()) TileKeyBlocksAvx2(kv, a, rows, n_max, &t, acc);
+    else TileKeyBlocks(kv, a, rows, n_max, &t, acc);
     for (int ti = 0; ti < nt; ++ti) {
       for (int g = 0; g < G; ++g) {
         const int r = ti * G + g;
         float* o = a.out + (t0 + ti) * a.out_token_stride + static_cast<int64_t>(g) * d;
-        const float inv = 1.0f / l[r];
+        const float inv = 1.0f / t.l[r];
         const float* ar = acc + static_cast<int64_t>(r) * d;
         for (int i = 0; i < d; ++i) o[i] = ar[i] * inv;
-        if (a.lse) a.lse[(t0 + ti) * a.lse_token_stride + g] = m[r] + std::log(l[r]);
+        if (a.lse) a.lse[(t0 + ti) * a.lse_token_stride + g] = t.m[r] + std::log(t.l[r]);
       }
     }
   }

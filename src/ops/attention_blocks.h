@@ -1,25 +1,43 @@
-// Register-blocked AVX2 kernels for the two products inside AttendFlash's key-block loop (prefill
-// tiles of many query rows). Internal to ops/attention.cpp; scalar / auto-vectorised twins live there.
+// Register-blocked AVX2 kernels for one key block of AttendFlash's online softmax (prefill tiles of many
+// query rows). Internal to ops/attention.cpp; the scalar / auto-vectorised twins live there.
+//
+// Layout: query rows are grouped in panels of kAttnRowPanel (16) rows; a panel's scores are stored key-major,
+//   S[p * kAttnPanelFloats + j * kAttnRowPanel + lane]  for row r = p * 16 + lane, key j < kAttnKeyBlock,
+// so the score kernel stores whole vectors and the softmax runs across 16 rows at once, key after key
+// (each row still sums its keys in key order).
 #pragma once
 
 #include <cstdint>
 
 namespace razor {
 
-inline constexpr int kAttnKeyBlock = 64;  // keys per block (columns of S)
-inline constexpr int kAttnRowPanel = 16;  // query rows per packed panel
+inline constexpr int kAttnKeyBlock = 64;  // keys per block
+inline constexpr int kAttnRowPanel = 16;  // query rows per panel
+inline constexpr int kAttnPanelFloats = kAttnKeyBlock * kAttnRowPanel;
 
 // True when the CPU runs the kernels below (AVX2 + FMA).
 bool AttentionBlocksAvailable();
 
-// S[r * kAttnKeyBlock + j] = sum_i qt[i * kAttnRowPanel + r] * k_j[i]  for r < rows (<= 16), j < nb.
-//   qt: one panel of query rows, transposed and pre-scaled: [d][kAttnRowPanel], rows past `rows` zero.
-void BlockScoresAvx2(const float* qt, int rows, const float* const* k, int nb, int d, float* S);
+// One panel: S[j * 16 + lane] = sum_i qt[i * 16 + lane] * k_j[i]  for j < nb.
+//   qt: the panel's query rows, transposed and pre-scaled: [d][16], rows past the tile zero.
+void BlockScoresAvx2(const float* qt, const float* const* k, int nb, int d, float* S);
 
-// x[i] = e^(x[i] - m) for i < n, as ExpShiftedInPlace (ops/elementwise.h) but 8 lanes per step.
-void ExpShiftedAvx2(float* x, float m, int n);
+// Per-row state of one panel for BlockSoftmaxAvx2 (16 lanes each).
+struct AttnPanelRows {
+  int32_t visible[kAttnRowPanel];  // keys [0, visible) of the whole head are seen by the row (0: padding row)
+  int32_t qpos[kAttnRowPanel];     // the row's query position (ALiBi)
+  float slope[kAttnRowPanel];      // the row's ALiBi slope (0 without ALiBi)
+  float m[kAttnRowPanel];          // running max of the row's logits (-inf before any)
+  float l[kAttnRowPanel];          // running sum of e^(logit - m)
+};
 
-// acc[r * d + i] += sum_{j < nb} P[r * kAttnKeyBlock + j] * v_j[i]  for r < rows, i < d (d % 16 == 0).
+// The online-softmax step of one panel over keys j0 .. j0 + nb: masks keys at or past `visible`, subtracts
+// the ALiBi distance slope * (qpos - key_pos[j]) when key_pos is given, raises the running max, turns S into
+// P = e^(s - m) in place (0 for masked keys), updates l and writes corr[lane] = e^(m_old - m_new), the factor
+// the row's accumulator must be scaled by before this block's P . V is added (exactly 1 when m is unchanged).
+void BlockSoftmaxAvx2(float* S, int nb, int64_t j0, const int32_t* key_pos, AttnPanelRows* rows, float* corr);
+
+// acc[r * d + i] += sum_{j < nb} P(r, j) * v_j[i]  for rows r < rows, i < d (d % 16 == 0), P in panel layout.
 void BlockAccumulateAvx2(const float* P, int rows, int nb, const float* const* v, int d, float* acc);
 
 }  // namespace razor

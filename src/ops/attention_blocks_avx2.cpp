@@ -1,12 +1,15 @@
-// AVX2 + FMA block kernels of ops/attention_blocks.h. Both are outer products with 12 ymm accumulators
-// (6 broadcast scalars x 16 vector lanes), so no horizontal sums and few loads per FMA:
+// AVX2 + FMA block kernels of ops/attention_blocks.h. The two products are outer products with 12 ymm
+// accumulators (6 broadcast scalars x 16 vector lanes), so no horizontal sums and few loads per FMA:
 //   scores:     6 keys (broadcast k_j[i]) x 16 query rows (the packed panel), summed over i < d;
-//   accumulate: 6 query rows (broadcast P[r][j]) x 16 dims of v_j, summed over the block's keys.
-// fp32 products and sums (the reference's numbers up to summation order).
+//   accumulate: 6 query rows (broadcast P(r, j)) x 16 dims of v_j, summed over the block's keys.
+// The softmax step runs across the 16 rows of a panel (two 8-lane halves), key after key.
+// fp32 products and sums (the reference's numbers up to summation order and exp's rounding).
 #include "ops/attention_blocks.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+
+#include <limits>
 
 namespace razor {
 
@@ -30,48 +33,51 @@ bool AttentionBlocksAvailable() {
 namespace {
 
 template <int A>
-void ScoresKeys(const float* qt, int rows, const float* const* k, int j0, int d, float* S) {
+void ScoresKeys(const float* qt, const float* const* k, int j0, int d, float* S) {
   const __m256 z = _mm256_setzero_ps();
   Acc12 c{z, z, z, z, z, z, z, z, z, z, z, z};
   for (int i = 0; i < d; ++i) {
     const __m256 x0 = _mm256_loadu_ps(qt + i * kAttnRowPanel), x1 = _mm256_loadu_ps(qt + i * kAttnRowPanel + 8);
     Step<A>(c, k + j0, i, x0, x1);
   }
-  float out[6][16];
-  Store(c, out);
-  for (int r = 0; r < rows; ++r)
-    for (int a = 0; a < A; ++a) S[r * kAttnKeyBlock + j0 + a] = out[a][r];
+  // Key-major panel layout: the 16 rows of key j0 + a are one contiguous pair of vectors.
+  float* s = S + static_cast<int64_t>(j0) * kAttnRowPanel;
+  _mm256_storeu_ps(s, c.c00), _mm256_storeu_ps(s + 8, c.c01);
+  if constexpr (A > 1) _mm256_storeu_ps(s + 16, c.c10), _mm256_storeu_ps(s + 24, c.c11);
+  if constexpr (A > 2) _mm256_storeu_ps(s + 32, c.c20), _mm256_storeu_ps(s + 40, c.c21);
+  if constexpr (A > 3) _mm256_storeu_ps(s + 48, c.c30), _mm256_storeu_ps(s + 56, c.c31);
+  if constexpr (A > 4) _mm256_storeu_ps(s + 64, c.c40), _mm256_storeu_ps(s + 72, c.c41);
+  if constexpr (A > 5) _mm256_storeu_ps(s + 80, c.c50), _mm256_storeu_ps(s + 88, c.c51);
 }
 
 template <int A>
 void AccumulateRows(const float* P, int r0, int nb, const float* const* v, int d, float* acc) {
-  const float* prow[6];
+  const float* prow[6];  // P(r, j) = prow[a][j * kAttnRowPanel]
   float* arow[6];
   for (int a = 0; a < 6; ++a) {
-    prow[a] = P + static_cast<int64_t>(r0 + (a < A ? a : 0)) * kAttnKeyBlock;
-    arow[a] = acc + static_cast<int64_t>(r0 + (a < A ? a : 0)) * d;
+    const int r = r0 + (a < A ? a : 0);
+    prow[a] = P + static_cast<int64_t>(r / kAttnRowPanel) * kAttnPanelFloats + r % kAttnRowPanel;
+    arow[a] = acc + static_cast<int64_t>(r) * d;
   }
   for (int i0 = 0; i0 < d; i0 += 16) {
     Acc12 c = Load<A>(arow, i0);
     for (int j = 0; j < nb; ++j) {
       const __m256 x0 = _mm256_loadu_ps(v[j] + i0), x1 = _mm256_loadu_ps(v[j] + i0 + 8);
-      Step<A>(c, prow, j, x0, x1);
+      Step<A>(c, prow, static_cast<int64_t>(j) * kAttnRowPanel, x0, x1);
     }
-    float out[6][16];
-    Store(c, out);
-    for (int a = 0; a < A; ++a)
-      for (int i = 0; i < 16; ++i) arow[a][i0 + i] = out[a][i];
+    StoreRows<A>(c, arow, i0);
   }
 }
 
-// e^(x - m) of 8 lanes: ExpShiftedInPlace's algorithm (Cody-Waite reduction, Cephes degree-6 polynomial).
-__m256 ExpShifted8(__m256 x, __m256 vm) {
+// e^(x - m) of 8 lanes: ExpShiftedInPlace's algorithm (Cody-Waite reduction, Cephes degree-6 polynomial);
+// 0 where x - m < -87 (so e^-inf, a masked key, is 0); e^0 is exactly 1.
+__m256 ExpShifted8(__m256 x, __m256 m) {
   const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
   const __m256 log2e = _mm256_set1_ps(1.44269504088896341f), c1 = _mm256_set1_ps(0.693359375f),
                c2 = _mm256_set1_ps(-2.12194440e-4f);
   const float poly[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
                          4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
-  const __m256 v0 = _mm256_sub_ps(x, vm);
+  const __m256 v0 = _mm256_sub_ps(x, m);
   const __m256 v = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);
   const __m256 k = _mm256_round_ps(_mm256_mul_ps(v, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m256 r = _mm256_fnmadd_ps(k, c2, _mm256_fnmadd_ps(k, c1, v));
@@ -80,36 +86,67 @@ __m256 ExpShifted8(__m256 x, __m256 vm) {
   const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
   const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
   const __m256 e = _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
-  return _mm256_and_ps(e, _mm256_cmp_ps(v0, lo, _CMP_GE_OQ));  // e^-inf (masked keys) = 0
+  return _mm256_and_ps(e, _mm256_cmp_ps(v0, lo, _CMP_GE_OQ));
+}
+
+// BlockSoftmaxAvx2 for one 8-lane half of a panel (lanes h*8 .. h*8+7).
+void SoftmaxHalf(float* S, int nb, int64_t j0, const int32_t* key_pos, AttnPanelRows* rows, float* corr, int h) {
+  const int o = h * 8;
+  const __m256 ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  const __m256i vis = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows->visible + o));
+  const __m256i qpos = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows->qpos + o));
+  const __m256 slope = _mm256_loadu_ps(rows->slope + o);
+  const __m256 m_old = _mm256_loadu_ps(rows->m + o);
+  __m256 m_new = m_old;
+  // Pass 1: mask, ALiBi, running max.
+  for (int j = 0; j < nb; ++j) {
+    float* s = S + j * kAttnRowPanel + o;
+    __m256 x = _mm256_loadu_ps(s);
+    if (key_pos != nullptr) {
+      const __m256 dist = _mm256_cvtepi32_ps(_mm256_sub_epi32(qpos, _mm256_set1_epi32(key_pos[j])));
+      x = _mm256_sub_ps(x, _mm256_mul_ps(slope, dist));
+    }
+    const __m256i key = _mm256_set1_epi32(static_cast<int32_t>(j0 + j));
+    const __m256 hidden = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_add_epi32(key, _mm256_set1_epi32(1)), vis));
+    x = _mm256_blendv_ps(x, ninf, hidden);  // key >= visible: causal mask
+    _mm256_storeu_ps(s, x);
+    m_new = _mm256_max_ps(m_new, x);
+  }
+  // Rows that have seen no key yet (padding) keep m = -inf: shift by 0 there, so every e^ is 0, not NaN.
+  const __m256 none = _mm256_cmp_ps(m_new, ninf, _CMP_EQ_OQ);
+  const __m256 shift = _mm256_blendv_ps(m_new, _mm256_setzero_ps(), none);
+  const __m256 c = _mm256_blendv_ps(ExpShifted8(m_old, shift), _mm256_set1_ps(1.0f), none);
+  // Pass 2: P = e^(s - m), summed in key order per row.
+  __m256 sum = _mm256_setzero_ps();
+  for (int j = 0; j < nb; ++j) {
+    float* s = S + j * kAttnRowPanel + o;
+    const __m256 p = ExpShifted8(_mm256_loadu_ps(s), shift);
+    _mm256_storeu_ps(s, p);
+    sum = _mm256_add_ps(sum, p);
+  }
+  _mm256_storeu_ps(rows->m + o, m_new);
+  _mm256_storeu_ps(rows->l + o, _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(rows->l + o), c), sum));
+  _mm256_storeu_ps(corr + o, c);
 }
 
 }  // namespace
 
-void ExpShiftedAvx2(float* x, float m, int n) {
-  const __m256 vm = _mm256_set1_ps(m);
-  int i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, ExpShifted8(_mm256_loadu_ps(x + i), vm));
-  // The tail goes through the same vector code (padded), so every element's bits are the same whichever
-  // block length it falls in: a row's result must not depend on how the prompt was split into calls.
-  if (i < n) {
-    float tail[8];
-    for (int j = 0; j < 8; ++j) tail[j] = i + j < n ? x[i + j] : m;
-    _mm256_storeu_ps(tail, ExpShifted8(_mm256_loadu_ps(tail), vm));
-    for (int j = 0; i + j < n; ++j) x[i + j] = tail[j];
+void BlockScoresAvx2(const float* qt, const float* const* k, int nb, int d, float* S) {
+  int j = 0;
+  for (; j + 6 <= nb; j += 6) ScoresKeys<6>(qt, k, j, d, S);
+  switch (nb - j) {
+    case 5: ScoresKeys<5>(qt, k, j, d, S); break;
+    case 4: ScoresKeys<4>(qt, k, j, d, S); break;
+    case 3: ScoresKeys<3>(qt, k, j, d, S); break;
+    case 2: ScoresKeys<2>(qt, k, j, d, S); break;
+    case 1: ScoresKeys<1>(qt, k, j, d, S); break;
+    default: break;
   }
 }
 
-void BlockScoresAvx2(const float* qt, int rows, const float* const* k, int nb, int d, float* S) {
-  int j = 0;
-  for (; j + 6 <= nb; j += 6) ScoresKeys<6>(qt, rows, k, j, d, S);
-  switch (nb - j) {
-    case 5: ScoresKeys<5>(qt, rows, k, j, d, S); break;
-    case 4: ScoresKeys<4>(qt, rows, k, j, d, S); break;
-    case 3: ScoresKeys<3>(qt, rows, k, j, d, S); break;
-    case 2: ScoresKeys<2>(qt, rows, k, j, d, S); break;
-    case 1: ScoresKeys<1>(qt, rows, k, j, d, S); break;
-    default: break;
-  }
+void BlockSoftmaxAvx2(float* S, int nb, int64_t j0, const int32_t* key_pos, AttnPanelRows* rows, float* corr) {
+  SoftmaxHalf(S, nb, j0, key_pos, rows, corr, 0);
+  SoftmaxHalf(S, nb, j0, key_pos, rows, corr, 1);
 }
 
 void BlockAccumulateAvx2(const float* P, int rows, int nb, const float* const* v, int d, float* acc) {
@@ -136,8 +173,8 @@ void BlockAccumulateAvx2(const float* P, int rows, int nb, const float* const* v
 #else  // not x86-64
 namespace razor {
 bool AttentionBlocksAvailable() { return false; }
-void ExpShiftedAvx2(float*, float, int) {}
-void BlockScoresAvx2(const float*, int, const float* const*, int, int, float*) {}
+void BlockScoresAvx2(const float*, const float* const*, int, int, float*) {}
+void BlockSoftmaxAvx2(float*, int, int64_t, const int32_t*, AttnPanelRows*, float*) {}
 void BlockAccumulateAvx2(const float*, int, int, const float* const*, int, float*) {}
 }  // namespace razor
 #endif

@@ -203,15 +203,20 @@ Result<HeadProfile> ProfileHeads(const ModelConfig& c, const ModelWeights& weigh
   RAZOR_ASSIGN_OR_RETURN(std::vector<int32_t> prompt, MakeProfilePrompt(c, tokenizer, gguf_bos_id, o, &profile.params));
   const int64_t n = static_cast<int64_t>(prompt.size());
   const int64_t batch = o.batch > 0 ? std::min(o.batch, n) : n;
-  const int64_t calls = (n + batch - 1) / batch;
 
   Transformer tf(c, weights, pool, mode);
   HeadScoreObserver observer(c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, profile.params.block, &pool);
   if (c.alibi) observer.alibi_slopes = AlibiSlopes(c.n_heads);
+  // The observer sees each layer once per chunk of each Forward call: that many passes in all.
+  int64_t total_passes = 0;
+  for (int64_t b = 0; b < n; b += batch) {
+    const int64_t len = std::min(batch, n - b);
+    total_passes += (len + tf.chunk_tokens() - 1) / tf.chunk_tokens() * c.n_layers;
+  }
   int64_t layer_passes = 0;
   observer.on_layer = [&](int) {
     ++layer_passes;
-    if (o.on_progress) o.on_progress(layer_passes, calls * c.n_layers);
+    if (o.on_progress) o.on_progress(layer_passes, total_passes);
   };
   tf.set_observer(&observer);
   FullKvCache cache(c.n_layers, c.n_kv_heads, c.head_dim, n);
