@@ -59,7 +59,9 @@ TEST(AlibiSpansTest, FiniteMonotoneAndSmallSlopeIsRetrieval) {
     ASSERT_TRUE(t.ok());
     for (int h = 0; h < c.n_heads; ++h) {
       EXPECT_DOUBLE_EQ(t->heads[h].bound, s->heads[h].bound);
-      if (h != 2 || s->heads[h].slope > 1e-9) EXPECT_GT(t->heads[h].span, s->heads[h].span) << h;
+      if (h != 2 || s->heads[h].slope > 1e-9) {
+        EXPECT_GT(t->heads[h].span, s->heads[h].span) << h;
+      }
     }
     EXPECT_TRUE(t->heads[2].retrieval);
   }

@@ -165,7 +165,9 @@ TEST(AttentionTest, FlashMatchesReferenceWithAlibiSlopes) {
                   << "d=" << d << " len=" << len << " group=" << group << " gaps=" << gaps << " comp=" << comp;
               differs |= std::fabs(o_ref[i] - o_plain[i]) > 1e-3f;
             }
-            if (len > 1) EXPECT_TRUE(differs) << "slopes changed nothing";
+            if (len > 1) {
+              EXPECT_TRUE(differs) << "slopes changed nothing";
+            }
           }
         }
       }

@@ -153,7 +153,9 @@ void CheckGreedy(MathMode mode, double tie_tolerance) {
   }
   std::printf("[greedy %s] %d/%d continuations identical to transformers\n",
               mode == MathMode::kExact ? "exact" : "fast", exact_cases, cases);
-  if (mode == MathMode::kExact) EXPECT_EQ(exact_cases, cases);
+  if (mode == MathMode::kExact) {
+    EXPECT_EQ(exact_cases, cases);
+  }
 }
 
 TEST(SmolLM2GreedyTest, ExactPathIdenticalToTransformers) { CheckGreedy(MathMode::kExact, 1e-3); }

@@ -116,13 +116,13 @@ class Cursor {
 // Reads one element of integer type `t` into a signed 64-bit value; u64 above INT64_MAX is an error.
 Status ReadIntElement(Cursor& c, GgufValueType t, int64_t* out, const std::string& what) {
   switch (t) {
-    case GgufValueType::UINT8: { uint8_t v; RAZOR_RETURN_IF_ERROR(c.Read(&v, what)); *out = v; break; }
-    case GgufValueType::INT8: { int8_t v; RAZOR_RETURN_IF_ERROR(c.Read(&v, what)); *out = v; break; }
-    case GgufValueType::UINT16: { uint16_t v; RAZOR_RETURN_IF_ERROR(c.Read(&v, what)); *out = v; break; }
-    case GgufValueType::INT16: { int16_t v; RAZOR_RETURN_IF_ERROR(c.Read(&v, what)); *out = v; break; }
-    case GgufValueType::UINT32: { uint32_t v; RAZOR_RETURN_IF_ERROR(c.Read(&v, what)); *out = v; break; }
-    case GgufValueType::INT32: { int32_t v; RAZOR_RETURN_IF_ERROR(c.Read(&v, what)); *out = v; break; }
-    case GgufValueType::INT64: { int64_t v; RAZOR_RETURN_IF_ERROR(c.Read(&v, what)); *out = v; break; }
+    case GgufValueType::UINT8: { uint8_t v = 0; RAZOR_RETURN_IF_ERROR(c.Read(&v, what)); *out = v; break; }
+    case GgufValueType::INT8: { int8_t v = 0; RAZOR_RETURN_IF_ERROR(c.Read(&v, what)); *out = v; break; }
+    case GgufValueType::UINT16: { uint16_t v = 0; RAZOR_RETURN_IF_ERROR(c.Read(&v, what)); *out = v; break; }
+    case GgufValueType::INT16: { int16_t v = 0; RAZOR_RETURN_IF_ERROR(c.Read(&v, what)); *out = v; break; }
+    case GgufValueType::UINT32: { uint32_t v = 0; RAZOR_RETURN_IF_ERROR(c.Read(&v, what)); *out = v; break; }
+    case GgufValueType::INT32: { int32_t v = 0; RAZOR_RETURN_IF_ERROR(c.Read(&v, what)); *out = v; break; }
+    case GgufValueType::INT64: { int64_t v = 0; RAZOR_RETURN_IF_ERROR(c.Read(&v, what)); *out = v; break; }
     case GgufValueType::UINT64: {
       uint64_t v;
       RAZOR_RETURN_IF_ERROR(c.Read(&v, what));
