@@ -150,8 +150,8 @@ class MatMulFastVsReference : public ::testing::TestWithParam<TensorType> {};
 
 // Both fast modes, every ISA level the CPU has, every shape (decode and prefill, ragged tiles).
 //   kFast (fp32 activations): the exact path's numbers up to summation order: 1e-5 of sum|w x|.
-//   kInt8 (Q4_0 Q4_1 Q5_0 Q5_1 decode meets int8 activations, error <= max|x|/254 per element): 1e-2;
-//   its other products take the fp32 paths: within the same bound, and 1e-5 for float weights and K-quants.
+//   kInt8 (Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q6_K decode meets int8 activations, error <= max|x|/254 per element):
+//   1e-2; its other products take the fp32 paths: within the same bound, and 1e-5 for float weights and Q5_K.
 TEST_P(MatMulFastVsReference, EveryIsaEveryShape) {
   const TensorType type = GetParam();
   const std::string best = MatMulIsa();
@@ -159,8 +159,7 @@ TEST_P(MatMulFastVsReference, EveryIsaEveryShape) {
   ASSERT_FALSE(isas.empty());
   ThreadPool pool(2);
   std::mt19937 rng(100 + static_cast<int>(type));
-  const bool int8_quant = IsQuantized(type) && type != TensorType::Q4_K && type != TensorType::Q5_K &&
-                          type != TensorType::Q6_K;
+  const bool int8_quant = IsQuantized(type) && type != TensorType::Q5_K;
   for (MathMode mode : {MathMode::kFast, MathMode::kInt8}) {
     const char* mode_name = mode == MathMode::kFast ? "fast" : "int8";
     const double tol = mode == MathMode::kInt8 && int8_quant ? 1e-2 : 1e-5;
@@ -215,7 +214,8 @@ INSTANTIATE_TEST_SUITE_P(MatMul, MatMulFastVsReference, ::testing::ValuesIn(kAll
 TEST(MatMulFast, SameBitsForAnyThreadCount) {
   std::mt19937 rng(7);
   for (TensorType type :
-       {TensorType::Q4_1, TensorType::Q5_0, TensorType::Q8_0, TensorType::F16, TensorType::Q6_K}) {
+       {TensorType::Q4_1, TensorType::Q5_0, TensorType::Q8_0, TensorType::F16, TensorType::Q6_K,
+        TensorType::Q4_K}) {
     const int64_t rows = 301, cols = FitCols(type, 256), n_tokens = 70;
     const RandomWeights w = MakeWeights(type, rows, cols, rng);
     const std::vector<float> x = RandomActivations(n_tokens * cols, rng);

@@ -21,7 +21,7 @@ void AddRuntimeOptions(CLI::App* app, CommonOptions* o) {
   app->add_option("-t,--threads", o->threads, "CPU threads (default: all cores)")->check(CLI::Range(0, 1024));
   app->add_option("--ctx", o->ctx, "context length in tokens (default: the model's)")->check(CLI::Range(0, 1 << 24));
   app->add_flag("--exact", o->exact, "reference kernels: fp32 dequantized weights, fp32 accumulation (slow)");
-  app->add_flag("--int8", o->int8, "8-bit activations in Q4_0/Q4_1/Q5_0/Q5_1 decode (llama.cpp-style; faster decode, less exact)");
+  app->add_flag("--int8", o->int8, "8-bit activations in Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q6_K decode (llama.cpp-style; faster decode, less exact)");
   app->add_flag("-v,--verbose", o->verbose, "print model and cache details");
 }
 

@@ -191,7 +191,7 @@ void RegisterBench(CLI::App& app, int* exit_code) {
   cmd->add_option("-r,--reps", o.reps, "repetitions per figure (median reported)")->capture_default_str()->check(CLI::Range(1, 1000));
   cmd->add_option("--ctx", o.common.ctx, "context limit (default: the model's)");
   cmd->add_flag("--exact", o.common.exact, "reference kernels");
-  cmd->add_flag("--int8", o.common.int8, "8-bit activations in Q4_0/Q4_1/Q5_0/Q5_1 decode (llama.cpp-style; faster decode, less exact)");
+  cmd->add_flag("--int8", o.common.int8, "8-bit activations in Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q6_K decode (llama.cpp-style; faster decode, less exact)");
   AddKvOptions(cmd, &o.kv, /*allow_list=*/true);
   cmd->callback([exit_code] { *exit_code = Bench(o); });
 }

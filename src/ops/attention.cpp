@@ -205,8 +205,9 @@ void TileKeyBlocksAvx2(const KvHeadView& kv, const AttentionQuery& a, int rows, 
     for (int j = 0; j < nb; ++j) {
       krow[j] = kv.key(j0 + j, d);
       vrow[j] = kv.value(j0 + j, d);
-      key_pos[j] = KeyPosition(kv, j0 + j);
     }
+    if (a.alibi_slopes)  // key positions only matter for the ALiBi distance
+      for (int j = 0; j < nb; ++j) key_pos[j] = KeyPosition(kv, j0 + j);
     for (int p = 0; p < n_panels; ++p) {
       float* Sp = S + static_cast<size_t>(p) * kAttnPanelFloats;
       BlockScoresAvx2(qt_buf.data() + static_cast<size_t>(p) * d * kAttnRowPanel, krow, nb, d, Sp);
@@ -229,7 +230,7 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
   const int d = a.head_dim;
   const int G = a.n_group_heads;
   assert(d <= kMaxHeadDim && G <= kMaxRows);
-  const int tokens_per_tile = std::max(1, std::min(16, kMaxRows / G));
+  const int tokens_per_tile = std::max(1, std::min(kAttnTileTokens, kMaxRows / G));
   thread_local std::vector<float> acc_buf;
   acc_buf.resize(static_cast<size_t>(kMaxRows) * d);
   float* acc = acc_buf.data();

@@ -37,6 +37,11 @@ struct AttentionQuery {
 // slope == 0 gives ln Nd.
 float AlibiCompensationBias(const KvHeadView& kv, float slope, int32_t pq);
 
+// Query tokens AttendFlash takes together in one tile (fewer when the group is so large that tokens x group
+// heads would pass its row limit); callers that split a prompt into work items use the same number, so a
+// work item is one whole tile.
+inline constexpr int kAttnTileTokens = 16;
+
 // Plain softmax over all visible keys, scores materialised per query (the readable reference).
 void AttendReference(const KvHeadView& kv, const AttentionQuery& q);
 // Flash-style: keys in blocks, online softmax, no score row stored; same result up to fp32 rounding.

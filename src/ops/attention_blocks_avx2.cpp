@@ -42,12 +42,8 @@ void ScoresKeys(const float* qt, const float* const* k, int j0, int d, float* S)
   }
   // Key-major panel layout: the 16 rows of key j0 + a are one contiguous pair of vectors.
   float* s = S + static_cast<int64_t>(j0) * kAttnRowPanel;
-  _mm256_storeu_ps(s, c.c00), _mm256_storeu_ps(s + 8, c.c01);
-  if constexpr (A > 1) _mm256_storeu_ps(s + 16, c.c10), _mm256_storeu_ps(s + 24, c.c11);
-  if constexpr (A > 2) _mm256_storeu_ps(s + 32, c.c20), _mm256_storeu_ps(s + 40, c.c21);
-  if constexpr (A > 3) _mm256_storeu_ps(s + 48, c.c30), _mm256_storeu_ps(s + 56, c.c31);
-  if constexpr (A > 4) _mm256_storeu_ps(s + 64, c.c40), _mm256_storeu_ps(s + 72, c.c41);
-  if constexpr (A > 5) _mm256_storeu_ps(s + 80, c.c50), _mm256_storeu_ps(s + 88, c.c51);
+  float* const rows[6] = {s, s + 16, s + 32, s + 48, s + 64, s + 80};
+  StoreRows<A>(c, rows, 0);
 }
 
 template <int A>

@@ -15,9 +15,9 @@ enum class MathMode {
   kExact,  // weights dequantized row by row to fp32, fp32 products, fp32 accumulation (reference)
   kFast,   // SIMD kernels with fp32 activations: quantized weights unpacked in registers (decode) or per
            // cache tile (prefill); the exact path's numbers up to summation order. The default.
-  kInt8,   // llama.cpp-style decode: for Q4_0 Q4_1 Q5_0 Q5_1 matrix-vector products, activations quantized
-           // to 8 bits per 32-block and integer dot products (faster decode, less exact); everything else
-           // (prefill, Q8_0 and K-quant decode) as kFast, which is faster there
+  kInt8,   // llama.cpp-style decode: for Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q6_K matrix-vector products, activations
+           // quantized to 8 bits per 32-block and integer dot products (faster decode, less exact);
+           // everything else (prefill, Q8_0 and Q5_K decode) as kFast, which is faster there
 };
 
 // Reference path: exact fp32 math, scalar. Threads split output features.

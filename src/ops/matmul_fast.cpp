@@ -11,11 +11,12 @@
 // DequantTilePath dequantizes a tile of weight rows (~128 KiB of fp32, L2) once and runs the fp32 tile
 // kernel over every token block against it: the dequantization is amortised over the tokens.
 //
-// MatMulFast (MathMode::kInt8): Q4_0 Q4_1 Q5_0 Q5_1 decode meets activations quantized to int8 per 32-block (ActQ8), integer dot products (QuantPath); the
-// rest takes MatMulFp32Act's paths, which are faster there. QuantPath's work unit = (token block of up to kTokenBlock tokens) x (row tile of up to
+// MatMulFast (MathMode::kInt8): Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q6_K decode meets activations quantized to int8 per
+// 32-block (ActQ8), integer dot products (QuantPath); the rest takes MatMulFp32Act's paths, which are
+// faster there. QuantPath's work unit = (token block of up to kTokenBlock tokens) x (row tile of up to
 // kRowTile weight rows), ordered token block first, so a thread's contiguous range of units keeps one
 // block of activations hot in L2 while it walks weight row tiles (each fits L1: 16 rows x 1536 cols of
-// Q4_1 = 15 KiB). Float weights and K-quants take the same paths as in MatMulFp32Act.
+// Q4_1 = 15 KiB). Float weights, K-quant prefill and Q5_K take the same paths as in MatMulFp32Act.
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -286,10 +287,12 @@ void MatMulFast(const TensorView& w, const float* x, int64_t n_tokens, float* y,
   if (n_tokens <= 0 || w.rows() == 0) return;
   const Isa isa = CurrentIsa();
   // Where 8-bit activations are not the faster way, the fp32-activation kernels run instead: Q8_0 decode
-  // (its int8 dot needs sign tricks on AVX2), K-quant decode, and prefill (the panel GEMM). The choice does
+  // (its int8 dot needs sign tricks on AVX2) and prefill (the panel GEMM). Q4_K / Q6_K decode takes the
+  // integer path (QuantRowQ4_K / QuantRowQ6_K: one maddubs per 32 weights instead of 4 conversions + 4 FMAs). The choice does
   // not depend on the ISA level, so the scalar level stays the SIMD levels' twin.
   const bool decode = n_tokens == 1;
-  if (decode && (w.type == TensorType::Q8_0 || HasMatVecKernel(w.type))) MatVecPath(isa, w, x, y, pool);
+  if (decode && w.type == TensorType::Q8_0) MatVecPath(isa, w, x, y, pool);
+  else if (decode && HasMatVecKernel(w.type)) QuantPath(isa, w, x, n_tokens, y, pool);
   else if (!decode && IsLegacyQuant(w.type)) DequantTilePath(isa, w, x, n_tokens, y, pool);
   else if (IsLegacyQuant(w.type)) QuantPath(isa, w, x, n_tokens, y, pool);
   else if (IsFloat(w.type)) FloatPath(isa, w, x, n_tokens, y, pool);

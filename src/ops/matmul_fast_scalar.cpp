@@ -73,10 +73,56 @@ float LoadWeight(TensorType type, const uint8_t* row, int64_t k) {
   }
 }
 
+// K-quant row x one ActQ8 row, integer sums per 32-element chunk c (the SIMD kernels' math):
+//   Q4_K: sum_c d sc_c d_x[c] (q . qx)_c - dmin m_c s_x[c]              q = 0..15
+//   Q6_K: sum_c d d_x[c] (sc_2c (q - 32) . qx over the chunk's first 16 + sc_2c+1 ... over its last 16)
+float QuantRowK(TensorType type, const uint8_t* row, int64_t nb, const ActQ8View& x) {
+  float acc = 0.0f, macc = 0.0f;
+  for (int64_t c = 0; c < nb; ++c) {
+    const int64_t sb = c / 8;  // super-block
+    const int j = static_cast<int>(c % 8);
+    const int8_t* xq = x.qs + c * kQK;
+    if (type == TensorType::Q4_K) {
+      const auto& blk = reinterpret_cast<const BlockQ4_K*>(row)[sb];
+      uint8_t sc, m;
+      KScaleMin(j, blk.scales, &sc, &m);
+      int32_t isum = 0;
+      for (int l = 0; l < kQK; ++l) {  // sub-block j: nibble (j % 2) of bytes 32 (j / 2) ..
+        const uint8_t byte = blk.qs[32 * (j / 2) + l];
+        isum += (j % 2 == 0 ? byte & 0xF : byte >> 4) * xq[l];
+      }
+      acc += static_cast<float>(sc * isum) * (HalfToFloat(blk.d) * x.d[c]);
+      macc += HalfToFloat(blk.dmin) * static_cast<float>(m) * x.s[c];
+    } else {  // Q6_K: chunk j = run n (128 elements), chunk k of the run
+      const auto& blk = reinterpret_cast<const BlockQ6_K*>(row)[sb];
+      const int n = j / 4, k = j % 4;
+      const uint8_t* ql = blk.ql + 64 * n + (k % 2) * 32;
+      const uint8_t* qh = blk.qh + 32 * n;
+      int32_t half[2] = {0, 0};
+      for (int l = 0; l < kQK; ++l) {
+        const int lo4 = k < 2 ? ql[l] & 0xF : ql[l] >> 4;
+        const int q = lo4 | (((qh[l] >> (2 * k)) & 3) << 4);
+        half[l / 16] += (q - 32) * xq[l];
+      }
+      const int8_t* sc = blk.scales + 8 * n + 2 * k;
+      acc += static_cast<float>(sc[0] * half[0] + sc[1] * half[1]) * (HalfToFloat(blk.d) * x.d[c]);
+    }
+  }
+  return acc - macc;
+}
+
 }  // namespace
 
 void QuantTileScalar(const QuantTileArgs& a) {
   const int64_t n = a.nb * kQK;
+  if (a.type == TensorType::Q4_K || a.type == TensorType::Q6_K) {
+    for (int t = 0; t < a.nt; ++t) {
+      const ActQ8View x = ViewActQ8(a.act + static_cast<size_t>(t) * a.act_stride, n);
+      for (int r = 0; r < a.nr; ++r)
+        a.y[t * a.y_stride + r] = QuantRowK(a.type, a.w + static_cast<size_t>(r) * a.w_stride, a.nb, x);
+    }
+    return;
+  }
   for (int r = 0; r < a.nr; ++r) {
     const uint8_t* row = a.w + static_cast<size_t>(r) * a.w_stride;
     for (int t = 0; t < a.nt; ++t) {
