@@ -6,11 +6,13 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "core/tensor_type.h"
 #include "ops/dequantize.h"
+#include "ops/quant_blocks.h"
 
 namespace razor {
 namespace {
@@ -102,6 +104,24 @@ TEST(DequantizeFp16, EveryHalfRoundTrips) {
   EXPECT_EQ(Fp16ToFp32(0x3C00), 1.0f);
   EXPECT_EQ(Fp16ToFp32(0x0001), 5.9604644775390625e-8f);
   EXPECT_EQ(Bf16ToFp32(0x3F80), 1.0f);
+}
+
+// KScalesMins (all 16 values through 32-bit words, used by the decode kernels) against KScaleMin (one
+// sub-block at a time, ggml's get_scale_min_k4), on random scale bytes and on the all-ones pattern.
+TEST(DequantizeKScales, WordTrickMatchesPerSubBlockUnpack) {
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 2000; ++trial) {
+    uint8_t scales[kKScaleBytes];
+    for (auto& b : scales) b = trial == 0 ? 0xFF : static_cast<uint8_t>(rng());
+    uint8_t all[16];
+    KScalesMins(scales, all);
+    for (int j = 0; j < 8; ++j) {
+      uint8_t sc, m;
+      KScaleMin(j, scales, &sc, &m);
+      ASSERT_EQ(all[j], sc) << "trial " << trial << " scale " << j;
+      ASSERT_EQ(all[8 + j], m) << "trial " << trial << " min " << j;
+    }
+  }
 }
 
 }  // namespace

@@ -82,4 +82,19 @@ inline void KScaleMin(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
   }
 }
 
+// All 8 scales and mins of a Q4_K / Q5_K super-block at once, as KScaleMin(j) gives them, through three
+// 32-bit words (w0 = bytes 0..3, w1 = 4..7, w2 = 8..11):
+//   sc[0..3] = w0 & 63              m[0..3] = w1 & 63
+//   sc[4..7] = (w2 & 15) | (w0 >> 6) << 4     m[4..7] = (w2 >> 4) | (w1 >> 6) << 4   (per byte)
+// out[0..7] = sc, out[8..15] = m.
+inline void KScalesMins(const uint8_t* q, uint8_t out[16]) {
+  uint32_t w[3], r[4];
+  __builtin_memcpy(w, q, 12);
+  r[0] = w[0] & 0x3F3F3F3Fu;
+  r[1] = (w[2] & 0x0F0F0F0Fu) | (((w[0] >> 6) & 0x03030303u) << 4);
+  r[2] = w[1] & 0x3F3F3F3Fu;
+  r[3] = ((w[2] >> 4) & 0x0F0F0F0Fu) | (((w[1] >> 6) & 0x03030303u) << 4);
+  __builtin_memcpy(out, r, 16);
+}
+
 }  // namespace razor
