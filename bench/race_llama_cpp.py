@@ -98,7 +98,7 @@ def main():
     ap.add_argument("--razor-kv", default="full,razor")
     ap.add_argument("--razor-math", default="fp32,int8",
                     help="razor arithmetic to race, comma-separated: fp32 (the default: fp32 activations) and/or "
-                         "int8 (--int8: 8-bit activations in Q4_0/Q4_1/Q5_0/Q5_1 decode, as llama.cpp does)")
+                         "int8 (--int8: 8-bit activations in Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q6_K decode, as llama.cpp does)")
     ap.add_argument("--razor-flags", default="", help="extra flags for razor bench, e.g. \"--window-min 1024\"")
     ap.add_argument("--razor", default=str(ROOT / "build" / "release" / "razor"))
     ap.add_argument("--out", default=str(ROOT / "bench_out" / "race.md"))
