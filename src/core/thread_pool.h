@@ -26,6 +26,10 @@ class ThreadPool {
   void RunOnAll(const std::function<void(int, int)>& fn);
   // Splits [0, n) into contiguous chunks, one per thread: fn(begin, end).
   void ParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+  // Threads take chunks of `grain` units in turn from a shared counter until [0, n) is done: fn(begin, end),
+  // several calls per thread. For memory-bound loops on a shared machine, where one thread may be
+  // descheduled for a while: the others take over its share instead of waiting at the end.
+  void ParallelForDynamic(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
   static int DefaultThreadCount();
 

@@ -86,12 +86,11 @@ RAZOR_VECTOR_CLONES void DequantQ4_K(const BlockQ4_K* b, float* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i) {
     const float d = HalfToFloat(b[i].d), dmin = HalfToFloat(b[i].dmin);
     const uint8_t* q = b[i].qs;
+    uint8_t scm[16];  // 8 scales, then 8 mins
+    KScalesMins(b[i].scales, scm);
     for (int j = 0; j < kQK_K / 64; ++j, q += 32, y += 64) {
-      uint8_t sc, m;
-      KScaleMin(2 * j, b[i].scales, &sc, &m);
-      const float d1 = d * sc, m1 = dmin * m;
-      KScaleMin(2 * j + 1, b[i].scales, &sc, &m);
-      const float d2 = d * sc, m2 = dmin * m;
+      const float d1 = d * scm[2 * j], m1 = dmin * scm[8 + 2 * j];
+      const float d2 = d * scm[2 * j + 1], m2 = dmin * scm[8 + 2 * j + 1];
       for (int l = 0; l < 32; ++l) y[l] = d1 * static_cast<float>(q[l] & 0xF) - m1;
       for (int l = 0; l < 32; ++l) y[32 + l] = d2 * static_cast<float>(q[l] >> 4) - m2;
     }
@@ -104,12 +103,11 @@ RAZOR_VECTOR_CLONES void DequantQ5_K(const BlockQ5_K* b, float* y, int64_t nb) {
     const uint8_t* ql = b[i].qs;
     const uint8_t* qh = b[i].qh;
     int shift = 0;
+    uint8_t scm[16];  // 8 scales, then 8 mins
+    KScalesMins(b[i].scales, scm);
     for (int j = 0; j < kQK_K / 64; ++j, ql += 32, shift += 2, y += 64) {
-      uint8_t sc, m;
-      KScaleMin(2 * j, b[i].scales, &sc, &m);
-      const float d1 = d * sc, m1 = dmin * m;
-      KScaleMin(2 * j + 1, b[i].scales, &sc, &m);
-      const float d2 = d * sc, m2 = dmin * m;
+      const float d1 = d * scm[2 * j], m1 = dmin * scm[8 + 2 * j];
+      const float d2 = d * scm[2 * j + 1], m2 = dmin * scm[8 + 2 * j + 1];
       for (int l = 0; l < 32; ++l)
         y[l] = d1 * static_cast<float>((ql[l] & 0xF) | (((qh[l] >> shift) & 1) << 4)) - m1;
       for (int l = 0; l < 32; ++l)

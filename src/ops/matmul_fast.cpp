@@ -132,6 +132,13 @@ Tiling MakeTiling(int64_t rows, int64_t n_tokens) {
   return {rows, n_tokens, (rows + kRowTile - 1) / kRowTile, (n_tokens + kTokenBlock - 1) / kTokenBlock};
 }
 
+// Units per grab of ParallelForDynamic in the streaming (memory-bound) paths: about 8 grabs per thread,
+// so a thread that the shared machine slows down hands the rest of its share to the others, while each
+// grab stays a long contiguous run of rows for the hardware prefetcher.
+int64_t DecodeGrain(int64_t units, const ThreadPool& pool) {
+  return std::max<int64_t>(1, units / (8 * static_cast<int64_t>(pool.size())));
+}
+
 void QuantPath(Isa isa, const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
   const int64_t cols = w.cols();
   const size_t act_row = ActQ8RowBytes(cols);
@@ -145,7 +152,8 @@ void QuantPath(Isa isa, const TensorView& w, const float* x, int64_t n_tokens, f
   else pool.ParallelFor(n_tokens, quantize);
 
   const Tiling tl = MakeTiling(w.rows(), n_tokens);
-  pool.ParallelFor(tl.n_token_blocks * tl.n_row_tiles, [&](int64_t u0, int64_t u1) {
+  const int64_t units = tl.n_token_blocks * tl.n_row_tiles;
+  pool.ParallelForDynamic(units, DecodeGrain(units, pool), [&](int64_t u0, int64_t u1) {
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t tb = u / tl.n_row_tiles, rt = u % tl.n_row_tiles;
       const int64_t r0 = rt * kRowTile, t0 = tb * kTokenBlock;
@@ -181,12 +189,12 @@ void DequantTile(Isa isa, const DequantTileArgs& a) {
   else DequantTileScalar(a);
 }
 
-// Decode with fp32 activations on legacy quants: each thread streams a contiguous slice of rows through
-// the fused matrix-vector kernel (4 rows at a time).
+// Decode with fp32 activations: threads take contiguous runs of rows (DecodeGrain) through the fused
+// matrix-vector kernel (4 rows at a time for legacy quants, one for K-quants).
 void MatVecPath(Isa isa, const TensorView& w, const float* x, float* y, ThreadPool& pool) {
   const int64_t rows = w.rows(), cols = w.cols();
   const int64_t n_row_tiles = (rows + kRowTile - 1) / kRowTile;
-  pool.ParallelFor(n_row_tiles, [&](int64_t rt0, int64_t rt1) {
+  pool.ParallelForDynamic(n_row_tiles, DecodeGrain(n_row_tiles, pool), [&](int64_t rt0, int64_t rt1) {
     const int64_t r0 = rt0 * kRowTile, r1 = std::min(rows, rt1 * kRowTile);
     MatVecTile(isa, MatVecArgs{w.type, cols / 32, cols, w.row(r0), w.row_bytes(), static_cast<int>(r1 - r0), x,
                                y + r0});
