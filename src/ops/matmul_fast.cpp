@@ -296,8 +296,8 @@ void MatMulFast(const TensorView& w, const float* x, int64_t n_tokens, float* y,
   const Isa isa = CurrentIsa();
   // Where 8-bit activations are not the faster way, the fp32-activation kernels run instead: Q8_0 decode
   // (its int8 dot needs sign tricks on AVX2) and prefill (the panel GEMM). Q4_K / Q6_K decode takes the
-  // integer path (QuantRowQ4_K / QuantRowQ6_K: one maddubs per 32 weights instead of 4 conversions + 4 FMAs). The choice does
-  // not depend on the ISA level, so the scalar level stays the SIMD levels' twin.
+  // integer path (QuantRowQ4_K / QuantRowQ6_K: one maddubs per 32 weights instead of 4 conversions + 4
+  // FMAs). The choice does not depend on the ISA level, so the scalar level stays the SIMD levels' twin.
   const bool decode = n_tokens == 1;
   if (decode && w.type == TensorType::Q8_0) MatVecPath(isa, w, x, y, pool);
   else if (decode && HasMatVecKernel(w.type)) QuantPath(isa, w, x, n_tokens, y, pool);

@@ -16,9 +16,11 @@ namespace razor {
 
 enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 
-// Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 weights x ActQ8 activations (ops/quantize_activations.h).
-// Writes sum_b (d_w[b] * d_x[b] * sum_i qw_i * qx_i + m_w[b] * s_x[b]) where qw is the signed quant
-// (q - 8, q - 16, q) and m_w the min of Q4_1 / Q5_1 (0 for the others).
+// Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q6_K weights x ActQ8 activations (ops/quantize_activations.h).
+// Legacy blocks: writes sum_b (d_w[b] * d_x[b] * sum_i qw_i * qx_i + m_w[b] * s_x[b]) where qw is the
+// signed quant (q - 8, q - 16, q) and m_w the min of Q4_1 / Q5_1 (0 for the others). K-quants: the same
+// per 32-element chunk with the super-block's integer sub-block scales and mins (QuantRowK in
+// matmul_fast_scalar.cpp spells it out).
 //   w: first weight row, rows w_stride bytes apart; act: first ActQ8 row, act_stride bytes apart.
 struct QuantTileArgs {
   TensorType type;

@@ -86,7 +86,7 @@ inline void KScaleMin(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
 // 32-bit words (w0 = bytes 0..3, w1 = 4..7, w2 = 8..11):
 //   sc[0..3] = w0 & 63              m[0..3] = w1 & 63
 //   sc[4..7] = (w2 & 15) | (w0 >> 6) << 4     m[4..7] = (w2 >> 4) | (w1 >> 6) << 4   (per byte)
-// out[0..7] = sc, out[8..15] = m.
+// out[0..7] = sc, out[8..15] = m. Little-endian words (x86-64, AArch64), like the GGUF files themselves.
 inline void KScalesMins(const uint8_t* q, uint8_t out[16]) {
   uint32_t w[3], r[4];
   __builtin_memcpy(w, q, 12);
