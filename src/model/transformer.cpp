@@ -146,9 +146,9 @@ Status Transformer::Forward(const int32_t* tokens, int64_t n, KvCache& cache, bo
 void Transformer::Attention(int layer, const int32_t* positions, int64_t n, const KvCache& cache) {
   const ModelConfig& c = config_;
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  // Work items are (tile of up to kAttnTileTokens query tokens, KV head); threads take them round-robin (later tokens
-  // see more keys, so striding balances the work). A tile lets the kernel read each K/V row once for
-  // all of its tokens and the group's query heads.
+  // Work items are (tile of up to kAttnTileTokens query tokens, KV head); threads take them round-robin
+  // (later tokens see more keys, so striding balances the work). A tile lets the kernel read each K/V row
+  // once for all of its tokens and the group's query heads.
   constexpr int64_t kTile = kAttnTileTokens;
   const int64_t tiles = (n + kTile - 1) / kTile;
   const int64_t items = tiles * c.n_kv_heads;

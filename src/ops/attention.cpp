@@ -130,6 +130,17 @@ struct TileRows {
   float m[kMaxRows], l[kMaxRows];
 };
 
+// Row pointers of keys j0 .. j0 + nb and, under ALiBi, their positions (both tile loops read a block this way).
+void GatherKeyBlock(const KvHeadView& kv, int64_t j0, int nb, int d, bool alibi, const float** krow,
+                    const float** vrow, int32_t* key_pos) {
+  for (int j = 0; j < nb; ++j) {
+    krow[j] = kv.key(j0 + j, d);
+    vrow[j] = kv.value(j0 + j, d);
+  }
+  if (alibi)  // key positions only matter for the ALiBi distance
+    for (int j = 0; j < nb; ++j) key_pos[j] = KeyPosition(kv, j0 + j);
+}
+
 // The key-block loop of one tile with plain loops (any ISA; decode and small tiles).
 void TileKeyBlocks(const KvHeadView& kv, const AttentionQuery& a, int rows, int64_t n_max, TileRows* t,
                    float* acc) {
@@ -138,19 +149,17 @@ void TileKeyBlocks(const KvHeadView& kv, const AttentionQuery& a, int rows, int6
   float* S = score_buf.data();
   const float* krow[kKeyBlock];
   const float* vrow[kKeyBlock];
+  int32_t key_pos[kKeyBlock];
   for (int64_t j0 = 0; j0 < n_max; j0 += kKeyBlock) {
     const int nb = static_cast<int>(std::min<int64_t>(kKeyBlock, n_max - j0));
-    for (int j = 0; j < nb; ++j) {
-      krow[j] = kv.key(j0 + j, d);
-      vrow[j] = kv.value(j0 + j, d);
-    }
+    GatherKeyBlock(kv, j0, nb, d, a.alibi_slopes != nullptr, krow, vrow, key_pos);
     BlockScores(t->q, rows, d, krow, nb, a.scale, S);
     for (int r = 0; r < rows; ++r) {
       float* sr = S + r * kKeyBlock;
       const int nv = static_cast<int>(std::clamp<int64_t>(t->visible[r] - j0, 0, nb));
       for (int j = nv; j < nb; ++j) sr[j] = -std::numeric_limits<float>::infinity();  // causal mask
       if (a.alibi_slopes)
-        for (int j = 0; j < nv; ++j) sr[j] -= t->slope[r] * static_cast<float>(t->qpos[r] - KeyPosition(kv, j0 + j));
+        for (int j = 0; j < nv; ++j) sr[j] -= t->slope[r] * static_cast<float>(t->qpos[r] - key_pos[j]);
       if (nv == 0) {
         std::fill(sr, sr + nb, 0.0f);
         continue;
@@ -202,12 +211,7 @@ void TileKeyBlocksAvx2(const KvHeadView& kv, const AttentionQuery& a, int rows, 
   float corr[kAttnRowPanel];
   for (int64_t j0 = 0; j0 < n_max; j0 += kKeyBlock) {
     const int nb = static_cast<int>(std::min<int64_t>(kKeyBlock, n_max - j0));
-    for (int j = 0; j < nb; ++j) {
-      krow[j] = kv.key(j0 + j, d);
-      vrow[j] = kv.value(j0 + j, d);
-    }
-    if (a.alibi_slopes)  // key positions only matter for the ALiBi distance
-      for (int j = 0; j < nb; ++j) key_pos[j] = KeyPosition(kv, j0 + j);
+    GatherKeyBlock(kv, j0, nb, d, a.alibi_slopes != nullptr, krow, vrow, key_pos);
     for (int p = 0; p < n_panels; ++p) {
       float* Sp = S + static_cast<size_t>(p) * kAttnPanelFloats;
       BlockScoresAvx2(qt_buf.data() + static_cast<size_t>(p) * d * kAttnRowPanel, krow, nb, d, Sp);

@@ -117,7 +117,8 @@ bool IsLegacyQuant(TensorType t) {
 }
 bool IsFloat(TensorType t) { return t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16; }
 bool IsKQuant(TensorType t) { return t == TensorType::Q4_K || t == TensorType::Q5_K || t == TensorType::Q6_K; }
-// K-quants with a fused fp32-activation decode kernel (the others dequantize a tile first).
+// K-quants with fused decode kernels, fp32 (MatVecPath) and int8 (QuantPath) activations; Q5_K dequantizes
+// a tile first.
 bool HasMatVecKernel(TensorType t) { return t == TensorType::Q4_K || t == TensorType::Q6_K; }
 
 struct Tiling {
