@@ -178,6 +178,11 @@ void FloatPath(Isa isa, const TensorView& w, const float* x, int64_t n_tokens, f
   });
 }
 
+void PanelTile(Isa isa, const PanelTileArgs& a) {
+  if (isa == Isa::kAvx512) PanelTileAvx512(a);
+  else PanelTileAvx2(a);
+}
+
 void MatVecTile(Isa isa, const MatVecArgs& a) {
   if (isa == Isa::kAvx512) MatVecTileAvx512(a);
   else if (isa == Isa::kAvx2) MatVecTileAvx2(a);
@@ -230,7 +235,7 @@ void PackPanels(const float* x, int64_t n_tokens, int64_t cols, std::vector<floa
 
 // Quantized weights with fp32 activations (prefill, and decode of Q5_K): a tile of weight rows is
 // dequantized once (SIMD for legacy quants) into an fp32 buffer, then multiplied with every token:
-// on AVX2 / AVX-512 against activation panels packed once per call (PanelTileAvx2), on the scalar
+// on AVX2 / AVX-512 against activation panels packed once per call (PanelTile), on the scalar
 // level by the fp32 tile kernel per token block. Units are row tiles, so each tile is dequantized by
 // one thread, once.
 void DequantTilePath(Isa isa, const TensorView& w, const float* x, int64_t n_tokens, float* y,
@@ -245,7 +250,6 @@ void DequantTilePath(Isa isa, const TensorView& w, const float* x, int64_t n_tok
   thread_local std::vector<float> xp;
   if (panels) PackPanels(x, n_tokens, cols, &xp, pool);
   const float* xpd = xp.data();
-  const int64_t n_panels = (n_tokens + kPanelTokens - 1) / kPanelTokens;
   pool.ParallelFor(n_tiles, [&](int64_t i0, int64_t i1) {
     thread_local std::vector<float> tile;  // [tile_rows][cols] dequantized rows
     tile.resize(static_cast<size_t>(tile_rows * cols));
@@ -254,12 +258,7 @@ void DequantTilePath(Isa isa, const TensorView& w, const float* x, int64_t n_tok
       const int nr = static_cast<int>(std::min(tile_rows, rows - r0));
       DequantTile(isa, DequantTileArgs{w.type, cols, w.row(r0), w.row_bytes(), nr, tile.data(), cols});
       if (panels) {
-        for (int64_t p = 0; p < n_panels; ++p) {
-          const int64_t t0 = p * kPanelTokens;
-          PanelTileAvx2(PanelTileArgs{cols, tile.data(), cols, nr, xpd + p * cols * kPanelTokens,
-                                      static_cast<int>(std::min<int64_t>(kPanelTokens, n_tokens - t0)),
-                                      y + t0 * rows + r0, rows});
-        }
+        PanelTile(isa, PanelTileArgs{cols, tile.data(), cols, nr, xpd, n_tokens, y + r0, rows});
         continue;
       }
       const auto* tile_bytes = reinterpret_cast<const uint8_t*>(tile.data());

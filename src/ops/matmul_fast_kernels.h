@@ -93,21 +93,22 @@ void FloatTileAvx512(const FloatTileArgs& a);
 namespace razor {
 
 // Prefill GEMM on fp32 weights with the activations packed in panels of kPanelTokens tokens:
-//   xp[k * kPanelTokens + t] = x[token t of the panel][k]   (tokens past nt are 0)
-//   y[t * y_stride + r] = dot(w row r, token t)             r < nr, t < nt
+//   xp[(p * cols + k) * kPanelTokens + t] = x[token p * kPanelTokens + t][k]   (tokens past n_tokens are 0)
+//   y[t * y_stride + r] = dot(w row r, token t)                                r < nr, t < n_tokens
 // so the micro-kernel broadcasts one weight and multiplies a whole vector of tokens (register-blocked
-// outer products: 6 rows x 16 tokens on AVX2, no horizontal sums).
+// outer products, no horizontal sums): 6 rows x 16 tokens on AVX2, 8 rows x 32 tokens on AVX-512.
 inline constexpr int kPanelTokens = 16;
 struct PanelTileArgs {
   int64_t cols;
   const float* w;
   int64_t w_stride;  // floats
   int nr;
-  const float* xp;   // [cols][kPanelTokens]
-  int nt;            // <= kPanelTokens
+  const float* xp;   // [ceil(n_tokens / kPanelTokens)][cols][kPanelTokens]
+  int64_t n_tokens;
   float* y;
   int64_t y_stride;
 };
 void PanelTileAvx2(const PanelTileArgs& a);
+void PanelTileAvx512(const PanelTileArgs& a);
 
 }  // namespace razor

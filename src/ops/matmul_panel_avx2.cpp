@@ -7,6 +7,8 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
+#include <algorithm>
+
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #else
@@ -22,33 +24,37 @@ namespace {
 
 static_assert(kPanelTokens == 16, "the micro-kernel holds a panel in two ymm registers");
 
+// Rows r0 .. r0 + R - 1 x the nt tokens of the panel at xp, whose first token is t0.
 template <int R>
-void PanelMicro(const PanelTileArgs& a, int r0) {
+void PanelMicro(const PanelTileArgs& a, int r0, const float* xp, int64_t t0, int nt) {
   const float* w[6];
   for (int r = 0; r < 6; ++r) w[r] = a.w + static_cast<int64_t>(r0 + (r < R ? r : 0)) * a.w_stride;
   const __m256 z = _mm256_setzero_ps();
   Acc12 c{z, z, z, z, z, z, z, z, z, z, z, z};
-  const float* xp = a.xp;
   for (int64_t k = 0; k < a.cols; ++k, xp += kPanelTokens)
     Step<R>(c, w, k, _mm256_loadu_ps(xp), _mm256_loadu_ps(xp + 8));
   float out[6][16];
   Store(c, out);
-  for (int t = 0; t < a.nt; ++t)
-    for (int r = 0; r < R; ++r) a.y[t * a.y_stride + r0 + r] = out[r][t];
+  for (int t = 0; t < nt; ++t)
+    for (int r = 0; r < R; ++r) a.y[(t0 + t) * a.y_stride + r0 + r] = out[r][t];
 }
 
 }  // namespace
 
 void PanelTileAvx2(const PanelTileArgs& a) {
-  int r = 0;
-  for (; r + 6 <= a.nr; r += 6) PanelMicro<6>(a, r);
-  switch (a.nr - r) {
-    case 5: return PanelMicro<5>(a, r);
-    case 4: return PanelMicro<4>(a, r);
-    case 3: return PanelMicro<3>(a, r);
-    case 2: return PanelMicro<2>(a, r);
-    case 1: return PanelMicro<1>(a, r);
-    default: return;
+  for (int64_t t0 = 0; t0 < a.n_tokens; t0 += kPanelTokens) {
+    const float* xp = a.xp + t0 * a.cols;  // panel t0 / kPanelTokens
+    const int nt = static_cast<int>(std::min<int64_t>(kPanelTokens, a.n_tokens - t0));
+    int r = 0;
+    for (; r + 6 <= a.nr; r += 6) PanelMicro<6>(a, r, xp, t0, nt);
+    switch (a.nr - r) {
+      case 5: PanelMicro<5>(a, r, xp, t0, nt); break;
+      case 4: PanelMicro<4>(a, r, xp, t0, nt); break;
+      case 3: PanelMicro<3>(a, r, xp, t0, nt); break;
+      case 2: PanelMicro<2>(a, r, xp, t0, nt); break;
+      case 1: PanelMicro<1>(a, r, xp, t0, nt); break;
+      default: break;
+    }
   }
 }
 
