@@ -3,10 +3,12 @@
 
 #include <cmath>
 #include <random>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "ops/attention.h"
+#include "ops/matmul.h"
 
 namespace razor {
 namespace {
@@ -46,55 +48,110 @@ RandomHead MakeHead(std::mt19937& rng, int64_t len, int d, bool gaps, int64_t co
   return h;
 }
 
+// SIMD levels this CPU runs (the attention block kernels follow the fast matmul's level, MatMulIsa()).
+std::vector<std::string> SupportedIsas() {
+  std::vector<std::string> out;
+  const std::string best = MatMulIsa();
+  for (const char* name : {"scalar", "avx2", "avx512"})
+    if (SetMatMulIsa(name)) out.push_back(name);
+  SetMatMulIsa(best.c_str());
+  return out;
+}
+
+// Runs body once per SIMD level, then restores the best one.
+template <class Body>
+void ForEachIsa(Body body) {
+  const std::string best = MatMulIsa();
+  for (const std::string& isa : SupportedIsas()) {
+    SCOPED_TRACE("isa " + isa);
+    ASSERT_TRUE(SetMatMulIsa(isa.c_str()));
+    body();
+  }
+  SetMatMulIsa(best.c_str());
+}
+
 TEST(AttentionTest, FlashMatchesReferenceOnRaggedHeads) {
-  std::mt19937 rng(7);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  for (int d : {16, 64, 128}) {
-    for (int64_t len : {1, 5, 63, 64, 65, 300}) {
-      // (tokens, group): 4 x 1 rows take the plain block loops; 4 x 3, 13 x 3 and 13 x 7 (tiles of several
-      // 16-row panels, partial last panel, row remainders) take the register-blocked AVX2 kernels.
-      for (auto [n_tok, group] : {std::pair<int64_t, int>{4, 1}, {4, 3}, {13, 3}, {13, 7}}) {
-        for (bool gaps : {false, true}) {
-          for (int64_t comp : {0, 1, 1000}) {
-            RandomHead h = MakeHead(rng, len, d, gaps, comp);
-            std::vector<float> q(n_tok * group * d), o_ref(q.size()), o_fast(q.size());
-            for (auto& x : q) x = nd(rng);
-            const int32_t last = gaps ? h.pos.back() : static_cast<int32_t>(len - 1);
-            std::vector<int32_t> qpos = {0, last / 2, last, last + 10};
-            if (n_tok > 4) {
-              qpos.clear();
-              for (int64_t t = 0; t + 1 < n_tok; ++t) qpos.push_back(static_cast<int32_t>(last * t / (n_tok - 2)));
-              qpos.push_back(last + 10);
-            }
-            AttentionQuery a{q.data(), group * d, qpos.data(), n_tok, group, d, 1.0f / std::sqrt(float(d)),
-                             o_ref.data(), group * d};
-            AttendReference(h.view, a);
-            a.out = o_fast.data();
-            AttendFlash(h.view, a);
-            for (size_t i = 0; i < q.size(); ++i)
-              ASSERT_NEAR(o_fast[i], o_ref[i], 2e-5f * (1.0f + std::fabs(o_ref[i])))
-                  << "d=" << d << " len=" << len << " group=" << group << " gaps=" << gaps << " comp=" << comp;
-            // The same tokens, paged in blocks of 7 tokens: both kernels agree with the contiguous result.
-            std::vector<const float*> kb, vb;
-            for (int64_t j = 0; j < len; j += 7) {
-              kb.push_back(h.k.data() + j * d);
-              vb.push_back(h.v.data() + j * d);
-            }
-            KvHeadView paged = h.view;
-            paged.k = paged.v = nullptr;
-            paged.k_blocks = kb.data();
-            paged.v_blocks = vb.data();
-            paged.block_tokens = 7;
-            for (auto fn : {&AttendReference, &AttendFlash}) {
-              fn(paged, a);
+  ForEachIsa([] {
+    std::mt19937 rng(7);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (int d : {16, 64, 128}) {
+      for (int64_t len : {1, 5, 63, 64, 65, 300}) {
+        // (tokens, group): 4 x 1 rows take the plain block loops; 4 x 3, 13 x 3 and 13 x 7 (tiles of several
+        // 16-row panels, partial last panel, row remainders) take the register-blocked AVX2 / AVX-512 kernels.
+        for (auto [n_tok, group] : {std::pair<int64_t, int>{4, 1}, {4, 3}, {13, 3}, {13, 7}}) {
+          for (bool gaps : {false, true}) {
+            for (int64_t comp : {0, 1, 1000}) {
+              RandomHead h = MakeHead(rng, len, d, gaps, comp);
+              std::vector<float> q(n_tok * group * d), o_ref(q.size()), o_fast(q.size());
+              for (auto& x : q) x = nd(rng);
+              const int32_t last = gaps ? h.pos.back() : static_cast<int32_t>(len - 1);
+              std::vector<int32_t> qpos = {0, last / 2, last, last + 10};
+              if (n_tok > 4) {
+                qpos.clear();
+                for (int64_t t = 0; t + 1 < n_tok; ++t) qpos.push_back(static_cast<int32_t>(last * t / (n_tok - 2)));
+                qpos.push_back(last + 10);
+              }
+              AttentionQuery a{q.data(), group * d, qpos.data(), n_tok, group, d, 1.0f / std::sqrt(float(d)),
+                               o_ref.data(), group * d};
+              AttendReference(h.view, a);
+              a.out = o_fast.data();
+              AttendFlash(h.view, a);
               for (size_t i = 0; i < q.size(); ++i)
-                ASSERT_NEAR(o_fast[i], o_ref[i], 2e-5f * (1.0f + std::fabs(o_ref[i]))) << "paged";
+                ASSERT_NEAR(o_fast[i], o_ref[i], 2e-5f * (1.0f + std::fabs(o_ref[i])))
+                    << "d=" << d << " len=" << len << " group=" << group << " gaps=" << gaps << " comp=" << comp;
+              // The same tokens, paged in blocks of 7 tokens: both kernels agree with the contiguous result.
+              std::vector<const float*> kb, vb;
+              for (int64_t j = 0; j < len; j += 7) {
+                kb.push_back(h.k.data() + j * d);
+                vb.push_back(h.v.data() + j * d);
+              }
+              KvHeadView paged = h.view;
+              paged.k = paged.v = nullptr;
+              paged.k_blocks = kb.data();
+              paged.v_blocks = vb.data();
+              paged.block_tokens = 7;
+              for (auto fn : {&AttendReference, &AttendFlash}) {
+                fn(paged, a);
+                for (size_t i = 0; i < q.size(); ++i)
+                  ASSERT_NEAR(o_fast[i], o_ref[i], 2e-5f * (1.0f + std::fabs(o_ref[i]))) << "paged";
+              }
             }
           }
         }
       }
     }
+  });
+}
+
+// The AVX-512 block kernels run the same chains of fp32 operations as the AVX2 ones: the same bits.
+TEST(AttentionTest, Avx512BlocksGiveTheAvx2Numbers) {
+  const std::string best = MatMulIsa();
+  if (!SetMatMulIsa("avx512") || !SetMatMulIsa("avx2")) GTEST_SKIP() << "needs a CPU with AVX-512";
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (int d : {48, 64}) {
+    RandomHead h = MakeHead(rng, 300, d, true, 1000);
+    const int64_t n_tok = 13;
+    const int group = 7;
+    std::vector<float> q(n_tok * group * d), o2(q.size()), o512(q.size());
+    for (auto& x : q) x = nd(rng);
+    std::vector<int32_t> qpos;
+    for (int64_t t = 0; t < n_tok; ++t) qpos.push_back(static_cast<int32_t>(h.pos.back() * t / (n_tok - 1)));
+    std::vector<float> slopes(group, 0.0f);
+    for (bool alibi : {false, true}) {
+      if (alibi) slopes = {0.5f, 0.25f, 0.125f, 0.0625f, 0.03125f, 0.0078125f, 0.0f};
+      AttentionQuery a{q.data(), group * d, qpos.data(), n_tok, group, d, 1.0f / std::sqrt(float(d)),
+                       o2.data(), group * d};
+      a.alibi_slopes = alibi ? slopes.data() : nullptr;
+      ASSERT_TRUE(SetMatMulIsa("avx2"));
+      AttendFlash(h.view, a);
+      ASSERT_TRUE(SetMatMulIsa("avx512"));
+      a.out = o512.data();
+      AttendFlash(h.view, a);
+      for (size_t i = 0; i < q.size(); ++i) ASSERT_EQ(o512[i], o2[i]) << "d=" << d << " alibi=" << alibi << " i=" << i;
+    }
   }
+  SetMatMulIsa(best.c_str());
 }
 
 // Compensation token: attention equals the brute-force formula
@@ -137,42 +194,44 @@ TEST(AttentionTest, CompensationTokenEqualsBruteForceFormula) {
 // ALiBi: the flash kernel adds the same per-key bias - slope * (pq - pk) as the reference, on ragged,
 // gapped, paged heads, with and without a compensation token.
 TEST(AttentionTest, FlashMatchesReferenceWithAlibiSlopes) {
-  std::mt19937 rng(17);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  for (int d : {16, 64}) {
-    for (int64_t len : {1, 63, 65, 300}) {
-      for (int group : {1, 3}) {
-        for (bool gaps : {false, true}) {
-          for (int64_t comp : {0, 1000}) {
-            RandomHead h = MakeHead(rng, len, d, gaps, comp);
-            const int64_t n_tok = 4;
-            std::vector<float> q(n_tok * group * d), o_ref(q.size()), o_fast(q.size()), o_plain(q.size());
-            for (auto& x : q) x = nd(rng);
-            std::vector<float> slopes = {0.5f, 0.0078125f, 0.0f};
-            const int32_t last = gaps ? h.pos.back() : static_cast<int32_t>(len - 1);
-            std::vector<int32_t> qpos = {0, last / 2, last, last + 10};
-            AttentionQuery a{q.data(), group * d, qpos.data(), n_tok, group, d, 1.0f / std::sqrt(float(d)),
-                             o_plain.data(), group * d};
-            AttendReference(h.view, a);
-            a.alibi_slopes = slopes.data();
-            a.out = o_ref.data();
-            AttendReference(h.view, a);
-            a.out = o_fast.data();
-            AttendFlash(h.view, a);
-            bool differs = false;
-            for (size_t i = 0; i < q.size(); ++i) {
-              ASSERT_NEAR(o_fast[i], o_ref[i], 2e-5f * (1.0f + std::fabs(o_ref[i])))
-                  << "d=" << d << " len=" << len << " group=" << group << " gaps=" << gaps << " comp=" << comp;
-              differs |= std::fabs(o_ref[i] - o_plain[i]) > 1e-3f;
-            }
-            if (len > 1) {
-              EXPECT_TRUE(differs) << "slopes changed nothing";
+  ForEachIsa([] {
+    std::mt19937 rng(17);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (int d : {16, 64}) {
+      for (int64_t len : {1, 63, 65, 300}) {
+        for (int group : {1, 3}) {
+          for (bool gaps : {false, true}) {
+            for (int64_t comp : {0, 1000}) {
+              RandomHead h = MakeHead(rng, len, d, gaps, comp);
+              const int64_t n_tok = 4;
+              std::vector<float> q(n_tok * group * d), o_ref(q.size()), o_fast(q.size()), o_plain(q.size());
+              for (auto& x : q) x = nd(rng);
+              std::vector<float> slopes = {0.5f, 0.0078125f, 0.0f};
+              const int32_t last = gaps ? h.pos.back() : static_cast<int32_t>(len - 1);
+              std::vector<int32_t> qpos = {0, last / 2, last, last + 10};
+              AttentionQuery a{q.data(), group * d, qpos.data(), n_tok, group, d, 1.0f / std::sqrt(float(d)),
+                               o_plain.data(), group * d};
+              AttendReference(h.view, a);
+              a.alibi_slopes = slopes.data();
+              a.out = o_ref.data();
+              AttendReference(h.view, a);
+              a.out = o_fast.data();
+              AttendFlash(h.view, a);
+              bool differs = false;
+              for (size_t i = 0; i < q.size(); ++i) {
+                ASSERT_NEAR(o_fast[i], o_ref[i], 2e-5f * (1.0f + std::fabs(o_ref[i])))
+                    << "d=" << d << " len=" << len << " group=" << group << " gaps=" << gaps << " comp=" << comp;
+                differs |= std::fabs(o_ref[i] - o_plain[i]) > 1e-3f;
+              }
+              if (len > 1) {
+                EXPECT_TRUE(differs) << "slopes changed nothing";
+              }
             }
           }
         }
       }
     }
-  }
+  });
 }
 
 // Under ALiBi the compensation token stands for the contiguous dropped positions (comp_max - Nd, comp_max]

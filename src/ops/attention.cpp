@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "ops/attention_blocks.h"
 #include "ops/elementwise.h"
+#include "ops/matmul.h"
 #include "ops/simd_dispatch.h"
 
 namespace razor {
@@ -181,10 +183,29 @@ void TileKeyBlocks(const KvHeadView& kv, const AttentionQuery& a, int rows, int6
   }
 }
 
-// The same loop with the register-blocked AVX2 kernels (prefill tiles of >= 8 rows, d % 16 == 0): query
+// The register-blocked kernels of one SIMD level (ops/attention_blocks.h).
+struct BlockKernels {
+  void (*scores)(const float* qt, const float* const* k, int nb, int d, float* S);
+  void (*softmax)(float* S, int nb, int64_t j0, const int32_t* key_pos, AttnPanelRows* rows, float* corr);
+  void (*accumulate)(const float* P, int rows, int nb, const float* const* v, int d, float* acc);
+};
+constexpr BlockKernels kBlocksAvx2{BlockScoresAvx2, BlockSoftmaxAvx2, BlockAccumulateAvx2};
+constexpr BlockKernels kBlocksAvx512{BlockScoresAvx512, BlockSoftmaxAvx512, BlockAccumulateAvx512};
+
+// The kernels for the fast matmul's SIMD level (MatMulIsa(): the CPU's best unless RAZOR_ISA or a test
+// asks for a lower one); null at the scalar level or without AVX2.
+const BlockKernels* SimdBlockKernels() {
+  if (!AttentionBlocksAvailable()) return nullptr;
+  const char* isa = MatMulIsa();
+  if (std::strcmp(isa, "avx512") == 0) return &kBlocksAvx512;
+  if (std::strcmp(isa, "avx2") == 0) return &kBlocksAvx2;
+  return nullptr;
+}
+
+// The same loop with the register-blocked SIMD kernels (prefill tiles of >= 8 rows, d % 16 == 0): query
 // rows packed once per tile into panels of 16, scores key-major per panel (ops/attention_blocks.h).
-void TileKeyBlocksAvx2(const KvHeadView& kv, const AttentionQuery& a, int rows, int64_t n_max, TileRows* t,
-                       float* acc) {
+void TileKeyBlocksSimd(const BlockKernels& kern, const KvHeadView& kv, const AttentionQuery& a, int rows,
+                       int64_t n_max, TileRows* t, float* acc) {
   constexpr int kPanels = kMaxRows / kAttnRowPanel;
   const int d = a.head_dim;
   const int n_panels = (rows + kAttnRowPanel - 1) / kAttnRowPanel;
@@ -214,12 +235,12 @@ void TileKeyBlocksAvx2(const KvHeadView& kv, const AttentionQuery& a, int rows, 
     GatherKeyBlock(kv, j0, nb, d, a.alibi_slopes != nullptr, krow, vrow, key_pos);
     for (int p = 0; p < n_panels; ++p) {
       float* Sp = S + static_cast<size_t>(p) * kAttnPanelFloats;
-      BlockScoresAvx2(qt_buf.data() + static_cast<size_t>(p) * d * kAttnRowPanel, krow, nb, d, Sp);
-      BlockSoftmaxAvx2(Sp, nb, j0, a.alibi_slopes ? key_pos : nullptr, &panel[p], corr);
+      kern.scores(qt_buf.data() + static_cast<size_t>(p) * d * kAttnRowPanel, krow, nb, d, Sp);
+      kern.softmax(Sp, nb, j0, a.alibi_slopes ? key_pos : nullptr, &panel[p], corr);
       for (int lane = 0; lane < kAttnRowPanel && p * kAttnRowPanel + lane < rows; ++lane)
         if (corr[lane] != 1.0f) Scale(acc + static_cast<int64_t>(p * kAttnRowPanel + lane) * d, corr[lane], d);
     }
-    BlockAccumulateAvx2(S, rows, nb, vrow, d, acc);
+    kern.accumulate(S, rows, nb, vrow, d, acc);
   }
   for (int r = 0; r < rows; ++r) {
     t->m[r] = panel[r / kAttnRowPanel].m[r % kAttnRowPanel];
@@ -239,6 +260,7 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
   acc_buf.resize(static_cast<size_t>(kMaxRows) * d);
   float* acc = acc_buf.data();
   TileRows t;
+  const BlockKernels* simd = d % 16 == 0 ? SimdBlockKernels() : nullptr;
   for (int64_t t0 = 0; t0 < a.n_tokens; t0 += tokens_per_tile) {
     const int nt = static_cast<int>(std::min<int64_t>(tokens_per_tile, a.n_tokens - t0));
     const int rows = nt * G;
@@ -266,7 +288,7 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
         }
       }
     }
-    if (rows >= 8 && d % 16 == 0 && AttentionBlocksAvailable()) TileKeyBlocksAvx2(kv, a, rows, n_max, &t, acc);
+    if (rows >= 8 && simd != nullptr) TileKeyBlocksSimd(*simd, kv, a, rows, n_max, &t, acc);
     else TileKeyBlocks(kv, a, rows, n_max, &t, acc);
     for (int ti = 0; ti < nt; ++ti) {
       for (int g = 0; g < G; ++g) {

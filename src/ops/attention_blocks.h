@@ -1,4 +1,4 @@
-// Register-blocked AVX2 kernels for one key block of AttendFlash's online softmax (prefill tiles of many
+// Register-blocked AVX2 and AVX-512 kernels for one key block of AttendFlash's online softmax (prefill tiles of many
 // query rows). Internal to ops/attention.cpp; the scalar / auto-vectorised twins live there.
 //
 // Layout: query rows are grouped in panels of kAttnRowPanel (16) rows; a panel's scores are stored key-major,
@@ -15,7 +15,8 @@ inline constexpr int kAttnKeyBlock = 64;  // keys per block
 inline constexpr int kAttnRowPanel = 16;  // query rows per panel
 inline constexpr int kAttnPanelFloats = kAttnKeyBlock * kAttnRowPanel;
 
-// True when the CPU runs the kernels below (AVX2 + FMA).
+// True when the CPU runs the AVX2 kernels below (AVX2 + FMA); the AVX-512 twins need AVX-512 F as well
+// (the fast matmul's level, MatMulIsa() == "avx512", implies it).
 bool AttentionBlocksAvailable();
 
 // One panel: S[j * 16 + lane] = sum_i qt[i * 16 + lane] * k_j[i]  for j < nb.
@@ -39,5 +40,10 @@ void BlockSoftmaxAvx2(float* S, int nb, int64_t j0, const int32_t* key_pos, Attn
 
 // acc[r * d + i] += sum_{j < nb} P(r, j) * v_j[i]  for rows r < rows, i < d (d % 16 == 0), P in panel layout.
 void BlockAccumulateAvx2(const float* P, int rows, int nb, const float* const* v, int d, float* acc);
+
+// The same three on 512-bit vectors (ops/attention_blocks_avx512.cpp): the same numbers.
+void BlockScoresAvx512(const float* qt, const float* const* k, int nb, int d, float* S);
+void BlockSoftmaxAvx512(float* S, int nb, int64_t j0, const int32_t* key_pos, AttnPanelRows* rows, float* corr);
+void BlockAccumulateAvx512(const float* P, int rows, int nb, const float* const* v, int d, float* acc);
 
 }  // namespace razor

@@ -15,6 +15,11 @@
 #else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avx512f")
+// GCC 12's avx512fintrin.h reads an _mm512_undefined_* value inside several intrinsics: false
+// -Wuninitialized reports at every use.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
 namespace razor {
@@ -89,6 +94,7 @@ void PanelTileAvx512(const PanelTileArgs& a) {
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
 #endif
 
