@@ -132,10 +132,11 @@ struct Shape {
   int64_t rows, cols, n_tokens;
 };
 
-// Covers rows 1 7 64 576 1536, cols 32..1536, tokens 1 2 5 17 64 and a prefill crossing token blocks.
+// Covers rows 1 7 19 64 576 1536, cols 32..1536 (odd block counts too), tokens 1 2 5 17 64 and a prefill
+// crossing token blocks.
 const Shape kShapes[] = {{1, 32, 1},    {7, 64, 2},     {64, 96, 5},     {576, 576, 17}, {1536, 256, 64},
                          {7, 1536, 64}, {64, 1536, 1},  {576, 1536, 1},  {1536, 576, 2}, {1, 1536, 17},
-                         {64, 512, 130}, {576, 128, 5}, {1536, 1536, 1}, {19, 320, 67}};
+                         {64, 512, 130}, {576, 128, 5}, {1536, 1536, 1}, {19, 320, 67}, {19, 96, 1}};
 
 std::vector<std::string> SupportedIsas() {
   std::vector<std::string> out;
