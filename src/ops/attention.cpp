@@ -143,9 +143,17 @@ void GatherKeyBlock(const KvHeadView& kv, int64_t j0, int nb, int d, bool alibi,
     for (int j = 0; j < nb; ++j) key_pos[j] = KeyPosition(kv, j0 + j);
 }
 
-// The key-block loop of one tile with plain loops (any ISA; decode and small tiles).
-void TileKeyBlocks(const KvHeadView& kv, const AttentionQuery& a, int rows, int64_t n_max, TileRows* t,
-                   float* acc) {
+// The two products of the row-major loop below: the auto-vectorised plain ones, or the AVX-512 row kernels.
+struct RowKernels {
+  void (*scores)(const float* const* q, int rows, int d, const float* const* k, int nb, float scale, float* S);
+  void (*accumulate)(const float* P, int rows, int nb, const float* const* v, int d, float* acc);
+};
+constexpr RowKernels kRowsPlain{BlockScores, BlockAccumulate};
+constexpr RowKernels kRowsAvx512{RowScoresAvx512, RowAccumulateAvx512};
+
+// The key-block loop of one tile with row-major scores (any ISA; decode and small tiles).
+void TileKeyBlocks(const RowKernels& kern, const KvHeadView& kv, const AttentionQuery& a, int rows, int64_t n_max,
+                   TileRows* t, float* acc) {
   const int d = a.head_dim;
   thread_local std::vector<float> score_buf(static_cast<size_t>(kMaxRows) * kKeyBlock);
   float* S = score_buf.data();
@@ -155,7 +163,7 @@ void TileKeyBlocks(const KvHeadView& kv, const AttentionQuery& a, int rows, int6
   for (int64_t j0 = 0; j0 < n_max; j0 += kKeyBlock) {
     const int nb = static_cast<int>(std::min<int64_t>(kKeyBlock, n_max - j0));
     GatherKeyBlock(kv, j0, nb, d, a.alibi_slopes != nullptr, krow, vrow, key_pos);
-    BlockScores(t->q, rows, d, krow, nb, a.scale, S);
+    kern.scores(t->q, rows, d, krow, nb, a.scale, S);
     for (int r = 0; r < rows; ++r) {
       float* sr = S + r * kKeyBlock;
       const int nv = static_cast<int>(std::clamp<int64_t>(t->visible[r] - j0, 0, nb));
@@ -179,7 +187,7 @@ void TileKeyBlocks(const KvHeadView& kv, const AttentionQuery& a, int rows, int6
       for (int j = 0; j < nb; ++j) sum += sr[j];
       t->l[r] += sum;
     }
-    BlockAccumulate(S, rows, nb, vrow, d, acc);
+    kern.accumulate(S, rows, nb, vrow, d, acc);
   }
 }
 
@@ -261,6 +269,7 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
   float* acc = acc_buf.data();
   TileRows t;
   const BlockKernels* simd = d % 16 == 0 ? SimdBlockKernels() : nullptr;
+  const RowKernels& rows_kern = simd == &kBlocksAvx512 && RowBlocksSupportDim(d) ? kRowsAvx512 : kRowsPlain;
   for (int64_t t0 = 0; t0 < a.n_tokens; t0 += tokens_per_tile) {
     const int nt = static_cast<int>(std::min<int64_t>(tokens_per_tile, a.n_tokens - t0));
     const int rows = nt * G;
@@ -289,7 +298,7 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
       }
     }
     if (rows >= 8 && simd != nullptr) TileKeyBlocksSimd(*simd, kv, a, rows, n_max, &t, acc);
-    else TileKeyBlocks(kv, a, rows, n_max, &t, acc);
+    else TileKeyBlocks(rows_kern, kv, a, rows, n_max, &t, acc);
     for (int ti = 0; ti < nt; ++ti) {
       for (int g = 0; g < G; ++g) {
         const int r = ti * G + g;

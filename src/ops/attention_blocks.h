@@ -41,6 +41,16 @@ void BlockSoftmaxAvx2(float* S, int nb, int64_t j0, const int32_t* key_pos, Attn
 // acc[r * d + i] += sum_{j < nb} P(r, j) * v_j[i]  for rows r < rows, i < d (d % 16 == 0), P in panel layout.
 void BlockAccumulateAvx2(const float* P, int rows, int nb, const float* const* v, int d, float* acc);
 
+// Decode tiles (fewer than 8 rows: one query token's group heads) on 512-bit vectors, in the plain loop's
+// row-major score layout S[r * kAttnKeyBlock + j] (ops/attention.cpp). Scores: per key a d-long product
+// vector, 16 keys' vectors summed lane-wise by one transpose-and-add tree, times scale (columns nb .. are
+// scratch). Accumulate: acc[r * d + i] += sum_{j < nb} S[r * kAttnKeyBlock + j] v_j[i]. Both need
+// RowBlocksSupportDim(d): d % 16 == 0, d <= 128.
+bool RowBlocksSupportDim(int d);
+void RowScoresAvx512(const float* const* q, int rows, int d, const float* const* k, int nb, float scale,
+                     float* S);
+void RowAccumulateAvx512(const float* P, int rows, int nb, const float* const* v, int d, float* acc);
+
 // The same three on 512-bit vectors (ops/attention_blocks_avx512.cpp): the same numbers.
 void BlockScoresAvx512(const float* qt, const float* const* k, int nb, int d, float* S);
 void BlockSoftmaxAvx512(float* S, int nb, int64_t j0, const int32_t* key_pos, AttnPanelRows* rows, float* corr);

@@ -127,7 +127,104 @@ __m512 ExpShifted16(__m512 x, __m512 m) {
   return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v0, lo, _CMP_GE_OQ), e);
 }
 
+// Sum of each of 16 vectors: lane j of the result = the 16 lanes of t[j] added (a transpose-and-add tree:
+// pairs within 128-bit blocks, then pairs of pairs, then across the four blocks).
+__m512 SumEach16(const __m512* t) {
+  __m512 u[8], w[4];
+  for (int k = 0; k < 8; ++k)
+    u[k] = _mm512_add_ps(_mm512_unpacklo_ps(t[2 * k], t[2 * k + 1]), _mm512_unpackhi_ps(t[2 * k], t[2 * k + 1]));
+  for (int k = 0; k < 4; ++k)
+    w[k] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * k], u[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_ps(u[2 * k], u[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  // w[k], 128-bit block b, lane i: the block-b part of the sum of t[4k + i].
+  const __m512 x01 = _mm512_add_ps(_mm512_shuffle_f32x4(w[0], w[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm512_shuffle_f32x4(w[0], w[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512 x23 = _mm512_add_ps(_mm512_shuffle_f32x4(w[2], w[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm512_shuffle_f32x4(w[2], w[3], _MM_SHUFFLE(3, 1, 3, 1)));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(x01, x23, _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm512_shuffle_f32x4(x01, x23, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// Scores of one row against keys j0 .. j0 + 15 (rows of d floats; d % 16 == 0, d <= kMaxDim).
+constexpr int kMaxDim = 128;
+template <int C>  // C = d / 16 vectors per row
+void RowScores16(const float* q, const float* const* k, int j0, float scale, float* out) {
+  __m512 qv[C];
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) qv[c] = _mm512_loadu_ps(q + 16 * c);
+  __m512 t[16];
+#pragma GCC unroll 16
+  for (int j = 0; j < 16; ++j) {
+    const float* kj = k[j0 + j];
+    __m512 s = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kj));
+#pragma GCC unroll 16
+    for (int c = 1; c < C; ++c) s = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kj + 16 * c), s);
+    t[j] = s;
+  }
+  _mm512_storeu_ps(out, _mm512_mul_ps(SumEach16(t), _mm512_set1_ps(scale)));
+}
+
+template <int C>
+void RowsScores(const float* const* q, int rows, const float* const* k, int nb, float scale, float* S) {
+  static const float zero_row[kMaxDim] = {};
+  const float* kp[kAttnKeyBlock];  // keys past nb read a zero row (their scores are never used)
+  for (int j = 0; j < kAttnKeyBlock; ++j) kp[j] = j < nb ? k[j] : zero_row;
+  for (int r = 0; r < rows; ++r)
+    for (int j0 = 0; j0 < nb; j0 += 16) RowScores16<C>(q[r], kp, j0, scale, S + r * kAttnKeyBlock + j0);
+}
+
+// acc row += sum_j P[j] v_j over the block's keys (row-major scores), d = 16 C.
+template <int C>
+void RowAccumulate(const float* P, int nb, const float* const* v, float* acc) {
+  __m512 a[C];
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) a[c] = _mm512_loadu_ps(acc + 16 * c);
+  for (int j = 0; j < nb; ++j) {
+    const __m512 p = _mm512_set1_ps(P[j]);
+    const float* vj = v[j];
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) a[c] = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 16 * c), a[c]);
+  }
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) _mm512_storeu_ps(acc + 16 * c, a[c]);
+}
+
 }  // namespace
+
+bool RowBlocksSupportDim(int d) { return d % 16 == 0 && d <= kMaxDim; }
+
+void RowScoresAvx512(const float* const* q, int rows, int d, const float* const* k, int nb, float scale,
+                     float* S) {
+  switch (d / 16) {
+    case 1: return RowsScores<1>(q, rows, k, nb, scale, S);
+    case 2: return RowsScores<2>(q, rows, k, nb, scale, S);
+    case 3: return RowsScores<3>(q, rows, k, nb, scale, S);
+    case 4: return RowsScores<4>(q, rows, k, nb, scale, S);
+    case 5: return RowsScores<5>(q, rows, k, nb, scale, S);
+    case 6: return RowsScores<6>(q, rows, k, nb, scale, S);
+    case 7: return RowsScores<7>(q, rows, k, nb, scale, S);
+    case 8: return RowsScores<8>(q, rows, k, nb, scale, S);
+    default: return;
+  }
+}
+
+void RowAccumulateAvx512(const float* P, int rows, int nb, const float* const* v, int d, float* acc) {
+  for (int r = 0; r < rows; ++r) {
+    const float* pr = P + r * kAttnKeyBlock;
+    float* ar = acc + static_cast<int64_t>(r) * d;
+    switch (d / 16) {
+      case 1: RowAccumulate<1>(pr, nb, v, ar); break;
+      case 2: RowAccumulate<2>(pr, nb, v, ar); break;
+      case 3: RowAccumulate<3>(pr, nb, v, ar); break;
+      case 4: RowAccumulate<4>(pr, nb, v, ar); break;
+      case 5: RowAccumulate<5>(pr, nb, v, ar); break;
+      case 6: RowAccumulate<6>(pr, nb, v, ar); break;
+      case 7: RowAccumulate<7>(pr, nb, v, ar); break;
+      case 8: RowAccumulate<8>(pr, nb, v, ar); break;
+      default: break;
+    }
+  }
+}
 
 void BlockScoresAvx512(const float* qt, const float* const* k, int nb, int d, float* S) {
   int j = 0;
@@ -211,6 +308,9 @@ void BlockAccumulateAvx512(const float* P, int rows, int nb, const float* const*
 
 #else  // not x86-64
 namespace razor {
+bool RowBlocksSupportDim(int) { return false; }
+void RowScoresAvx512(const float* const*, int, int, const float* const*, int, float, float*) {}
+void RowAccumulateAvx512(const float*, int, int, const float* const*, int, float*) {}
 void BlockScoresAvx512(const float*, const float* const*, int, int, float*) {}
 void BlockSoftmaxAvx512(float*, int, int64_t, const int32_t*, AttnPanelRows*, float*) {}
 void BlockAccumulateAvx512(const float*, int, int, const float* const*, int, float*) {}

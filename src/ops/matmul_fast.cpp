@@ -11,12 +11,10 @@
 // DequantTilePath dequantizes a tile of weight rows (~128 KiB of fp32, L2) once and runs the fp32 tile
 // kernel over every token block against it: the dequantization is amortised over the tokens.
 //
-// MatMulFast (MathMode::kInt8): Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q6_K decode meets activations quantized to int8 per
-// 32-block (ActQ8), integer dot products (QuantPath); the rest takes MatMulFp32Act's paths, which are
-// faster there. QuantPath's work unit = (token block of up to kTokenBlock tokens) x (row tile of up to
-// kRowTile weight rows), ordered token block first, so a thread's contiguous range of units keeps one
-// block of activations hot in L2 while it walks weight row tiles (each fits L1: 16 rows x 1536 cols of
-// Q4_1 = 15 KiB). Float weights, K-quant prefill and Q5_K take the same paths as in MatMulFp32Act.
+// MatMulFast (MathMode::kInt8): Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q6_K decode meets the token's activations quantized
+// to int8 per 32-block (ActQ8) in integer dot products (QuantPath: row tiles of kRowTile rows handed out
+// dynamically; two blocks per 512-bit vpdpbusd on AVX-512); everything else (prefill, Q8_0 and Q5_K decode,
+// float weights) takes MatMulFp32Act's paths.
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -37,8 +35,8 @@ namespace razor {
 
 namespace {
 
-constexpr int kRowTile = 16;
-constexpr int kTokenBlock = 64;
+constexpr int kRowTile = 16;    // weight rows per work unit
+constexpr int kTokenBlock = 64;  // tokens per work unit of the float-weight tile kernels
 
 Isa BestIsa() {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -140,27 +138,20 @@ int64_t DecodeGrain(int64_t units, const ThreadPool& pool) {
   return std::max<int64_t>(1, units / (8 * static_cast<int64_t>(pool.size())));
 }
 
-void QuantPath(Isa isa, const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+// Decode with 8-bit activations: the token quantized once (ActQ8), then threads take contiguous runs of
+// row tiles (DecodeGrain) through the integer kernels.
+void QuantPath(Isa isa, const TensorView& w, const float* x, float* y, ThreadPool& pool) {
   const int64_t cols = w.cols();
-  const size_t act_row = ActQ8RowBytes(cols);
-  thread_local std::vector<uint8_t> act;  // [n_tokens][act_row] ActQ8 rows; the caller's, reused
-  act.resize(static_cast<size_t>(n_tokens) * act_row);
-  uint8_t* act_data = act.data();
-  auto quantize = [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) QuantizeRowActQ8(x + t * cols, cols, act_data + t * act_row);
-  };
-  if (n_tokens == 1) quantize(0, 1);
-  else pool.ParallelFor(n_tokens, quantize);
-
-  const Tiling tl = MakeTiling(w.rows(), n_tokens);
-  const int64_t units = tl.n_token_blocks * tl.n_row_tiles;
-  pool.ParallelForDynamic(units, DecodeGrain(units, pool), [&](int64_t u0, int64_t u1) {
-    for (int64_t u = u0; u < u1; ++u) {
-      const int64_t tb = u / tl.n_row_tiles, rt = u % tl.n_row_tiles;
-      const int64_t r0 = rt * kRowTile, t0 = tb * kTokenBlock;
-      QuantTile(isa, QuantTileArgs{w.type, cols / 32, w.row(r0), w.row_bytes(), tl.RowsIn(rt),
-                                   act_data + t0 * act_row, act_row, tl.TokensIn(tb), y + t0 * tl.rows + r0,
-                                   tl.rows});
+  thread_local std::vector<uint8_t> act;  // one ActQ8 row; the caller's, reused
+  act.resize(ActQ8RowBytes(cols));
+  QuantizeRowActQ8(x, cols, act.data());
+  const uint8_t* act_data = act.data();
+  const Tiling tl = MakeTiling(w.rows(), 1);
+  pool.ParallelForDynamic(tl.n_row_tiles, DecodeGrain(tl.n_row_tiles, pool), [&](int64_t rt0, int64_t rt1) {
+    for (int64_t rt = rt0; rt < rt1; ++rt) {
+      const int64_t r0 = rt * kRowTile;
+      QuantTile(isa, QuantTileArgs{w.type, cols / 32, w.row(r0), w.row_bytes(), tl.RowsIn(rt), act_data,
+                                   act.size(), 1, y + r0, tl.rows});
     }
   });
 }
@@ -296,17 +287,15 @@ void MatMulFast(const TensorView& w, const float* x, int64_t n_tokens, float* y,
   const Isa isa = CurrentIsa();
   // Where 8-bit activations are not the better way, the fp32-activation kernels run instead: prefill (the
   // panel GEMM is faster) and Q8_0 decode. Q8_0 is mostly the output head, bound by memory either way (Qwen's
-  // 151936 x 896 head, 1 thread, Zen 5: 21.2 GB/s int8, 21.1 fp32), and 8-bit activations there moved
-  // SmolLM2's logits enough to change a greedy token at a top-2 gap of 0.14. Q4_K / Q6_K decode takes the
-  // integer path (QuantRowQ4_K / QuantRowQ6_K: one maddubs per 32 weights instead of 4 conversions + 4
-  // FMAs). The choice does not depend on the ISA level, so the scalar level stays the SIMD levels' twin.
+  // 151936 x 896 head, 1 thread, Zen 5: 21.2 GB/s int8, 21.1 fp32), so the logits keep fp32 activations
+  // for free. Q4_K / Q6_K decode takes the integer path (QuantRowQ4_K / QuantRowQ6_K: one maddubs per 32
+  // weights instead of 4 conversions + 4 FMAs). The choice does not depend on the ISA level, so the scalar
+  // level stays the SIMD levels' twin.
   const bool decode = n_tokens == 1;
   if (decode && w.type == TensorType::Q8_0) MatVecPath(isa, w, x, y, pool);
-  else if (decode && HasMatVecKernel(w.type)) QuantPath(isa, w, x, n_tokens, y, pool);
-  else if (!decode && IsLegacyQuant(w.type)) DequantTilePath(isa, w, x, n_tokens, y, pool);
-  else if (IsLegacyQuant(w.type)) QuantPath(isa, w, x, n_tokens, y, pool);
+  else if (decode && (IsLegacyQuant(w.type) || HasMatVecKernel(w.type))) QuantPath(isa, w, x, y, pool);
+  else if (IsLegacyQuant(w.type) || IsKQuant(w.type)) DequantTilePath(isa, w, x, n_tokens, y, pool);
   else if (IsFloat(w.type)) FloatPath(isa, w, x, n_tokens, y, pool);
-  else if (IsKQuant(w.type)) DequantTilePath(isa, w, x, n_tokens, y, pool);
   else MatMulReference(w, x, n_tokens, y, pool);
 }
 
