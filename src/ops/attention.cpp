@@ -143,12 +143,13 @@ void GatherKeyBlock(const KvHeadView& kv, int64_t j0, int nb, int d, bool alibi,
     for (int j = 0; j < nb; ++j) key_pos[j] = KeyPosition(kv, j0 + j);
 }
 
-// The two products of the row-major loop below: the auto-vectorised plain ones, or the AVX-512 row kernels.
+// The two products of the row-major loop below: the auto-vectorised plain ones, or the SIMD row kernels.
 struct RowKernels {
   void (*scores)(const float* const* q, int rows, int d, const float* const* k, int nb, float scale, float* S);
   void (*accumulate)(const float* P, int rows, int nb, const float* const* v, int d, float* acc);
 };
 constexpr RowKernels kRowsPlain{BlockScores, BlockAccumulate};
+constexpr RowKernels kRowsAvx2{RowScoresAvx2, RowAccumulateAvx2};
 constexpr RowKernels kRowsAvx512{RowScoresAvx512, RowAccumulateAvx512};
 
 // The key-block loop of one tile with row-major scores (any ISA; decode and small tiles).
@@ -269,7 +270,9 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
   float* acc = acc_buf.data();
   TileRows t;
   const BlockKernels* simd = d % 16 == 0 ? SimdBlockKernels() : nullptr;
-  const RowKernels& rows_kern = simd == &kBlocksAvx512 && RowBlocksSupportDim(d) ? kRowsAvx512 : kRowsPlain;
+  const RowKernels& rows_kern = simd == nullptr || !RowBlocksSupportDim(d) ? kRowsPlain
+                                : simd == &kBlocksAvx512                  ? kRowsAvx512
+                                                                          : kRowsAvx2;
   for (int64_t t0 = 0; t0 < a.n_tokens; t0 += tokens_per_tile) {
     const int nt = static_cast<int>(std::min<int64_t>(tokens_per_tile, a.n_tokens - t0));
     const int rows = nt * G;

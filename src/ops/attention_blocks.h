@@ -41,12 +41,15 @@ void BlockSoftmaxAvx2(float* S, int nb, int64_t j0, const int32_t* key_pos, Attn
 // acc[r * d + i] += sum_{j < nb} P(r, j) * v_j[i]  for rows r < rows, i < d (d % 16 == 0), P in panel layout.
 void BlockAccumulateAvx2(const float* P, int rows, int nb, const float* const* v, int d, float* acc);
 
-// Decode tiles (fewer than 8 rows: one query token's group heads) on 512-bit vectors, in the plain loop's
-// row-major score layout S[r * kAttnKeyBlock + j] (ops/attention.cpp). Scores: per key a d-long product
-// vector, 16 keys' vectors summed lane-wise by one transpose-and-add tree, times scale (columns nb .. are
-// scratch). Accumulate: acc[r * d + i] += sum_{j < nb} S[r * kAttnKeyBlock + j] v_j[i]. Both need
-// RowBlocksSupportDim(d): d % 16 == 0, d <= 128.
-bool RowBlocksSupportDim(int d);
+// Decode tiles (fewer than 8 rows: one query token's group heads), in the plain loop's row-major score
+// layout S[r * kAttnKeyBlock + j] (ops/attention.cpp), on 256-bit (AVX2 + FMA) or 512-bit vectors. Scores: per
+// key a product vector over d, 8 / 16 keys' vectors summed lane-wise by one transpose-and-add tree, times scale
+// (columns nb .. of a row are scratch). Accumulate: acc[r * d + i] += sum_{j < nb} S[r * kAttnKeyBlock + j]
+// v_j[i]. Both need RowBlocksSupportDim(d).
+inline constexpr int kRowBlocksMaxDim = 128;
+inline bool RowBlocksSupportDim(int d) { return d % 16 == 0 && d <= kRowBlocksMaxDim; }
+void RowScoresAvx2(const float* const* q, int rows, int d, const float* const* k, int nb, float scale, float* S);
+void RowAccumulateAvx2(const float* P, int rows, int nb, const float* const* v, int d, float* acc);
 void RowScoresAvx512(const float* const* q, int rows, int d, const float* const* k, int nb, float scale,
                      float* S);
 void RowAccumulateAvx512(const float* P, int rows, int nb, const float* const* v, int d, float* acc);

@@ -125,7 +125,84 @@ void SoftmaxHalf(float* S, int nb, int64_t j0, const int32_t* key_pos, AttnPanel
   _mm256_storeu_ps(corr + o, c);
 }
 
+// Lane j of the result = the 8 lanes of t[j] added (transpose-and-add tree).
+__m256 SumEach8(const __m256* t) {
+  __m256 u[4];
+  for (int k = 0; k < 4; ++k)
+    u[k] = _mm256_add_ps(_mm256_unpacklo_ps(t[2 * k], t[2 * k + 1]), _mm256_unpackhi_ps(t[2 * k], t[2 * k + 1]));
+  const __m256 w0 = _mm256_add_ps(_mm256_shuffle_ps(u[0], u[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                  _mm256_shuffle_ps(u[0], u[1], _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m256 w1 = _mm256_add_ps(_mm256_shuffle_ps(u[2], u[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                                  _mm256_shuffle_ps(u[2], u[3], _MM_SHUFFLE(3, 2, 3, 2)));
+  // w0 / w1, 128-bit half h, lane i: the half-h part of the sum of t[i] / t[4 + i].
+  return _mm256_add_ps(_mm256_permute2f128_ps(w0, w1, 0x20), _mm256_permute2f128_ps(w0, w1, 0x31));
+}
+
+// Scores of one row against keys j0 .. j0 + 7: per key a product vector over d = 8 C floats, summed by
+// SumEach8 (q is read from L1 per 8-float chunk: 16 ymm registers cannot hold it and 8 sums at once).
+template <int C>
+void RowScores8(const float* q, const float* const* k, int j0, float scale, float* out) {
+  __m256 t[8];
+  for (int j = 0; j < 8; ++j) t[j] = _mm256_mul_ps(_mm256_loadu_ps(q), _mm256_loadu_ps(k[j0 + j]));
+  for (int c = 1; c < C; ++c) {
+    const __m256 qv = _mm256_loadu_ps(q + 8 * c);
+    for (int j = 0; j < 8; ++j) t[j] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[j0 + j] + 8 * c), t[j]);
+  }
+  _mm256_storeu_ps(out, _mm256_mul_ps(SumEach8(t), _mm256_set1_ps(scale)));
+}
+
+template <int C>
+void RowsScores8(const float* const* q, int rows, const float* const* k, int nb, float scale, float* S) {
+  static const float zero_row[kRowBlocksMaxDim] = {};
+  const float* kp[kAttnKeyBlock];  // keys past nb read a zero row (their scores are never used)
+  for (int j = 0; j < kAttnKeyBlock; ++j) kp[j] = j < nb ? k[j] : zero_row;
+  for (int r = 0; r < rows; ++r)
+    for (int j0 = 0; j0 < nb; j0 += 8) RowScores8<C>(q[r], kp, j0, scale, S + r * kAttnKeyBlock + j0);
+}
+
+// acc[0 .. 8 C) += sum_j P[j] v_j[off .. off + 8 C), the accumulator chunk held in registers.
+template <int C>
+void RowAccumulate8(const float* P, int nb, const float* const* v, int off, float* acc) {
+  __m256 a[C];
+  for (int c = 0; c < C; ++c) a[c] = _mm256_loadu_ps(acc + 8 * c);
+  for (int j = 0; j < nb; ++j) {
+    const __m256 p = _mm256_set1_ps(P[j]);
+    const float* vj = v[j] + off;
+    for (int c = 0; c < C; ++c) a[c] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 8 * c), a[c]);
+  }
+  for (int c = 0; c < C; ++c) _mm256_storeu_ps(acc + 8 * c, a[c]);
+}
+
 }  // namespace
+
+void RowScoresAvx2(const float* const* q, int rows, int d, const float* const* k, int nb, float scale, float* S) {
+  switch (d / 8) {
+    case 2: return RowsScores8<2>(q, rows, k, nb, scale, S);
+    case 4: return RowsScores8<4>(q, rows, k, nb, scale, S);
+    case 6: return RowsScores8<6>(q, rows, k, nb, scale, S);
+    case 8: return RowsScores8<8>(q, rows, k, nb, scale, S);
+    case 10: return RowsScores8<10>(q, rows, k, nb, scale, S);
+    case 12: return RowsScores8<12>(q, rows, k, nb, scale, S);
+    case 14: return RowsScores8<14>(q, rows, k, nb, scale, S);
+    case 16: return RowsScores8<16>(q, rows, k, nb, scale, S);
+    default: return;
+  }
+}
+
+void RowAccumulateAvx2(const float* P, int rows, int nb, const float* const* v, int d, float* acc) {
+  for (int r = 0; r < rows; ++r) {
+    const float* pr = P + r * kAttnKeyBlock;
+    float* ar = acc + static_cast<int64_t>(r) * d;
+    int off = 0;
+    for (; off + 64 <= d; off += 64) RowAccumulate8<8>(pr, nb, v, off, ar + off);
+    switch ((d - off) / 16) {  // d % 16 == 0
+      case 3: RowAccumulate8<6>(pr, nb, v, off, ar + off); break;
+      case 2: RowAccumulate8<4>(pr, nb, v, off, ar + off); break;
+      case 1: RowAccumulate8<2>(pr, nb, v, off, ar + off); break;
+      default: break;
+    }
+  }
+}
 
 void BlockScoresAvx2(const float* qt, const float* const* k, int nb, int d, float* S) {
   int j = 0;
@@ -172,5 +249,7 @@ bool AttentionBlocksAvailable() { return false; }
 void BlockScoresAvx2(const float*, const float* const*, int, int, float*) {}
 void BlockSoftmaxAvx2(float*, int, int64_t, const int32_t*, AttnPanelRows*, float*) {}
 void BlockAccumulateAvx2(const float*, int, int, const float* const*, int, float*) {}
+void RowScoresAvx2(const float* const*, int, int, const float* const*, int, float, float*) {}
+void RowAccumulateAvx2(const float*, int, int, const float* const*, int, float*) {}
 }  // namespace razor
 #endif

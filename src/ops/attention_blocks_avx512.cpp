@@ -145,8 +145,7 @@ __m512 SumEach16(const __m512* t) {
                        _mm512_shuffle_f32x4(x01, x23, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
-// Scores of one row against keys j0 .. j0 + 15 (rows of d floats; d % 16 == 0, d <= kMaxDim).
-constexpr int kMaxDim = 128;
+// Scores of one row against keys j0 .. j0 + 15 (rows of d floats; RowBlocksSupportDim(d)).
 template <int C>  // C = d / 16 vectors per row
 void RowScores16(const float* q, const float* const* k, int j0, float scale, float* out) {
   __m512 qv[C];
@@ -166,7 +165,7 @@ void RowScores16(const float* q, const float* const* k, int j0, float scale, flo
 
 template <int C>
 void RowsScores(const float* const* q, int rows, const float* const* k, int nb, float scale, float* S) {
-  static const float zero_row[kMaxDim] = {};
+  static const float zero_row[kRowBlocksMaxDim] = {};
   const float* kp[kAttnKeyBlock];  // keys past nb read a zero row (their scores are never used)
   for (int j = 0; j < kAttnKeyBlock; ++j) kp[j] = j < nb ? k[j] : zero_row;
   for (int r = 0; r < rows; ++r)
@@ -190,8 +189,6 @@ void RowAccumulate(const float* P, int nb, const float* const* v, float* acc) {
 }
 
 }  // namespace
-
-bool RowBlocksSupportDim(int d) { return d % 16 == 0 && d <= kMaxDim; }
 
 void RowScoresAvx512(const float* const* q, int rows, int d, const float* const* k, int nb, float scale,
                      float* S) {
@@ -308,7 +305,6 @@ void BlockAccumulateAvx512(const float* P, int rows, int nb, const float* const*
 
 #else  // not x86-64
 namespace razor {
-bool RowBlocksSupportDim(int) { return false; }
 void RowScoresAvx512(const float* const*, int, int, const float* const*, int, float, float*) {}
 void RowAccumulateAvx512(const float*, int, int, const float* const*, int, float*) {}
 void BlockScoresAvx512(const float*, const float* const*, int, int, float*) {}
