@@ -9,6 +9,7 @@
 
 #include "ops/attention.h"
 #include "ops/matmul.h"
+#include "simd_levels_for_tests.h"
 
 namespace razor {
 namespace {
@@ -48,27 +49,7 @@ RandomHead MakeHead(std::mt19937& rng, int64_t len, int d, bool gaps, int64_t co
   return h;
 }
 
-// SIMD levels this CPU runs (the attention block kernels follow the fast matmul's level, MatMulIsa()).
-std::vector<std::string> SupportedIsas() {
-  std::vector<std::string> out;
-  const std::string best = MatMulIsa();
-  for (const char* name : {"scalar", "avx2", "avx512"})
-    if (SetMatMulIsa(name)) out.push_back(name);
-  SetMatMulIsa(best.c_str());
-  return out;
-}
-
-// Runs body once per SIMD level, then restores the best one.
-template <class Body>
-void ForEachIsa(Body body) {
-  const std::string best = MatMulIsa();
-  for (const std::string& isa : SupportedIsas()) {
-    SCOPED_TRACE("isa " + isa);
-    ASSERT_TRUE(SetMatMulIsa(isa.c_str()));
-    body();
-  }
-  SetMatMulIsa(best.c_str());
-}
+using testing::ForEachIsa;
 
 TEST(AttentionTest, FlashMatchesReferenceOnRaggedHeads) {
   ForEachIsa([] {

@@ -17,6 +17,7 @@
 #include "ops/dequantize.h"
 #include "ops/matmul.h"
 #include "ops/quantize_activations.h"
+#include "simd_levels_for_tests.h"
 
 namespace razor {
 namespace {
@@ -138,14 +139,7 @@ const Shape kShapes[] = {{1, 32, 1},    {7, 64, 2},     {64, 96, 5},     {576, 5
                          {7, 1536, 64}, {64, 1536, 1},  {576, 1536, 1},  {1536, 576, 2}, {1, 1536, 17},
                          {64, 512, 130}, {576, 128, 5}, {1536, 1536, 1}, {19, 320, 67}, {19, 96, 1}};
 
-std::vector<std::string> SupportedIsas() {
-  std::vector<std::string> out;
-  const std::string best = MatMulIsa();
-  for (const char* name : {"scalar", "avx2", "avx512"})
-    if (SetMatMulIsa(name)) out.push_back(name);
-  SetMatMulIsa(best.c_str());
-  return out;
-}
+using testing::SupportedIsas;
 
 class MatMulFastVsReference : public ::testing::TestWithParam<TensorType> {};
 
