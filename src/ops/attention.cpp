@@ -222,7 +222,8 @@ void TileKeyBlocksSimd(const BlockKernels& kern, const KvHeadView& kv, const Att
   qt_buf.assign(static_cast<size_t>(n_panels) * d * kAttnRowPanel, 0.0f);
   for (int r = 0; r < rows; ++r)
     for (int i = 0; i < d; ++i)
-      qt_buf[(static_cast<size_t>(r / kAttnRowPanel) * d + i) * kAttnRowPanel + r % kAttnRowPanel] = t->q[r][i] * a.scale;
+      qt_buf[(static_cast<size_t>(r / kAttnRowPanel) * d + i) * kAttnRowPanel + r % kAttnRowPanel] =
+          t->q[r][i] * a.scale;
   AttnPanelRows panel[kPanels];
   for (int r = 0; r < n_panels * kAttnRowPanel; ++r) {
     AttnPanelRows& pr = panel[r / kAttnRowPanel];

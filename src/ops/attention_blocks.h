@@ -1,5 +1,6 @@
-// Register-blocked AVX2 and AVX-512 kernels for one key block of AttendFlash's online softmax (prefill tiles of many
-// query rows). Internal to ops/attention.cpp; the scalar / auto-vectorised twins live there.
+// Register-blocked AVX2 and AVX-512 kernels for one key block of AttendFlash's online softmax: prefill tiles of
+// many query rows, and row kernels for decode tiles. Internal to ops/attention.cpp; the scalar /
+// auto-vectorised twins live there.
 //
 // Layout: query rows are grouped in panels of kAttnRowPanel (16) rows; a panel's scores are stored key-major,
 //   S[p * kAttnPanelFloats + j * kAttnRowPanel + lane]  for row r = p * 16 + lane, key j < kAttnKeyBlock,
@@ -41,10 +42,15 @@ void BlockSoftmaxAvx2(float* S, int nb, int64_t j0, const int32_t* key_pos, Attn
 // acc[r * d + i] += sum_{j < nb} P(r, j) * v_j[i]  for rows r < rows, i < d (d % 16 == 0), P in panel layout.
 void BlockAccumulateAvx2(const float* P, int rows, int nb, const float* const* v, int d, float* acc);
 
+// The same three on 512-bit vectors (ops/attention_blocks_avx512.cpp): the same numbers.
+void BlockScoresAvx512(const float* qt, const float* const* k, int nb, int d, float* S);
+void BlockSoftmaxAvx512(float* S, int nb, int64_t j0, const int32_t* key_pos, AttnPanelRows* rows, float* corr);
+void BlockAccumulateAvx512(const float* P, int rows, int nb, const float* const* v, int d, float* acc);
+
 // Decode tiles (fewer than 8 rows: one query token's group heads), in the plain loop's row-major score
-// layout S[r * kAttnKeyBlock + j] (ops/attention.cpp), on 256-bit (AVX2 + FMA) or 512-bit vectors. Scores: per
-// key a product vector over d, 8 / 16 keys' vectors summed lane-wise by one transpose-and-add tree, times scale
-// (columns nb .. of a row are scratch). Accumulate: acc[r * d + i] += sum_{j < nb} S[r * kAttnKeyBlock + j]
+// layout S[r * kAttnKeyBlock + j] (ops/attention.cpp), on 256-bit (AVX2 + FMA) or 512-bit vectors. Scores:
+// per key a product vector over d, 8 / 16 keys' vectors summed lane-wise by one transpose-and-add tree, times
+// scale (columns nb .. of a row are scratch). Accumulate: acc[r * d + i] += sum_{j < nb} S[r * kAttnKeyBlock + j]
 // v_j[i]. Both need RowBlocksSupportDim(d).
 inline constexpr int kRowBlocksMaxDim = 128;
 inline bool RowBlocksSupportDim(int d) { return d % 16 == 0 && d <= kRowBlocksMaxDim; }
@@ -53,10 +59,5 @@ void RowAccumulateAvx2(const float* P, int rows, int nb, const float* const* v, 
 void RowScoresAvx512(const float* const* q, int rows, int d, const float* const* k, int nb, float scale,
                      float* S);
 void RowAccumulateAvx512(const float* P, int rows, int nb, const float* const* v, int d, float* acc);
-
-// The same three on 512-bit vectors (ops/attention_blocks_avx512.cpp): the same numbers.
-void BlockScoresAvx512(const float* qt, const float* const* k, int nb, int d, float* S);
-void BlockSoftmaxAvx512(float* S, int nb, int64_t j0, const int32_t* key_pos, AttnPanelRows* rows, float* corr);
-void BlockAccumulateAvx512(const float* P, int rows, int nb, const float* const* v, int d, float* acc);
 
 }  // namespace razor
