@@ -49,8 +49,9 @@ void ScoresKeys(const float* qt, const float* const* k, int j0, int d, float* S)
   for (int a = 0; a < A; ++a) _mm512_storeu_ps(S + static_cast<int64_t>(j0 + a) * kAttnRowPanel, c[a]);
 }
 
-// acc rows r0 .. r0 + A - 1, dims i0 .. i0 + 31: += sum_j P(r, j) v_j.
-template <int A>
+// acc rows r0 .. r0 + A - 1, dims i0 .. i0 + 16 V - 1: += sum_j P(r, j) v_j (V = 2, or 1 for the last 16
+// dims when d % 32 == 16).
+template <int A, int V>
 void AccumulateRows(const float* P, int r0, int nb, const float* const* v, int i0, int d, float* acc) {
   const float* prow[A];  // P(r, j) = prow[a][j * kAttnRowPanel]
   float* arow[A];
@@ -60,52 +61,34 @@ void AccumulateRows(const float* P, int r0, int nb, const float* const* v, int i
     prow[a] = P + static_cast<int64_t>(r / kAttnRowPanel) * kAttnPanelFloats + r % kAttnRowPanel;
     arow[a] = acc + static_cast<int64_t>(r) * d + i0;
   }
-  __m512 c0[A], c1[A];
+  __m512 c[A][V];
 #pragma GCC unroll 8
-  for (int a = 0; a < A; ++a) c0[a] = _mm512_loadu_ps(arow[a]), c1[a] = _mm512_loadu_ps(arow[a] + 16);
+  for (int a = 0; a < A; ++a)
+#pragma GCC unroll 2
+    for (int h = 0; h < V; ++h) c[a][h] = _mm512_loadu_ps(arow[a] + 16 * h);
   for (int j = 0; j < nb; ++j) {
-    const __m512 x0 = _mm512_loadu_ps(v[j] + i0), x1 = _mm512_loadu_ps(v[j] + i0 + 16);
+    __m512 x[V];
+#pragma GCC unroll 2
+    for (int h = 0; h < V; ++h) x[h] = _mm512_loadu_ps(v[j] + i0 + 16 * h);
     const int64_t pj = static_cast<int64_t>(j) * kAttnRowPanel;
 #pragma GCC unroll 8
     for (int a = 0; a < A; ++a) {
       const __m512 b = _mm512_set1_ps(prow[a][pj]);
-      c0[a] = _mm512_fmadd_ps(b, x0, c0[a]);
-      c1[a] = _mm512_fmadd_ps(b, x1, c1[a]);
+#pragma GCC unroll 2
+      for (int h = 0; h < V; ++h) c[a][h] = _mm512_fmadd_ps(b, x[h], c[a][h]);
     }
   }
 #pragma GCC unroll 8
-  for (int a = 0; a < A; ++a) _mm512_storeu_ps(arow[a], c0[a]), _mm512_storeu_ps(arow[a] + 16, c1[a]);
-}
-
-// The same, 16 dims (d % 32 == 16: the last 16 dims).
-template <int A>
-void AccumulateRows16(const float* P, int r0, int nb, const float* const* v, int i0, int d, float* acc) {
-  const float* prow[A];
-  float* arow[A];
-#pragma GCC unroll 8
-  for (int a = 0; a < A; ++a) {
-    const int r = r0 + a;
-    prow[a] = P + static_cast<int64_t>(r / kAttnRowPanel) * kAttnPanelFloats + r % kAttnRowPanel;
-    arow[a] = acc + static_cast<int64_t>(r) * d + i0;
-  }
-  __m512 c[A];
-#pragma GCC unroll 8
-  for (int a = 0; a < A; ++a) c[a] = _mm512_loadu_ps(arow[a]);
-  for (int j = 0; j < nb; ++j) {
-    const __m512 x = _mm512_loadu_ps(v[j] + i0);
-    const int64_t pj = static_cast<int64_t>(j) * kAttnRowPanel;
-#pragma GCC unroll 8
-    for (int a = 0; a < A; ++a) c[a] = _mm512_fmadd_ps(_mm512_set1_ps(prow[a][pj]), x, c[a]);
-  }
-#pragma GCC unroll 8
-  for (int a = 0; a < A; ++a) _mm512_storeu_ps(arow[a], c[a]);
+  for (int a = 0; a < A; ++a)
+#pragma GCC unroll 2
+    for (int h = 0; h < V; ++h) _mm512_storeu_ps(arow[a] + 16 * h, c[a][h]);
 }
 
 template <int A>
 void AccumulateAllDims(const float* P, int r0, int nb, const float* const* v, int d, float* acc) {
   int i0 = 0;
-  for (; i0 + 32 <= d; i0 += 32) AccumulateRows<A>(P, r0, nb, v, i0, d, acc);
-  if (i0 < d) AccumulateRows16<A>(P, r0, nb, v, i0, d, acc);
+  for (; i0 + 32 <= d; i0 += 32) AccumulateRows<A, 2>(P, r0, nb, v, i0, d, acc);
+  if (i0 < d) AccumulateRows<A, 1>(P, r0, nb, v, i0, d, acc);
 }
 
 // ExpShifted8 of attention_blocks_avx2.cpp on 16 lanes (the same operations, so the same values).

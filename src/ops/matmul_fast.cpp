@@ -191,10 +191,22 @@ void DequantTile(Isa isa, const DequantTileArgs& a) {
 void MatVecPath(Isa isa, const TensorView& w, const float* x, float* y, ThreadPool& pool) {
   const int64_t rows = w.rows(), cols = w.cols();
   const int64_t n_row_tiles = (rows + kRowTile - 1) / kRowTile;
+  // Q4_K's mins meet the sums of x over its 32-element sub-blocks: once per product, not per row or grab.
+  thread_local std::vector<float> xs;  // the caller's, read by the workers through xs_data
+  const float* xs_data = nullptr;
+  if (w.type == TensorType::Q4_K) {
+    xs.resize(static_cast<size_t>(cols / 32));
+    for (int64_t c = 0; c < cols / 32; ++c) {
+      float sum = 0.0f;
+      for (int i = 0; i < 32; ++i) sum += x[c * 32 + i];
+      xs[c] = sum;
+    }
+    xs_data = xs.data();
+  }
   pool.ParallelForDynamic(n_row_tiles, DecodeGrain(n_row_tiles, pool), [&](int64_t rt0, int64_t rt1) {
     const int64_t r0 = rt0 * kRowTile, r1 = std::min(rows, rt1 * kRowTile);
     MatVecTile(isa, MatVecArgs{w.type, cols / 32, cols, w.row(r0), w.row_bytes(), static_cast<int>(r1 - r0), x,
-                               y + r0});
+                               y + r0, xs_data});
   });
 }
 

@@ -10,7 +10,6 @@
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
-#include <vector>
 
 #include "ops/quant_blocks.h"
 #include "ops/quantize_activations.h"

@@ -61,6 +61,7 @@ struct MatVecArgs {
   int nr;
   const float* x;  // [cols]
   float* y;        // [nr]
+  const float* xs = nullptr;  // [nb] sums of x over its 32-element blocks (Q4_K mins), made once per product
 };
 
 // fp32-activation prefill: nr weight rows dequantized to fp32, row r at out + r * out_stride
