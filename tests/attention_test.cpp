@@ -105,6 +105,55 @@ TEST(AttentionTest, FlashMatchesReferenceOnRaggedHeads) {
 }
 
 // The AVX-512 block kernels run the same chains of fp32 operations as the AVX2 ones: the same bits.
+// Decode: one query token of every group size a decode tile has (1..7 heads, the row kernels: p.v for
+// several rows at once), over a paged head whose first token sits mid-block (first_row > 0, as a compressed
+// head's is) and whose blocks are split at every block_tokens-th key.
+TEST(AttentionTest, DecodeTileOfEveryGroupSizeMatchesReference) {
+  ForEachIsa([] {
+    std::mt19937 rng(11);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (int d : {16, 64, 80, 128}) {
+      for (int64_t len : {1, 64, 200}) {
+        for (int group = 1; group <= 7; ++group) {
+          RandomHead h = MakeHead(rng, len, d, /*gaps=*/false, /*comp_count=*/0);
+          constexpr int64_t kBlockTokens = 16, kFirstRow = 5;
+          std::vector<float> k_pages, v_pages;  // blocks of kBlockTokens rows; token j at row kFirstRow + j
+          const int64_t n_blocks = (kFirstRow + len + kBlockTokens - 1) / kBlockTokens;
+          k_pages.assign(static_cast<size_t>(n_blocks * kBlockTokens * d), 1e30f);  // unused rows poisoned
+          v_pages = k_pages;
+          for (int64_t j = 0; j < len; ++j)
+            for (int i = 0; i < d; ++i) {
+              k_pages[(kFirstRow + j) * d + i] = h.k[j * d + i];
+              v_pages[(kFirstRow + j) * d + i] = h.v[j * d + i];
+            }
+          std::vector<const float*> kb, vb;
+          for (int64_t b = 0; b < n_blocks; ++b) {
+            kb.push_back(k_pages.data() + b * kBlockTokens * d);
+            vb.push_back(v_pages.data() + b * kBlockTokens * d);
+          }
+          KvHeadView paged = h.view;
+          paged.k = paged.v = nullptr;
+          paged.k_blocks = kb.data();
+          paged.v_blocks = vb.data();
+          paged.block_tokens = kBlockTokens;
+          paged.first_row = kFirstRow;
+          std::vector<float> q(static_cast<size_t>(group) * d), o_ref(q.size()), o_fast(q.size());
+          for (auto& x : q) x = nd(rng);
+          const int32_t pos = static_cast<int32_t>(len - 1);
+          AttentionQuery a{q.data(), group * d, &pos, 1, group, d, 1.0f / std::sqrt(float(d)), o_ref.data(),
+                           group * d};
+          AttendReference(h.view, a);
+          a.out = o_fast.data();
+          AttendFlash(paged, a);
+          for (size_t i = 0; i < q.size(); ++i)
+            ASSERT_NEAR(o_fast[i], o_ref[i], 2e-5f * (1.0f + std::fabs(o_ref[i])))
+                << "d=" << d << " len=" << len << " group=" << group << " i=" << i;
+        }
+      }
+    }
+  });
+}
+
 TEST(AttentionTest, Avx512BlocksGiveTheAvx2Numbers) {
   const std::string best = MatMulIsa();
   if (!SetMatMulIsa("avx512") || !SetMatMulIsa("avx2")) GTEST_SKIP() << "needs a CPU with AVX-512";

@@ -135,9 +135,21 @@ struct TileRows {
 // Row pointers of keys j0 .. j0 + nb and, under ALiBi, their positions (both tile loops read a block this way).
 void GatherKeyBlock(const KvHeadView& kv, int64_t j0, int nb, int d, bool alibi, const float** krow,
                     const float** vrow, int32_t* key_pos) {
-  for (int j = 0; j < nb; ++j) {
-    krow[j] = kv.key(j0 + j, d);
-    vrow[j] = kv.value(j0 + j, d);
+  if (kv.block_tokens == 0) {
+    for (int j = 0; j < nb; ++j) {
+      krow[j] = kv.key(j0 + j, d);
+      vrow[j] = kv.value(j0 + j, d);
+    }
+  } else {  // paged: walk the pool blocks instead of dividing per key (KvHeadView::key's arithmetic)
+    int64_t r = kv.first_row + j0, b = r / kv.block_tokens, row = r % kv.block_tokens;
+    for (int j = 0; j < nb; ++j) {
+      krow[j] = kv.k_blocks[b] + row * d;
+      vrow[j] = kv.v_blocks[b] + row * d;
+      if (++row == kv.block_tokens) {
+        row = 0;
+        ++b;
+      }
+    }
   }
   if (alibi)  // key positions only matter for the ALiBi distance
     for (int j = 0; j < nb; ++j) key_pos[j] = KeyPosition(kv, j0 + j);
@@ -175,8 +187,7 @@ void TileKeyBlocks(const RowKernels& kern, const KvHeadView& kv, const Attention
         std::fill(sr, sr + nb, 0.0f);
         continue;
       }
-      float bm = t->m[r];
-      for (int j = 0; j < nv; ++j) bm = std::max(bm, sr[j]);
+      const float bm = MaxOf(sr, nv, t->m[r]);
       const float correction = std::exp(t->m[r] - bm);  // rescale what was accumulated under the old max
       if (correction != 1.0f) {
         t->l[r] *= correction;
@@ -184,9 +195,7 @@ void TileKeyBlocks(const RowKernels& kern, const KvHeadView& kv, const Attention
       }
       t->m[r] = bm;
       ExpShiftedInPlace(sr, bm, nb);
-      float sum = 0.0f;
-      for (int j = 0; j < nb; ++j) sum += sr[j];
-      t->l[r] += sum;
+      t->l[r] += SumOf(sr, nb);
     }
     kern.accumulate(S, rows, nb, vrow, d, acc);
   }

@@ -151,24 +151,59 @@ void RowsScores(const float* const* q, int rows, const float* const* k, int nb, 
   static const float zero_row[kRowBlocksMaxDim] = {};
   const float* kp[kAttnKeyBlock];  // keys past nb read a zero row (their scores are never used)
   for (int j = 0; j < kAttnKeyBlock; ++j) kp[j] = j < nb ? k[j] : zero_row;
-  for (int r = 0; r < rows; ++r)
-    for (int j0 = 0; j0 < nb; j0 += 16) RowScores16<C>(q[r], kp, j0, scale, S + r * kAttnKeyBlock + j0);
+  // Keys outer, rows inner: the block's keys are read once from memory, in order (each 16-key group then
+  // serves every row from L1), instead of one pass over the block per row.
+  for (int j0 = 0; j0 < nb; j0 += 16)
+    for (int r = 0; r < rows; ++r) RowScores16<C>(q[r], kp, j0, scale, S + r * kAttnKeyBlock + j0);
 }
 
-// acc row += sum_j P[j] v_j over the block's keys (row-major scores), d = 16 C.
-template <int C>
-void RowAccumulate(const float* P, int nb, const float* const* v, float* acc) {
-  __m512 a[C];
+// acc row r += sum_j P[r * kAttnKeyBlock + j] v_j for R rows at once (row-major scores, rows d = 16 C floats
+// apart): each v_j is loaded once for all R rows, and the R x C accumulators are independent FMA chains (one
+// row alone was a chain of nb FMAs on C registers, bound by FMA latency).
+template <int C, int R>
+void RowsAccumulate(const float* P, int nb, const float* const* v, float* acc) {
+  __m512 a[R][C];
 #pragma GCC unroll 16
-  for (int c = 0; c < C; ++c) a[c] = _mm512_loadu_ps(acc + 16 * c);
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) a[r][c] = _mm512_loadu_ps(acc + r * 16 * C + 16 * c);
   for (int j = 0; j < nb; ++j) {
-    const __m512 p = _mm512_set1_ps(P[j]);
     const float* vj = v[j];
+    __m512 vv[C];
 #pragma GCC unroll 16
-    for (int c = 0; c < C; ++c) a[c] = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 16 * c), a[c]);
+    for (int c = 0; c < C; ++c) vv[c] = _mm512_loadu_ps(vj + 16 * c);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512 p = _mm512_set1_ps(P[r * kAttnKeyBlock + j]);
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) a[r][c] = _mm512_fmadd_ps(p, vv[c], a[r][c]);
+    }
   }
 #pragma GCC unroll 16
-  for (int c = 0; c < C; ++c) _mm512_storeu_ps(acc + 16 * c, a[c]);
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) _mm512_storeu_ps(acc + r * 16 * C + 16 * c, a[r][c]);
+}
+
+// Rows in groups of as many as keep R x C accumulators + C values within 32 registers (7 rows at d = 64),
+// then the rest (fewer than a group) as one smaller group.
+template <int C>
+constexpr int kAccumulateRows = 28 / C < 7 ? 28 / C : 7;
+
+template <int C, int R>
+void AccumulateRest(const float* P, int rows, int nb, const float* const* v, float* acc) {
+  if constexpr (R >= 1) {
+    if (rows == R) return RowsAccumulate<C, R>(P, nb, v, acc);
+    AccumulateRest<C, R - 1>(P, rows, nb, v, acc);
+  }
+}
+
+template <int C>
+void AccumulateAllRows(const float* P, int rows, int nb, const float* const* v, float* acc) {
+  constexpr int kR = kAccumulateRows<C>;
+  int r = 0;
+  for (; r + kR <= rows; r += kR) RowsAccumulate<C, kR>(P + r * kAttnKeyBlock, nb, v, acc + r * 16 * C);
+  AccumulateRest<C, kR - 1>(P + r * kAttnKeyBlock, rows - r, nb, v, acc + r * 16 * C);
 }
 
 }  // namespace
@@ -189,20 +224,16 @@ void RowScoresAvx512(const float* const* q, int rows, int d, const float* const*
 }
 
 void RowAccumulateAvx512(const float* P, int rows, int nb, const float* const* v, int d, float* acc) {
-  for (int r = 0; r < rows; ++r) {
-    const float* pr = P + r * kAttnKeyBlock;
-    float* ar = acc + static_cast<int64_t>(r) * d;
-    switch (d / 16) {
-      case 1: RowAccumulate<1>(pr, nb, v, ar); break;
-      case 2: RowAccumulate<2>(pr, nb, v, ar); break;
-      case 3: RowAccumulate<3>(pr, nb, v, ar); break;
-      case 4: RowAccumulate<4>(pr, nb, v, ar); break;
-      case 5: RowAccumulate<5>(pr, nb, v, ar); break;
-      case 6: RowAccumulate<6>(pr, nb, v, ar); break;
-      case 7: RowAccumulate<7>(pr, nb, v, ar); break;
-      case 8: RowAccumulate<8>(pr, nb, v, ar); break;
-      default: break;
-    }
+  switch (d / 16) {
+    case 1: return AccumulateAllRows<1>(P, rows, nb, v, acc);
+    case 2: return AccumulateAllRows<2>(P, rows, nb, v, acc);
+    case 3: return AccumulateAllRows<3>(P, rows, nb, v, acc);
+    case 4: return AccumulateAllRows<4>(P, rows, nb, v, acc);
+    case 5: return AccumulateAllRows<5>(P, rows, nb, v, acc);
+    case 6: return AccumulateAllRows<6>(P, rows, nb, v, acc);
+    case 7: return AccumulateAllRows<7>(P, rows, nb, v, acc);
+    case 8: return AccumulateAllRows<8>(P, rows, nb, v, acc);
+    default: return;
   }
 }
 

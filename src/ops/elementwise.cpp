@@ -57,6 +57,29 @@ RAZOR_VECTOR_CLONES float Dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+RAZOR_VECTOR_CLONES float SumOf(const float* x, int64_t n) {
+  float acc[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; ++j) acc[j] += x[i + j];
+  float s = 0.0f;
+  for (int j = 0; j < 16; ++j) s += acc[j];
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
+RAZOR_VECTOR_CLONES float MaxOf(const float* x, int64_t n, float init) {
+  float acc[16];
+  for (int j = 0; j < 16; ++j) acc[j] = init;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; ++j) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+  float m = init;
+  for (int j = 0; j < 16; ++j) m = acc[j] > m ? acc[j] : m;
+  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
 RAZOR_VECTOR_CLONES void Axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }

@@ -16,6 +16,10 @@ void SiluMul(const float* gate, const float* up, int64_t n, float* out);
 // x[i] += y[i]
 void AddInPlace(float* x, const float* y, int64_t n);
 float Dot(const float* a, const float* b, int64_t n);
+// Sum and maximum of x[0..n), in 16 interleaved partial results combined in a fixed order (vectorised,
+// and the same bits at every SIMD level). MaxOf returns init when n == 0; NaNs are not propagated.
+float SumOf(const float* x, int64_t n);
+float MaxOf(const float* x, int64_t n, float init);
 // y[i] += a * x[i]
 void Axpy(float a, const float* x, float* y, int64_t n);
 void Scale(float* x, float a, int64_t n);
