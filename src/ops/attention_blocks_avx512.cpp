@@ -10,6 +10,7 @@
 #include <immintrin.h>
 
 #include <limits>
+#include <type_traits>
 
 namespace razor {
 
@@ -206,35 +207,32 @@ void AccumulateAllRows(const float* P, int rows, int nb, const float* const* v, 
   AccumulateRest<C, kR - 1>(P + r * kAttnKeyBlock, rows - r, nb, v, acc + r * 16 * C);
 }
 
-}  // namespace
-
-void RowScoresAvx512(const float* const* q, int rows, int d, const float* const* k, int nb, float scale,
-                     float* S) {
+// Calls f(std::integral_constant<int, C>{}) for d = 16 C, C = 1..8 (RowBlocksSupportDim): the row kernels'
+// one switch from the runtime head dimension to their compile-time vector count.
+template <class F>
+void ForEachDimChunks(int d, F&& f) {
   switch (d / 16) {
-    case 1: return RowsScores<1>(q, rows, k, nb, scale, S);
-    case 2: return RowsScores<2>(q, rows, k, nb, scale, S);
-    case 3: return RowsScores<3>(q, rows, k, nb, scale, S);
-    case 4: return RowsScores<4>(q, rows, k, nb, scale, S);
-    case 5: return RowsScores<5>(q, rows, k, nb, scale, S);
-    case 6: return RowsScores<6>(q, rows, k, nb, scale, S);
-    case 7: return RowsScores<7>(q, rows, k, nb, scale, S);
-    case 8: return RowsScores<8>(q, rows, k, nb, scale, S);
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 5: return f(std::integral_constant<int, 5>{});
+    case 6: return f(std::integral_constant<int, 6>{});
+    case 7: return f(std::integral_constant<int, 7>{});
+    case 8: return f(std::integral_constant<int, 8>{});
     default: return;
   }
 }
 
+}  // namespace
+
+void RowScoresAvx512(const float* const* q, int rows, int d, const float* const* k, int nb, float scale,
+                     float* S) {
+  ForEachDimChunks(d, [&](auto c) { RowsScores<decltype(c)::value>(q, rows, k, nb, scale, S); });
+}
+
 void RowAccumulateAvx512(const float* P, int rows, int nb, const float* const* v, int d, float* acc) {
-  switch (d / 16) {
-    case 1: return AccumulateAllRows<1>(P, rows, nb, v, acc);
-    case 2: return AccumulateAllRows<2>(P, rows, nb, v, acc);
-    case 3: return AccumulateAllRows<3>(P, rows, nb, v, acc);
-    case 4: return AccumulateAllRows<4>(P, rows, nb, v, acc);
-    case 5: return AccumulateAllRows<5>(P, rows, nb, v, acc);
-    case 6: return AccumulateAllRows<6>(P, rows, nb, v, acc);
-    case 7: return AccumulateAllRows<7>(P, rows, nb, v, acc);
-    case 8: return AccumulateAllRows<8>(P, rows, nb, v, acc);
-    default: return;
-  }
+  ForEachDimChunks(d, [&](auto c) { AccumulateAllRows<decltype(c)::value>(P, rows, nb, v, acc); });
 }
 
 void BlockScoresAvx512(const float* qt, const float* const* k, int nb, int d, float* S) {
