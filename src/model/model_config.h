@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "ops/rope_params.h"
 
 namespace razor {
 
@@ -15,20 +16,6 @@ enum class Architecture { kLlama, kQwen2, kQwen3, kBloom };
 const char* ArchitectureName(Architecture a);
 // "llama, qwen2, qwen3, bloom": for error messages that list what is supported.
 std::string SupportedArchitectures();
-
-// How RoPE pairs the dimensions of a head.
-enum class RopeLayout {
-  kInterleaved,  // pairs (x[2i], x[2i+1])          — llama.cpp "normal" (GGUF llama, whose Q/K are permuted)
-  kHalfSplit,    // pairs (x[i], x[i + head_dim/2]) — HF rotate_half, llama.cpp "neox"
-};
-
-struct RopeScaling {
-  enum class Kind { kNone, kLlama3 } kind = Kind::kNone;
-  double factor = 1.0;
-  double low_freq_factor = 1.0;
-  double high_freq_factor = 4.0;
-  double original_max_positions = 8192;
-};
 
 struct ModelConfig {
   Architecture arch = Architecture::kLlama;
@@ -46,6 +33,7 @@ struct ModelConfig {
   int rope_dim = 0;        // dimensions rotated per head (== head_dim for every supported arch)
   RopeLayout rope_layout = RopeLayout::kHalfSplit;
   RopeScaling rope_scaling;
+  RopeParams rope() const { return {rope_theta, rope_dim, rope_layout, rope_scaling}; }
   bool qkv_bias = false;   // qwen2
   bool qk_norm = false;    // qwen3: RMSNorm over head_dim on q and k before RoPE
   bool tied_embeddings = false;

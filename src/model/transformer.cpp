@@ -12,7 +12,7 @@
 namespace razor {
 
 Transformer::Transformer(const ModelConfig& config, const ModelWeights& weights, ThreadPool& pool, MathMode mode)
-    : config_(config), weights_(weights), pool_(pool), mode_(mode), rope_(config, weights.rope_freq_factors) {
+    : config_(config), weights_(weights), pool_(pool), mode_(mode), rope_(config.rope(), weights.rope_freq_factors) {
   if (config.alibi) alibi_slopes_ = AlibiSlopes(config.n_heads);
 }
 

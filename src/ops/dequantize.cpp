@@ -5,7 +5,7 @@
 #include <cassert>
 #include <cstring>
 
-#include "ops/fp16.h"
+#include "core/fp16.h"
 #include "ops/quant_blocks.h"
 #include "ops/simd_dispatch.h"
 

@@ -6,7 +6,7 @@
 
 #include "ops/dequantize.h"
 
-#include "ops/fp16.h"
+#include "core/fp16.h"
 #include "ops/matmul_fast_kernels.h"
 #include "ops/quant_blocks.h"
 #include "ops/quantize_activations.h"

@@ -4,20 +4,20 @@
 
 namespace razor {
 
-RopeTable::RopeTable(const ModelConfig& c, const std::vector<float>& divisors)
-    : half_(c.rope_dim / 2), layout_(c.rope_layout) {
+RopeTable::RopeTable(const RopeParams& c, const std::vector<float>& divisors)
+    : half_(c.dim / 2), layout_(c.layout) {
   inv_freq_.resize(half_);
-  const float base = static_cast<float>(c.rope_theta);
+  const float base = static_cast<float>(c.theta);
   for (int i = 0; i < half_; ++i) {
     // HF: 1.0 / (base ** (arange(0, dim, 2).float() / dim)), in fp32.
-    const float e = static_cast<float>(2 * i) / static_cast<float>(c.rope_dim);
+    const float e = static_cast<float>(2 * i) / static_cast<float>(c.dim);
     const float p = static_cast<float>(std::pow(static_cast<double>(base), static_cast<double>(e)));
     inv_freq_[i] = 1.0f / p;
   }
-  if (c.rope_scaling.kind == RopeScaling::Kind::kLlama3) {
+  if (c.scaling.kind == RopeScaling::Kind::kLlama3) {
     // HF _compute_llama3_parameters: long wavelengths are slowed by `factor`, short ones kept,
     // and the band between is interpolated.
-    const auto& s = c.rope_scaling;
+    const auto& s = c.scaling;
     const float factor = static_cast<float>(s.factor);
     const float lo = static_cast<float>(s.low_freq_factor), hi = static_cast<float>(s.high_freq_factor);
     const float old_ctx = static_cast<float>(s.original_max_positions);

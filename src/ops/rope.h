@@ -5,14 +5,14 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/model_config.h"
+#include "ops/rope_params.h"
 
 namespace razor {
 
 class RopeTable {
  public:
   // freq_divisors: optional [head_dim/2] divisors (GGUF rope_freqs.weight), applied after scaling.
-  RopeTable(const ModelConfig& c, const std::vector<float>& freq_divisors);
+  RopeTable(const RopeParams& c, const std::vector<float>& freq_divisors);
   // cos/sin for positions: out [n_positions, head_dim/2] each.
   void Angles(const int32_t* positions, int64_t n, std::vector<float>* cos_out, std::vector<float>* sin_out) const;
   const std::vector<float>& inv_freq() const { return inv_freq_; }

@@ -1,0 +1,3 @@
+// Must NOT compile: kv sits below ops.
+#include "ops/attention.h"
+int LayeringProbeKvOps() { return sizeof(razor::AttentionQuery) > 0; }
