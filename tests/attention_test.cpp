@@ -49,6 +49,60 @@ RandomHead MakeHead(std::mt19937& rng, int64_t len, int d, bool gaps, int64_t co
   return h;
 }
 
+// The same tokens laid out as an engine's pool stores them: blocks [2, bt, d] of `type` (K rows, then V rows)
+// at base + id * block_bytes, the head's block ids out of order, token j at row first_row + j, every unused
+// row poisoned (a kernel that reads outside the head's rows gets NaN / huge numbers).
+struct PagedHead {
+  std::vector<uint8_t> pool;
+  std::vector<int32_t> ids;
+  KvHeadView view;
+};
+PagedHead Page(const RandomHead& h, int d, int64_t bt, int64_t first_row, KvType type) {
+  PagedHead p;
+  const int64_t len = h.view.len;
+  const int64_t n_blocks = (first_row + len + bt - 1) / bt;
+  const size_t row_bytes = static_cast<size_t>(d) * KvTypeBytes(type);
+  const size_t block_bytes = 2 * bt * row_bytes;
+  const int64_t pool_blocks = 2 * n_blocks + 1;
+  p.pool.assign(pool_blocks * block_bytes, 0xFF);  // NaN in every type
+  for (int64_t b = 0; b < n_blocks; ++b) p.ids.push_back(static_cast<int32_t>(pool_blocks - 1 - 2 * b));
+  for (int64_t j = 0; j < len; ++j) {
+    const int64_t r = first_row + j;
+    uint8_t* blk = p.pool.data() + p.ids[r / bt] * block_bytes;
+    StoreKvRow(type, h.k.data() + j * d, d, blk + (r % bt) * row_bytes);
+    StoreKvRow(type, h.v.data() + j * d, d, blk + (bt + r % bt) * row_bytes);
+  }
+  p.view = h.view;
+  p.view.k = p.view.v = nullptr;
+  p.view.type = type;
+  p.view.pool_base = p.pool.data();
+  p.view.block_bytes = block_bytes;
+  p.view.block_ids = p.ids.data();
+  p.view.block_tokens = bt;
+  p.view.first_row = first_row;
+  return p;
+}
+
+// h with its keys and values rounded through `type` (what a cache of that type holds), contiguous fp32.
+RandomHead RoundedThrough(const RandomHead& h, int d, KvType type) {
+  RandomHead r = h;
+  std::vector<uint16_t> tmp(d * 2);
+  for (size_t j = 0; j < h.k.size(); j += d) {
+    StoreKvRow(type, &h.k[j], d, tmp.data());
+    LoadKvRow(type, tmp.data(), d, &r.k[j]);
+    StoreKvRow(type, &h.v[j], d, tmp.data());
+    LoadKvRow(type, tmp.data(), d, &r.v[j]);
+  }
+  r.view.k = r.k.data();
+  r.view.v = r.v.data();
+  r.view.positions = h.view.positions ? r.pos.data() : nullptr;
+  if (h.view.comp_count) {
+    r.view.comp_k = r.ck.data();
+    r.view.comp_v = r.cv.data();
+  }
+  return r;
+}
+
 using testing::ForEachIsa;
 
 TEST(AttentionTest, FlashMatchesReferenceOnRaggedHeads) {
@@ -81,16 +135,8 @@ TEST(AttentionTest, FlashMatchesReferenceOnRaggedHeads) {
                 ASSERT_NEAR(o_fast[i], o_ref[i], 2e-5f * (1.0f + std::fabs(o_ref[i])))
                     << "d=" << d << " len=" << len << " group=" << group << " gaps=" << gaps << " comp=" << comp;
               // The same tokens, paged in blocks of 7 tokens: both kernels agree with the contiguous result.
-              std::vector<const float*> kb, vb;
-              for (int64_t j = 0; j < len; j += 7) {
-                kb.push_back(h.k.data() + j * d);
-                vb.push_back(h.v.data() + j * d);
-              }
-              KvHeadView paged = h.view;
-              paged.k = paged.v = nullptr;
-              paged.k_blocks = kb.data();
-              paged.v_blocks = vb.data();
-              paged.block_tokens = 7;
+              PagedHead pg = Page(h, d, 7, 0, KvType::kF32);
+              const KvHeadView& paged = pg.view;
               for (auto fn : {&AttendReference, &AttendFlash}) {
                 fn(paged, a);
                 for (size_t i = 0; i < q.size(); ++i)
@@ -117,26 +163,8 @@ TEST(AttentionTest, DecodeTileOfEveryGroupSizeMatchesReference) {
         for (int group = 1; group <= 7; ++group) {
           RandomHead h = MakeHead(rng, len, d, /*gaps=*/false, /*comp_count=*/0);
           constexpr int64_t kBlockTokens = 16, kFirstRow = 5;
-          std::vector<float> k_pages, v_pages;  // blocks of kBlockTokens rows; token j at row kFirstRow + j
-          const int64_t n_blocks = (kFirstRow + len + kBlockTokens - 1) / kBlockTokens;
-          k_pages.assign(static_cast<size_t>(n_blocks * kBlockTokens * d), 1e30f);  // unused rows poisoned
-          v_pages = k_pages;
-          for (int64_t j = 0; j < len; ++j)
-            for (int i = 0; i < d; ++i) {
-              k_pages[(kFirstRow + j) * d + i] = h.k[j * d + i];
-              v_pages[(kFirstRow + j) * d + i] = h.v[j * d + i];
-            }
-          std::vector<const float*> kb, vb;
-          for (int64_t b = 0; b < n_blocks; ++b) {
-            kb.push_back(k_pages.data() + b * kBlockTokens * d);
-            vb.push_back(v_pages.data() + b * kBlockTokens * d);
-          }
-          KvHeadView paged = h.view;
-          paged.k = paged.v = nullptr;
-          paged.k_blocks = kb.data();
-          paged.v_blocks = vb.data();
-          paged.block_tokens = kBlockTokens;
-          paged.first_row = kFirstRow;
+          PagedHead pg = Page(h, d, kBlockTokens, kFirstRow, KvType::kF32);
+          const KvHeadView& paged = pg.view;
           std::vector<float> q(static_cast<size_t>(group) * d), o_ref(q.size()), o_fast(q.size());
           for (auto& x : q) x = nd(rng);
           const int32_t pos = static_cast<int32_t>(len - 1);
@@ -331,6 +359,49 @@ TEST(AttentionTest, CausalMaskHidesFutureKeys) {
   AttentionQuery a{q.data(), d, &pos, 1, 1, d, 0.3f, out.data(), d};
   AttendFlash(h.view, a);
   for (int i = 0; i < d; ++i) EXPECT_FLOAT_EQ(out[i], h.v[i]);
+}
+
+
+// f16 / bf16 storage: the flash kernel over a paged head of that type gives the reference over the same
+// rounded values (fp32 rounding only: widening is exact), and stays within the type's rounding of the fp32
+// result (measured worst |diff| / (1 + |out|) on these inputs: f16 6.8e-4, bf16 1.6e-2; bounds 4e-3 / 4e-2).
+TEST(AttentionTest, HalfStorageMatchesReferenceOnRoundedRows) {
+  ForEachIsa([] {
+    std::mt19937 rng(23);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (KvType type : {KvType::kF16, KvType::kBF16}) {
+      const float type_tol = type == KvType::kF16 ? 4e-3f : 4e-2f;
+      for (int d : {16, 64, 80, 128}) {
+        for (int64_t len : {1, 65, 300}) {
+          for (auto [n_tok, group] : {std::pair<int64_t, int>{1, 1}, {1, 7}, {13, 3}}) {
+            for (int64_t comp : {0, 1000}) {
+              RandomHead h = MakeHead(rng, len, d, /*gaps=*/true, comp);
+              RandomHead rounded = RoundedThrough(h, d, type);
+              PagedHead pg = Page(h, d, 16, 3, type);
+              std::vector<float> q(n_tok * group * d), o_ref(q.size()), o_fp32(q.size()), o_fast(q.size());
+              for (auto& x : q) x = nd(rng);
+              std::vector<int32_t> qpos;
+              for (int64_t t = 0; t < n_tok; ++t) qpos.push_back(std::max(0, h.pos.back() - static_cast<int32_t>(t % 4)));
+              AttentionQuery a{q.data(), group * d, qpos.data(), n_tok, group, d, 1.0f / std::sqrt(float(d)),
+                               o_ref.data(), group * d};
+              AttendReference(rounded.view, a);
+              a.out = o_fp32.data();
+              AttendReference(h.view, a);
+              for (auto fn : {&AttendReference, &AttendFlash}) {
+                a.out = o_fast.data();
+                fn(pg.view, a);
+                for (size_t i = 0; i < q.size(); ++i) {
+                  ASSERT_NEAR(o_fast[i], o_ref[i], 2e-5f * (1.0f + std::fabs(o_ref[i])))
+                      << KvTypeName(type) << " d=" << d << " len=" << len << " group=" << group;
+                  ASSERT_NEAR(o_fast[i], o_fp32[i], type_tol * (1.0f + std::fabs(o_fp32[i]))) << KvTypeName(type);
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  });
 }
 
 }  // namespace

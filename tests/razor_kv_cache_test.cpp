@@ -248,7 +248,7 @@ TEST(RazorKvCacheTest, CompressionKeepsSinksWindowAndMeanOfDropped) {
         EXPECT_EQ(Attend(view, s.d, qpos, 3), Attend(flat.view, s.d, qpos, 3)) << where;
       }
     // Re-packed: a compressed head holds ceil((N0 + W) / bt) blocks.
-    EXPECT_EQ(cache.kv_block_bytes(), (4 * 7 + 2 * 63) * RazorKvCache::block_bytes(16, s.d));
+    EXPECT_EQ(cache.kv_block_bytes(), (4 * 7 + 2 * 63) * RazorKvCache::block_bytes(16, s.d, KvType::kF32));
     // Paper decode: compressed heads grow by one token per step; the compensation token stays.
     Decode(cache, s, 3);
     EXPECT_EQ(cache.View(0, 0).len, n0 + w + 3);
@@ -271,8 +271,8 @@ TEST(RazorKvCacheTest, BytesMatchPoolAndKeptFractionFormula) {
     const size_t i = rng() % 90;
     if (!retrieval[i]) retrieval[i] = true, ++picked;
   }
-  auto pool = std::make_shared<KvBlockPool>(RazorKvCache::block_bytes(64, s.d));
-  RazorKvCache cache(MakePolicy(p, s.layers, s.heads, retrieval), s.d, n, pool);
+  auto pool = std::make_shared<KvBlockPool>(RazorKvCache::block_bytes(64, s.d, KvType::kF32));
+  RazorKvCache cache(MakePolicy(p, s.layers, s.heads, retrieval), s.d, n, KvType::kF32, pool);
   const size_t head_full_bytes = n * 2 * s.d * sizeof(float);
   cache.BeginPrefill(n);
   std::vector<float> k, v;
@@ -422,7 +422,7 @@ TEST(RazorKvCacheTest, FullModeMatchesFullKvCache) {
   for (int l = 0; l < layers; ++l)
     for (int h = 0; h < heads; ++h) ExpectSameView(razor.View(l, h), full.View(l, h), d, fmt::format("{} {}", l, h));
   EXPECT_EQ(razor.kv_block_bytes(), razor.pool().bytes_in_use());
-  EXPECT_EQ(razor.kv_block_bytes(), size_t(layers * heads * 11) * RazorKvCache::block_bytes(32, d));  // 350 -> 11 blocks
+  EXPECT_EQ(razor.kv_block_bytes(), size_t(layers * heads * 11) * RazorKvCache::block_bytes(32, d, KvType::kF32));  // 350 -> 11 blocks
   std::vector<float> k(heads * d), v(k.size());
   EXPECT_FALSE(razor.Append(0, 351, 1, k.data(), v.data()).ok());  // gap in positions
   EXPECT_FALSE(razor.Append(0, 350, 651, std::vector<float>(651 * heads * d).data(),
@@ -471,6 +471,107 @@ TEST(RazorKvCacheTest, ContinuationPromptCompressesHeadsLeftWhole) {
   EXPECT_EQ(cache.kv_block_bytes(), 0u);
   Prompt(cache, s, 100);  // after Clear a new prompt starts from position 0
   ExpectCompressedHead(cache.View(0, 0), s, 0, 0, 100, 2, 40, true, "after clear");
+}
+
+
+float RoundThrough(KvType t, float x) {
+  uint16_t h[2];
+  float y;
+  StoreKvRow(t, &x, 1, h);
+  LoadKvRow(t, h, 1, &y);
+  return y;
+}
+
+// f16 / bf16 storage: every kept row reads back as the stored type's rounding of what was appended, the
+// compensation token is the exact (double-summed) mean of the rounded dropped rows, kept in fp32, and the
+// blocks take half the bytes of an fp32 cache with the same policy.
+TEST(RazorKvCacheTest, HalfStorageKeepsRoundedRowsAndExactCompensation) {
+  for (KvType type : {KvType::kF16, KvType::kBF16}) {
+    const Synth s{2, 3, 64};
+    RazorParams p;
+    p.sinks = 4;
+    p.window_min = 40;
+    p.window_frac = 0.0;
+    p.decode_fold = true;
+    p.block_tokens = 16;
+    const std::vector<bool> retrieval = {true, false, false, false, true, false};
+    RazorKvCache cache(MakePolicy(p, s.layers, s.heads, retrieval), s.d, 1000, type);
+    RazorKvCache f32(MakePolicy(p, s.layers, s.heads, retrieval), s.d, 1000, KvType::kF32);
+    const int64_t n = 300, steps = 37;
+    Prompt(cache, s, n);
+    Decode(cache, s, steps);
+    Prompt(f32, s, n);
+    Decode(f32, s, steps);
+    EXPECT_EQ(cache.kv_block_bytes() * 2, f32.kv_block_bytes()) << KvTypeName(type);
+    EXPECT_EQ(cache.compensation_bytes(), f32.compensation_bytes());
+    std::vector<float> row(s.d);
+    for (int l = 0; l < s.layers; ++l)
+      for (int h = 0; h < s.heads; ++h) {
+        const KvHeadView v = cache.View(l, h);
+        ASSERT_EQ(v.type, type);
+        ASSERT_EQ(v.len, retrieval[l * s.heads + h] ? n + steps : 4 + 40);
+        for (int64_t j = 0; j < v.len; ++j) {
+          const int32_t pos = PosAt(v, j);
+          v.KeyF32(j, s.d, row.data());
+          for (int i = 0; i < s.d; ++i) ASSERT_EQ(row[i], RoundThrough(type, s.K(l, h, pos, i))) << j;
+          v.ValueF32(j, s.d, row.data());
+          for (int i = 0; i < s.d; ++i) ASSERT_EQ(row[i], RoundThrough(type, s.V(l, h, pos, i))) << j;
+        }
+        if (retrieval[l * s.heads + h]) {
+          EXPECT_EQ(v.comp_count, 0);
+          continue;
+        }
+        // Dropped: positions [4, n + steps - 40), every one folded into the token.
+        const int64_t dropped = n + steps - 40 - 4;
+        ASSERT_EQ(v.comp_count, dropped);
+        for (int i = 0; i < s.d; ++i) {
+          double sk = 0, sv = 0;
+          for (int64_t q = 4; q < 4 + dropped; ++q) {
+            sk += RoundThrough(type, s.K(l, h, q, i));
+            sv += RoundThrough(type, s.V(l, h, q, i));
+          }
+          ASSERT_EQ(v.comp_k[i], static_cast<float>(sk / dropped)) << i;
+          ASSERT_EQ(v.comp_v[i], static_cast<float>(sv / dropped)) << i;
+        }
+      }
+  }
+}
+
+// A shared pool with a fixed capacity: the sequence that cannot get blocks gets an error naming the pool;
+// the sequence already running is untouched (same rows, can still grow once blocks come back).
+TEST(RazorKvCacheTest, PoolExhaustionIsAnErrorForThatSequenceOnly) {
+  const Synth s{2, 2, 32};
+  RazorParams p;
+  p.mode = KvMode::kFull;
+  p.block_tokens = 16;
+  const size_t block = RazorKvCache::block_bytes(16, s.d, KvType::kF16);
+  // 2 layers x 2 heads x 4 blocks (64 tokens) for the first sequence, 4 blocks left over.
+  auto pool = std::make_shared<KvBlockPool>(block, KvBlockPoolOptions{.capacity_bytes = 20 * block});
+  RazorKvCache a(MakePolicy(p, s.layers, s.heads), s.d, 1000, KvType::kF16, pool);
+  RazorKvCache b(MakePolicy(p, s.layers, s.heads), s.d, 1000, KvType::kF16, pool);
+  Prompt(a, s, 64);
+  ASSERT_EQ(pool->blocks_in_use(), 16u);
+  std::vector<float> k, v;
+  s.Fill(0, 0, 64, &k, &v);
+  b.BeginPrefill(64);
+  const Status st = b.Append(0, 0, 64, k.data(), v.data());  // needs 8 blocks, 4 are left
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("KV pool exhausted"), std::string::npos) << st.message();
+  EXPECT_LE(pool->blocks_in_use(), 20u);
+  std::vector<float> row(s.d);
+  for (int l = 0; l < s.layers; ++l)
+    for (int h = 0; h < s.heads; ++h) {
+      const KvHeadView view = a.View(l, h);
+      ASSERT_EQ(view.len, 64);
+      for (int64_t j = 0; j < 64; ++j) {
+        view.KeyF32(j, s.d, row.data());
+        for (int i = 0; i < s.d; ++i) ASSERT_EQ(row[i], RoundThrough(KvType::kF16, s.K(l, h, j, i)));
+      }
+    }
+  b.Clear();  // the failed sequence gives back what it took
+  EXPECT_EQ(pool->blocks_in_use(), 16u);
+  Decode(a, s, 5);  // a grows again
+  EXPECT_EQ(a.View(1, 1).len, 69);
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// Scalar IEEE half <-> float and bfloat16 -> float conversions, bit-exact (subnormals, Inf, NaN kept),
+// Scalar IEEE half <-> float and bfloat16 <-> float conversions, bit-exact (subnormals, Inf, NaN kept),
 // header-only so kernels can inline them. Fp32ToFp16 rounds to nearest even like F16C's vcvtps2ph.
 #pragma once
 
@@ -58,5 +58,12 @@ inline uint16_t FloatToHalf(float f) {
 }
 
 inline float BfloatToFloat(uint16_t h) { return BitsToFloat(static_cast<uint32_t>(h) << 16); }
+
+// float -> bfloat16, round to nearest even (as torch's .to(bfloat16)); NaN stays a quiet NaN.
+inline uint16_t FloatToBfloat(float f) {
+  const uint32_t x = FloatToBits(f);
+  if ((x & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);
+  return static_cast<uint16_t>((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
+}
 
 }  // namespace razor

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <climits>
 
 namespace razor {
 namespace {
@@ -14,75 +15,65 @@ size_t PageSize() {
   return page;
 }
 
+size_t PhysicalMemoryBytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  return pages > 0 ? static_cast<size_t>(pages) * PageSize() : size_t{1} << 32;
+}
+
 }  // namespace
 
 KvBlockPool::KvBlockPool(size_t block_bytes, KvBlockPoolOptions options)
     : block_bytes_(block_bytes), options_(options) {
   assert(block_bytes_ > 0 && block_bytes_ % sizeof(float) == 0);
-  blocks_per_slab_ = std::max<size_t>(1, options_.slab_bytes / block_bytes_);
-  const size_t page = PageSize();
-  slab_bytes_ = (blocks_per_slab_ * block_bytes_ + page - 1) / page * page;
+  const size_t want = options_.capacity_bytes ? options_.capacity_bytes : PhysicalMemoryBytes();
+  size_t blocks = std::min<size_t>(want / block_bytes_, INT32_MAX);
+  // Address space only: nothing is committed or resident until a block is written. Should the system refuse a
+  // reservation this large, a smaller pool is better than none.
+  while (blocks > 0) {
+    const size_t bytes = (blocks * block_bytes_ + PageSize() - 1) / PageSize() * PageSize();
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p != MAP_FAILED) {
+      base_ = static_cast<uint8_t*>(p);
+      reserved_bytes_ = bytes;
+      break;
+    }
+    blocks /= 2;
+  }
+  capacity_blocks_ = blocks;
 }
 
 KvBlockPool::~KvBlockPool() {
-  for (auto& [base, slab] : slabs_) munmap(reinterpret_cast<void*>(base), slab.bytes);
+  if (base_) munmap(base_, reserved_bytes_);
 }
 
-std::map<uintptr_t, KvBlockPool::Slab>::iterator KvBlockPool::SlabOf(const void* p) {
-  const auto addr = reinterpret_cast<uintptr_t>(p);
-  auto it = slabs_.upper_bound(addr);
-  if (it == slabs_.begin()) return slabs_.end();
-  --it;
-  return addr < it->first + it->second.bytes ? it : slabs_.end();
-}
-
-bool KvBlockPool::AddSlabLocked() {
-  void* p = mmap(nullptr, slab_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return false;
-  auto* base = static_cast<char*>(p);
-  slabs_[reinterpret_cast<uintptr_t>(p)] = Slab{slab_bytes_, blocks_per_slab_};
-  // Untouched pages are not resident: the new blocks are clean. Reverse order so they come out ascending.
-  for (size_t i = blocks_per_slab_; i-- > 0;) clean_.push_back(reinterpret_cast<float*>(base + i * block_bytes_));
-  return true;
-}
-
-bool KvBlockPool::Allocate(size_t n, std::vector<float*>* out) {
+bool KvBlockPool::Allocate(size_t n, std::vector<int32_t>* out) {
   std::lock_guard<std::mutex> lock(mu_);
-  const size_t start = out->size();
+  if (n > capacity_blocks_ - in_use_) return false;
   for (size_t i = 0; i < n; ++i) {
-    if (dirty_.empty() && clean_.empty() && !AddSlabLocked()) {
-      // Undo: put back what this call took.
-      for (size_t j = start; j < out->size(); ++j) {
-        SlabOf((*out)[j])->second.free_blocks++;
-        dirty_.push_back((*out)[j]);
-      }
-      in_use_ -= out->size() - start;
-      out->resize(start);
-      return false;
+    int32_t id;
+    if (!dirty_.empty()) {
+      id = dirty_.back();
+      dirty_.pop_back();
+    } else if (!clean_.empty()) {
+      id = clean_.back();
+      clean_.pop_back();
+    } else {
+      id = next_fresh_++;
     }
-    std::vector<float*>& from = dirty_.empty() ? clean_ : dirty_;
-    float* b = from.back();
-    from.pop_back();
-    auto it = SlabOf(b);
-    assert(it != slabs_.end() && it->second.free_blocks > 0);
-    it->second.free_blocks--;
-    out->push_back(b);
-    ++in_use_;
+    out->push_back(id);
   }
+  in_use_ += n;
   return true;
 }
 
-void KvBlockPool::Free(float* const* blocks, size_t n) {
+void KvBlockPool::Free(const int32_t* ids, size_t n) {
   if (n == 0) return;
   std::lock_guard<std::mutex> lock(mu_);
   for (size_t i = 0; i < n; ++i) {
-    auto it = SlabOf(blocks[i]);
-    assert(it != slabs_.end() && "block not from this pool");
-    it->second.free_blocks++;
-    assert(it->second.free_blocks <= blocks_per_slab_ && "block freed twice");
-    dirty_.push_back(blocks[i]);
+    assert(ids[i] >= 0 && ids[i] < next_fresh_ && "block not from this pool");
+    dirty_.push_back(ids[i]);
   }
-  assert(in_use_ >= n);
+  assert(in_use_ >= n && "block freed twice");
   in_use_ -= n;
   if (dirty_.size() * block_bytes_ > options_.release_threshold_bytes) ReleaseLocked();
 }
@@ -93,57 +84,31 @@ void KvBlockPool::ReleaseFreeMemory() {
 }
 
 void KvBlockPool::ReleaseLocked() {
-  // 1. Unmap slabs with no block in use.
-  bool unmapped = false;
-  for (auto it = slabs_.begin(); it != slabs_.end();) {
-    if (it->second.free_blocks == blocks_per_slab_) {
-      munmap(reinterpret_cast<void*>(it->first), it->second.bytes);
-      it = slabs_.erase(it);
-      unmapped = true;
-    } else {
-      ++it;
-    }
-  }
-  if (unmapped) {
-    auto gone = [&](float* b) { return SlabOf(b) == slabs_.end(); };
-    dirty_.erase(std::remove_if(dirty_.begin(), dirty_.end(), gone), dirty_.end());
-    clean_.erase(std::remove_if(clean_.begin(), clean_.end(), gone), clean_.end());
-  }
-  // 2. Give back the whole pages inside each run of adjacent free blocks of the remaining slabs.
+  // Give back the whole pages inside each run of adjacent free blocks (a page shared with a block in use stays).
   std::sort(dirty_.begin(), dirty_.end());
   const uintptr_t page = PageSize();
   for (size_t i = 0; i < dirty_.size();) {
     size_t j = i + 1;
-    while (j < dirty_.size() && reinterpret_cast<char*>(dirty_[j]) ==
-                                    reinterpret_cast<char*>(dirty_[j - 1]) + block_bytes_)
-      ++j;
-    const uintptr_t lo = (reinterpret_cast<uintptr_t>(dirty_[i]) + page - 1) / page * page;
-    const uintptr_t hi = (reinterpret_cast<uintptr_t>(dirty_[j - 1]) + block_bytes_) / page * page;
+    while (j < dirty_.size() && dirty_[j] == dirty_[j - 1] + 1) ++j;
+    const uintptr_t lo = (reinterpret_cast<uintptr_t>(data(dirty_[i])) + page - 1) / page * page;
+    const uintptr_t hi = (reinterpret_cast<uintptr_t>(data(dirty_[j - 1])) + block_bytes_) / page * page;
     if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
     i = j;
   }
+  // Highest ids first out of clean_ would spread the pool; lowest first keeps it compact.
   clean_.insert(clean_.end(), dirty_.rbegin(), dirty_.rend());
+  std::sort(clean_.begin(), clean_.end(), std::greater<int32_t>());
   dirty_.clear();
 }
 
-size_t KvBlockPool::bytes_in_use() const {
+size_t KvBlockPool::blocks_in_use() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return in_use_ * block_bytes_;
-}
-
-size_t KvBlockPool::bytes_reserved() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return slabs_.size() * slab_bytes_;
+  return in_use_;
 }
 
 size_t KvBlockPool::bytes_free_resident() const {
   std::lock_guard<std::mutex> lock(mu_);
   return dirty_.size() * block_bytes_;
-}
-
-size_t KvBlockPool::slab_count() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return slabs_.size();
 }
 
 }  // namespace razor

@@ -9,20 +9,25 @@
 
 namespace razor {
 
-RazorKvCache::RazorKvCache(KvHeadPolicy policy, int head_dim, int64_t capacity, std::shared_ptr<KvBlockPool> pool)
+RazorKvCache::RazorKvCache(KvHeadPolicy policy, int head_dim, int64_t capacity, KvType type,
+                           std::shared_ptr<KvBlockPool> pool)
     : policy_(std::move(policy)),
       n_layers_(policy_.n_layers()),
       n_kv_heads_(policy_.n_kv_heads()),
       head_dim_(head_dim),
       bt_(policy_.params().block_tokens),
+      type_(type),
+      row_bytes_(static_cast<size_t>(head_dim) * KvTypeBytes(type)),
       capacity_(std::min<int64_t>(capacity, INT32_MAX)),
-      pool_(pool ? std::move(pool) : std::make_shared<KvBlockPool>(block_bytes(bt_, head_dim))),
+      pool_(pool ? std::move(pool) : std::make_shared<KvBlockPool>(block_bytes(bt_, head_dim, type))),
       layer_next_(n_layers_, 0),
       compress_at_(n_layers_, -1),
       heads_(static_cast<size_t>(n_layers_) * n_kv_heads_) {
   assert(head_dim_ > 0);
-  assert(pool_->block_bytes() == block_bytes(bt_, head_dim_) && "pool block size does not fit this cache");
+  assert(pool_->block_bytes() == block_bytes(bt_, head_dim_, type_) && "pool block size does not fit this cache");
   for (auto& h : heads_) h.comp = CompensationToken(head_dim_);
+  row_k_.resize(head_dim_);
+  row_v_.resize(head_dim_);
 }
 
 RazorKvCache::~RazorKvCache() {
@@ -34,11 +39,7 @@ bool RazorKvCache::GrowTo(HeadStore& h, int64_t rows) {
   if (need <= h.blocks.size()) return true;
   scratch_.clear();
   if (!pool_->Allocate(need - h.blocks.size(), &scratch_)) return false;
-  for (float* b : scratch_) {
-    h.blocks.push_back(b);
-    h.k_ptrs.push_back(b);
-    h.v_ptrs.push_back(b + bt_ * head_dim_);
-  }
+  h.blocks.insert(h.blocks.end(), scratch_.begin(), scratch_.end());
   blocks_held_ += scratch_.size();
   return true;
 }
@@ -48,8 +49,14 @@ void RazorKvCache::TrimBlocks(HeadStore& h, size_t keep) {
   pool_->Free(h.blocks.data() + keep, h.blocks.size() - keep);
   blocks_held_ -= h.blocks.size() - keep;
   h.blocks.resize(keep);
-  h.k_ptrs.resize(keep);
-  h.v_ptrs.resize(keep);
+}
+
+void RazorKvCache::AddToCompensation(HeadStore& h, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    LoadKvRow(type_, KeyRow(h, r), head_dim_, row_k_.data());
+    LoadKvRow(type_, ValueRow(h, r), head_dim_, row_v_.data());
+    h.comp.Add(row_k_.data(), row_v_.data(), h.positions[r]);
+  }
 }
 
 size_t RazorKvCache::SteadyBlocks(const HeadStore& h) const {
@@ -64,16 +71,16 @@ Status RazorKvCache::Append(int layer, int64_t pos0, int64_t n, const float* k, 
   if (pos0 != layer_next_[layer])
     return Err(fmt::format("KV append at position {} but layer {} holds {} tokens", pos0, layer, layer_next_[layer]));
   const int64_t d = head_dim_;
-  const size_t row_bytes = d * sizeof(float);
   for (int hi = 0; hi < n_kv_heads_; ++hi) {
     HeadStore& h = head(layer, hi);
     const int64_t row0 = h.first_row + h.len;
     if (!GrowTo(h, row0 + n))
-      return Err(fmt::format("out of memory for the KV cache ({} MiB in use)", pool_->bytes_in_use() >> 20));
+      return Err(fmt::format("KV pool exhausted: {} of {} MiB in use by all sequences (this sequence holds {} MiB)",
+                             pool_->bytes_in_use() >> 20, pool_->capacity_bytes() >> 20, kv_block_bytes() >> 20));
     for (int64_t t = 0; t < n; ++t) {
       const int64_t src = (t * n_kv_heads_ + hi) * d;
-      std::memcpy(KeyRow(h, row0 + t), k + src, row_bytes);
-      std::memcpy(ValueRow(h, row0 + t), v + src, row_bytes);
+      StoreKvRow(type_, k + src, head_dim_, KeyRow(h, row0 + t));
+      StoreKvRow(type_, v + src, head_dim_, ValueRow(h, row0 + t));
       h.positions.push_back(static_cast<int32_t>(pos0 + t));
     }
     h.len += n;
@@ -98,12 +105,12 @@ void RazorKvCache::Compress(HeadStore& h, int64_t window) {
   h.short_prompt = false;
   const int64_t dropped = n - n0 - window;  // rows [n0, n0 + dropped)
   if (policy_.compensation()) {
-    for (int64_t j = n0; j < n0 + dropped; ++j) h.comp.Add(KeyRow(h, j), ValueRow(h, j), h.positions[j]);
+    AddToCompensation(h, n0, n0 + dropped);
     h.comp.Publish();
     if (!policy_.decode_fold()) h.comp.DropSums();
   }
   // Re-pack: the window moves down to follow the sinks, so only ceil((N0 + W) / bt) blocks stay.
-  const size_t row_bytes = head_dim_ * sizeof(float);
+  const size_t row_bytes = row_bytes_;
   for (int64_t j = n0; j < n0 + window; ++j) {
     std::memcpy(KeyRow(h, j), KeyRow(h, j + dropped), row_bytes);
     std::memcpy(ValueRow(h, j), ValueRow(h, j + dropped), row_bytes);
@@ -131,12 +138,11 @@ void RazorKvCache::Fold(HeadStore& h) {
   // Logical token j is physical row first_row + j. The oldest `excess` window tokens leave.
   const int64_t r0 = h.first_row;
   if (policy_.compensation()) {
-    for (int64_t j = n0; j < n0 + excess; ++j)
-      h.comp.Add(KeyRow(h, r0 + j), ValueRow(h, r0 + j), h.positions[r0 + j]);
+    AddToCompensation(h, r0 + n0, r0 + n0 + excess);
     h.comp.Publish();
   }
   // Move the sinks up over the leaving rows (highest first: destinations lie above their sources).
-  const size_t row_bytes = head_dim_ * sizeof(float);
+  const size_t row_bytes = row_bytes_;
   for (int64_t i = n0 - 1; i >= 0; --i) {
     std::memcpy(KeyRow(h, r0 + i + excess), KeyRow(h, r0 + i), row_bytes);
     std::memcpy(ValueRow(h, r0 + i + excess), ValueRow(h, r0 + i), row_bytes);
@@ -149,8 +155,6 @@ void RazorKvCache::Fold(HeadStore& h) {
   // A wholly passed front block moves to the back (a ring of blocks: no pool traffic).
   while (h.first_row >= bt_) {
     std::rotate(h.blocks.begin(), h.blocks.begin() + 1, h.blocks.end());
-    std::rotate(h.k_ptrs.begin(), h.k_ptrs.begin() + 1, h.k_ptrs.end());
-    std::rotate(h.v_ptrs.begin(), h.v_ptrs.begin() + 1, h.v_ptrs.end());
     h.positions.erase(h.positions.begin(), h.positions.begin() + bt_);
     h.first_row -= bt_;
   }
@@ -176,8 +180,10 @@ void RazorKvCache::OnLayerDone(int layer, bool prefill) {
 KvHeadView RazorKvCache::View(int layer, int kv_head) const {
   const HeadStore& h = head(layer, kv_head);
   KvHeadView view;
-  view.k_blocks = h.k_ptrs.data();
-  view.v_blocks = h.v_ptrs.data();
+  view.type = type_;
+  view.pool_base = pool_->base();
+  view.block_bytes = pool_->block_bytes();
+  view.block_ids = h.blocks.data();
   view.block_tokens = bt_;
   view.first_row = h.first_row;
   view.len = h.len;
@@ -215,7 +221,7 @@ size_t RazorKvCache::index_bytes() const {
   size_t b = 0;
   for (const auto& h : heads_)
     b += h.positions.capacity() * sizeof(int32_t) +
-         (h.blocks.capacity() + h.k_ptrs.capacity() + h.v_ptrs.capacity()) * sizeof(void*);
+         h.blocks.capacity() * sizeof(int32_t);
   return b;
 }
 
@@ -236,7 +242,7 @@ RazorKvStats RazorKvCache::stats() const {
   s.kv_block_bytes = kv_block_bytes();
   s.compensation_bytes = compensation_bytes();
   s.index_bytes = index_bytes();
-  s.full_cache_bytes = static_cast<size_t>(s.heads) * seq_len_ * 2 * head_dim_ * sizeof(float);
+  s.full_cache_bytes = static_cast<size_t>(s.heads) * seq_len_ * 2 * row_bytes_;
   return s;
 }
 

@@ -37,22 +37,24 @@ struct RazorKvStats {
   int64_t tokens_kept = 0;         // sum of head lengths
   size_t kv_block_bytes = 0;       // pool blocks held (K and V)
   size_t compensation_bytes = 0;   // compensation tokens (+ their double sums with decode_fold)
-  size_t index_bytes = 0;          // positions (int32 per kept token) and block pointer tables
-  size_t full_cache_bytes = 0;     // K/V bytes a full cache would need now: layers*heads*seq*2*head_dim*4
+  size_t index_bytes = 0;          // positions (int32 per kept token) and block id tables
+  size_t full_cache_bytes = 0;     // K/V bytes a full cache of the same type would need: layers*heads*seq*2*row
 };
 
 class RazorKvCache final : public KvCache {
  public:
-  // pool: shared by several sequences (a server); nullptr makes a private one. Its block_bytes must be
-  // block_bytes(policy.params().block_tokens, head_dim). capacity: most tokens (<= INT32_MAX).
-  RazorKvCache(KvHeadPolicy policy, int head_dim, int64_t capacity, std::shared_ptr<KvBlockPool> pool = nullptr);
+  // pool: shared by several sequences (an engine's); nullptr makes a private one. Its block_bytes must be
+  // block_bytes(policy.params().block_tokens, head_dim, type). capacity: most tokens (<= INT32_MAX).
+  // type: how K/V rows are stored (the compensation token stays fp32).
+  RazorKvCache(KvHeadPolicy policy, int head_dim, int64_t capacity, KvType type = KvType::kF32,
+               std::shared_ptr<KvBlockPool> pool = nullptr);
   ~RazorKvCache() override;
   RazorKvCache(const RazorKvCache&) = delete;
   RazorKvCache& operator=(const RazorKvCache&) = delete;
 
-  // Bytes of one pool block: K rows then V rows, [2, block_tokens, head_dim] fp32.
-  static size_t block_bytes(int64_t block_tokens, int head_dim) {
-    return 2 * static_cast<size_t>(block_tokens) * head_dim * sizeof(float);
+  // Bytes of one pool block: K rows then V rows, [2, block_tokens, head_dim] of the storage type.
+  static size_t block_bytes(int64_t block_tokens, int head_dim, KvType type) {
+    return 2 * static_cast<size_t>(block_tokens) * head_dim * KvTypeBytes(type);
   }
 
   int64_t sequence_length() const override { return seq_len_; }
@@ -72,13 +74,12 @@ class RazorKvCache final : public KvCache {
   size_t index_bytes() const;
   RazorKvStats stats() const;
   const KvHeadPolicy& policy() const { return policy_; }
+  KvType type() const { return type_; }
   KvBlockPool& pool() { return *pool_; }
 
  private:
   struct HeadStore {
-    std::vector<float*> blocks;         // pool blocks, each [2, block_tokens, head_dim]: K rows then V rows
-    std::vector<const float*> k_ptrs;   // [blocks] = blocks[b]            (for KvHeadView)
-    std::vector<const float*> v_ptrs;   // [blocks] = blocks[b] + bt * hd
+    std::vector<int32_t> blocks;        // pool block ids, each [2, block_tokens, head_dim]: K rows then V rows
     std::vector<int32_t> positions;     // [first_row + len] absolute position of each physical row
     int64_t first_row = 0;              // physical row of token 0 (< block_tokens)
     int64_t len = 0;                    // tokens held
@@ -90,8 +91,15 @@ class RazorKvCache final : public KvCache {
   const HeadStore& head(int layer, int kv_head) const {
     return heads_[static_cast<size_t>(layer) * n_kv_heads_ + kv_head];
   }
-  float* KeyRow(HeadStore& h, int64_t row) { return h.blocks[row / bt_] + (row % bt_) * head_dim_; }
-  float* ValueRow(HeadStore& h, int64_t row) { return h.blocks[row / bt_] + (bt_ + row % bt_) * head_dim_; }
+  // Physical row `row` of a head's K (V) rows, in the storage type.
+  uint8_t* KeyRow(HeadStore& h, int64_t row) {
+    return pool_->data(h.blocks[row / bt_]) + static_cast<size_t>(row % bt_) * row_bytes_;
+  }
+  uint8_t* ValueRow(HeadStore& h, int64_t row) {
+    return pool_->data(h.blocks[row / bt_]) + static_cast<size_t>(bt_ + row % bt_) * row_bytes_;
+  }
+  // Adds physical rows [r0, r1) to the head's compensation token (widened to fp32 first).
+  void AddToCompensation(HeadStore& h, int64_t r0, int64_t r1);
   bool GrowTo(HeadStore& h, int64_t rows);      // ensure blocks for `rows` physical rows
   void TrimBlocks(HeadStore& h, size_t keep);   // frees trailing blocks beyond `keep`
   void Compress(HeadStore& h, int64_t window);  // prompt in: drop [N0, len - W)
@@ -101,6 +109,8 @@ class RazorKvCache final : public KvCache {
   KvHeadPolicy policy_;
   int n_layers_, n_kv_heads_, head_dim_;
   int64_t bt_;  // tokens per block
+  KvType type_;
+  size_t row_bytes_;  // head_dim * element bytes
   int64_t capacity_;
   std::shared_ptr<KvBlockPool> pool_;
   int64_t seq_len_ = 0;
@@ -110,7 +120,8 @@ class RazorKvCache final : public KvCache {
   size_t blocks_held_ = 0;
   int64_t last_window_ = 0;
   int64_t tokens_dropped_ = 0, tokens_folded_ = 0;
-  std::vector<float*> scratch_;       // blocks being allocated / freed
+  std::vector<int32_t> scratch_;     // blocks being allocated
+  std::vector<float> row_k_, row_v_;  // [head_dim] fp32 rows for the compensation token
 };
 
 }  // namespace razor

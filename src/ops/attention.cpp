@@ -9,6 +9,7 @@
 
 #include "ops/attention_blocks.h"
 #include "ops/elementwise.h"
+#include "ops/kv_widen.h"
 #include "ops/matmul.h"
 #include "ops/simd_dispatch.h"
 
@@ -47,7 +48,7 @@ float AlibiCompensationBias(const KvHeadView& kv, float slope, int32_t pq) {
 
 void AttendReference(const KvHeadView& kv, const AttentionQuery& a) {
   const int d = a.head_dim;
-  std::vector<float> scores;
+  std::vector<float> scores, row(d);  // row: one key / value widened to fp32
   for (int64_t t = 0; t < a.n_tokens; ++t) {
     const int32_t p = a.positions[t];
     const int64_t n = VisibleKeys(kv, p);
@@ -58,8 +59,9 @@ void AttendReference(const KvHeadView& kv, const AttentionQuery& a) {
       scores.assign(n + (comp ? 1 : 0), 0.0f);
       float m = -std::numeric_limits<float>::infinity();
       for (int64_t j = 0; j < n; ++j) {
+        kv.KeyF32(j, d, row.data());
         float s = 0.0f;
-        for (int i = 0; i < d; ++i) s += q[i] * kv.key(j, d)[i];
+        for (int i = 0; i < d; ++i) s += q[i] * row[i];
         scores[j] = s * a.scale;
         if (a.alibi_slopes) scores[j] -= a.alibi_slopes[g] * static_cast<float>(p - KeyPosition(kv, j));
         m = std::max(m, scores[j]);
@@ -74,8 +76,10 @@ void AttendReference(const KvHeadView& kv, const AttentionQuery& a) {
       for (auto& s : scores) sum += (s = std::exp(s - m));
       if (a.lse) a.lse[t * a.lse_token_stride + g] = m + std::log(sum);
       for (int i = 0; i < d; ++i) o[i] = 0.0f;
-      for (int64_t j = 0; j < n; ++j)
-        for (int i = 0; i < d; ++i) o[i] += scores[j] / sum * kv.value(j, d)[i];
+      for (int64_t j = 0; j < n; ++j) {
+        kv.ValueF32(j, d, row.data());
+        for (int i = 0; i < d; ++i) o[i] += scores[j] / sum * row[i];
+      }
       if (comp)
         for (int i = 0; i < d; ++i) o[i] += scores[n] / sum * kv.comp_v[i];
     }
@@ -133,22 +137,46 @@ struct TileRows {
 };
 
 // Row pointers of keys j0 .. j0 + nb and, under ALiBi, their positions (both tile loops read a block this way).
+// Paged f16 / bf16 rows are widened into a per-thread fp32 scratch of one key block first (kv_widen.h): a
+// block's rows are contiguous inside a pool block, so each run of rows is one widening call.
 void GatherKeyBlock(const KvHeadView& kv, int64_t j0, int nb, int d, bool alibi, const float** krow,
                     const float** vrow, int32_t* key_pos) {
-  if (kv.block_tokens == 0) {
+  if (!kv.paged()) {
     for (int j = 0; j < nb; ++j) {
       krow[j] = kv.key(j0 + j, d);
       vrow[j] = kv.value(j0 + j, d);
     }
-  } else {  // paged: walk the pool blocks instead of dividing per key (KvHeadView::key's arithmetic)
+  } else if (kv.type == KvType::kF32) {  // walk the pool blocks instead of dividing per key
     int64_t r = kv.first_row + j0, b = r / kv.block_tokens, row = r % kv.block_tokens;
     for (int j = 0; j < nb; ++j) {
-      krow[j] = kv.k_blocks[b] + row * d;
-      vrow[j] = kv.v_blocks[b] + row * d;
+      const auto* blk = reinterpret_cast<const float*>(kv.pool_base + static_cast<size_t>(kv.block_ids[b]) *
+                                                                           kv.block_bytes);
+      krow[j] = blk + row * d;
+      vrow[j] = blk + (kv.block_tokens + row) * d;
       if (++row == kv.block_tokens) {
         row = 0;
         ++b;
       }
+    }
+  } else {
+    thread_local std::vector<float> kbuf, vbuf;  // [kKeyBlock, d] each
+    kbuf.resize(static_cast<size_t>(kKeyBlock) * d);
+    vbuf.resize(static_cast<size_t>(kKeyBlock) * d);
+    const size_t row_bytes = static_cast<size_t>(d) * KvTypeBytes(kv.type);
+    int64_t r = kv.first_row + j0;
+    for (int j = 0; j < nb;) {
+      const int64_t b = r / kv.block_tokens, row = r % kv.block_tokens;
+      const int run = static_cast<int>(std::min<int64_t>(nb - j, kv.block_tokens - row));
+      const uint8_t* blk = kv.pool_base + static_cast<size_t>(kv.block_ids[b]) * kv.block_bytes;
+      WidenKvValues(kv.type, blk + row * row_bytes, static_cast<int64_t>(run) * d, &kbuf[static_cast<size_t>(j) * d]);
+      WidenKvValues(kv.type, blk + (kv.block_tokens + row) * row_bytes, static_cast<int64_t>(run) * d,
+                    &vbuf[static_cast<size_t>(j) * d]);
+      for (int i = 0; i < run; ++i) {
+        krow[j + i] = &kbuf[static_cast<size_t>(j + i) * d];
+        vrow[j + i] = &vbuf[static_cast<size_t>(j + i) * d];
+      }
+      j += run;
+      r += run;
     }
   }
   if (alibi)  // key positions only matter for the ALiBi distance
