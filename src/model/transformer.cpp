@@ -5,178 +5,218 @@
 #include <algorithm>
 #include <cmath>
 
-#include "ops/attention.h"
-#include "ops/dequantize.h"
-#include "ops/elementwise.h"
+#include "ops/cpu_backend.h"
 
 namespace razor {
 
-Transformer::Transformer(const ModelConfig& config, const ModelWeights& weights, ThreadPool& pool, MathMode mode)
-    : config_(config), weights_(weights), pool_(pool), mode_(mode), rope_(config.rope(), weights.rope_freq_factors) {
+Transformer::Transformer(const ModelConfig& config, const ModelWeights& weights, Backend& backend)
+    : config_(config), weights_(weights), backend_(&backend), rope_(config.rope(), weights.rope_freq_factors) {
   if (config.alibi) alibi_slopes_ = AlibiSlopes(config.n_heads);
+  if (config.fused_qkv)
+    for (int part = 0; part < 3; ++part)
+      for (int h = 0; h < config.n_heads; ++h) qkv_cols_[part].push_back(config.fused_qkv_row(part, h));
 }
 
-void Transformer::Norm(const float* x, int64_t m, const std::vector<float>& gain, const std::vector<float>& bias,
-                       float* out) const {
-  const int64_t dim = config_.dim;
-  for (int64_t t = 0; t < m; ++t) {
-    if (config_.layer_norm) LayerNorm(&x[t * dim], gain.data(), bias.data(), dim, config_.rms_eps, &out[t * dim]);
-    else RmsNorm(&x[t * dim], gain.data(), dim, config_.rms_eps, &out[t * dim]);
-  }
+Transformer::Transformer(const ModelConfig& config, const ModelWeights& weights, ThreadPool& pool, MathMode mode)
+    : Transformer(config, weights, *new CpuBackend(pool, mode)) {
+  owned_backend_.reset(backend_);  // the delegated constructor borrowed it; this one owns it
 }
 
-Status Transformer::Forward(const int32_t* tokens, int64_t n, KvCache& cache, bool all_logits,
-                            std::vector<float>* logits) {
+Transformer::~Transformer() = default;
+
+void Transformer::Reserve(int64_t rows, int64_t m) {
   const ModelConfig& c = config_;
-  if (n <= 0) return Err("forward pass over zero tokens");
-  const int64_t pos0 = cache.sequence_length();
-  if (pos0 + n > cache.capacity())
-    return Err(fmt::format("context full: {} tokens exceed the context of {}", pos0 + n, cache.capacity()));
-  for (int64_t t = 0; t < n; ++t)
-    if (tokens[t] < 0 || tokens[t] >= c.vocab_size)
-      return Err(fmt::format("token id {} out of range [0, {})", tokens[t], c.vocab_size));
+  Backend& be = *backend_;
+  be.Reserve(&x_, rows * c.dim);
+  be.Reserve(&xn_, m * c.dim);
+  be.Reserve(&q_, m * c.q_dim());
+  be.Reserve(&k_, m * c.kv_dim());
+  be.Reserve(&v_, m * c.kv_dim());
+  be.Reserve(&attn_, m * c.q_dim());
+  be.Reserve(&proj_, m * c.dim);
+  if (!c.gelu_mlp) be.Reserve(&gate_, m * c.ffn_dim);
+  be.Reserve(&up_, m * c.ffn_dim);
+  if (c.fused_qkv) be.Reserve(&qkv_, m * 3 * c.q_dim());
+  if (observer_) lse_.resize(m * c.n_heads);
+}
 
-  // The residual stream holds every token; everything else works on chunks of kChunk tokens, so that
-  // activation memory stays bounded however long the prompt (a chunk's queries attend to every key
-  // appended so far, which is exactly causal attention over the whole prompt).
+Status Transformer::Step(const std::vector<StepSequence>& batch, std::vector<float>* logits) {
+  const ModelConfig& c = config_;
+  Backend& be = *backend_;
+  if (batch.empty()) return Err("forward pass over an empty batch");
+  if (observer_ && batch.size() != 1) return Err("an attention observer needs a batch of one sequence");
+  int64_t rows = 0, out_rows = 0;
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const StepSequence& q = batch[s];
+    if (q.cache == nullptr || q.n <= 0) return Err("forward pass over zero tokens");
+    for (size_t o = 0; o < s; ++o)
+      if (batch[o].cache == q.cache) return Err("a sequence appears twice in one step");
+    const int64_t pos0 = q.cache->sequence_length();
+    if (pos0 + q.n > q.cache->capacity())
+      return Err(fmt::format("context full: {} tokens exceed the context of {}", pos0 + q.n, q.cache->capacity()));
+    for (int64_t t = 0; t < q.n; ++t)
+      if (q.tokens[t] < 0 || q.tokens[t] >= c.vocab_size)
+        return Err(fmt::format("token id {} out of range [0, {})", q.tokens[t], c.vocab_size));
+    rows += q.n;
+    out_rows += q.all_logits ? q.n : 1;
+  }
+
+  // The residual stream holds every row; everything else works on chunks of kChunk rows, so that activation
+  // memory stays bounded however long the prompt (a chunk's queries attend to every key appended so far,
+  // which is exactly causal attention over the whole prompt).
   const int64_t kChunk = chunk_tokens_;
   const int64_t dim = c.dim;
-  const int64_t cn = std::min(n, kChunk);
-  x_.resize(n * dim);
-  xn_.resize(cn * dim);
-  q_.resize(cn * c.q_dim());
-  k_.resize(cn * c.kv_dim());
-  v_.resize(cn * c.kv_dim());
-  attn_.resize(cn * c.q_dim());
-  proj_.resize(cn * dim);
-  if (!c.gelu_mlp) gate_.resize(cn * c.ffn_dim);
-  if (c.fused_qkv) qkv_.resize(cn * 3 * c.q_dim());
-  up_.resize(cn * c.ffn_dim);
-  positions_.resize(n);
-  if (observer_) lse_.resize(cn * c.n_heads);
-  for (int64_t t = 0; t < n; ++t) positions_[t] = static_cast<int32_t>(pos0 + t);
-  rope_.Angles(positions_.data(), n, &cos_, &sin_);
+  Reserve(rows, std::min(rows, kChunk));
+  positions_.resize(rows);
+  std::vector<int32_t> tokens(rows);
+  std::vector<int64_t> seq_row0(batch.size());  // first row of each sequence
+  for (size_t s = 0, r = 0; s < batch.size(); ++s) {
+    seq_row0[s] = static_cast<int64_t>(r);
+    const int64_t pos0 = batch[s].cache->sequence_length();
+    for (int64_t t = 0; t < batch[s].n; ++t, ++r) {
+      positions_[r] = static_cast<int32_t>(pos0 + t);
+      tokens[r] = batch[s].tokens[t];
+    }
+  }
+  if (!c.alibi) rope_.Angles(positions_.data(), rows, &cos_, &sin_);
+  float* x_all = x_->data();
+  be.Embed(weights_.token_embd, tokens.data(), rows, x_all);
+  if (c.embedding_norm) be.Norm(x_all, rows, dim, weights_.embd_norm, weights_.embd_norm_b, c.layer_norm, c.rms_eps, x_all);
 
-  pool_.ParallelFor(n, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t)
-      DequantizeRow(weights_.token_embd.type, weights_.token_embd.row(tokens[t]), &x_[t * dim], dim);
-  });
-  if (c.embedding_norm) Norm(x_.data(), n, weights_.embd_norm, weights_.embd_norm_b, x_.data());
+  // Each chunk's pieces (a sequence's rows inside the chunk), the same for every layer.
+  std::vector<std::vector<Piece>> chunk_pieces;
+  for (int64_t r0 = 0; r0 < rows; r0 += kChunk) {
+    const int64_t r1 = std::min(rows, r0 + kChunk);
+    std::vector<Piece> pieces;
+    for (size_t s = 0; s < batch.size(); ++s) {
+      const int64_t a = std::max(r0, seq_row0[s]), b = std::min(r1, seq_row0[s] + batch[s].n);
+      if (a < b) pieces.push_back({s, a, b - a, batch[s].cache->sequence_length() + (a - seq_row0[s])});
+    }
+    chunk_pieces.push_back(std::move(pieces));
+  }
 
   const int half = c.head_dim / 2;
+  float* xn = xn_->data();
+  float* q = q_->data();
+  float* k = k_->data();
+  float* v = v_->data();
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = weights_.layers[l];
-    for (int64_t t0 = 0; t0 < n; t0 += kChunk) {
-      const int64_t m = std::min(kChunk, n - t0);
-      float* x = &x_[t0 * dim];
-      Norm(x, m, L.attn_norm, L.attn_norm_b, xn_.data());
+    for (size_t ci = 0; ci < chunk_pieces.size(); ++ci) {
+      const int64_t t0 = static_cast<int64_t>(ci) * kChunk;
+      const int64_t m = std::min(kChunk, rows - t0);
+      float* x = x_all + t0 * dim;
+      be.Norm(x, m, dim, L.attn_norm, L.attn_norm_b, c.layer_norm, c.rms_eps, xn);
       if (c.fused_qkv) {
-        // BLOOM: one projection (row layout: ModelConfig::fused_qkv_row); split into q_, k_, v_ ([m, heads * hd]).
-        const int64_t d = c.head_dim, w3 = 3 * static_cast<int64_t>(c.q_dim());
-        MatMul(mode_, L.wqkv, xn_.data(), m, qkv_.data(), pool_);
-        for (int64_t t = 0; t < m; ++t) {
-          float* row = &qkv_[t * w3];
-          AddInPlace(row, L.bqkv.data(), w3);
-          for (int h = 0; h < c.n_heads; ++h) {
-            std::copy_n(row + c.fused_qkv_row(0, h), d, &q_[t * c.q_dim() + h * d]);
-            std::copy_n(row + c.fused_qkv_row(1, h), d, &k_[t * c.kv_dim() + h * d]);
-            std::copy_n(row + c.fused_qkv_row(2, h), d, &v_[t * c.kv_dim() + h * d]);
-          }
-        }
+        // BLOOM: one projection (row layout: ModelConfig::fused_qkv_row); split into q, k, v ([m, heads * hd]).
+        const int64_t w3 = 3 * static_cast<int64_t>(c.q_dim());
+        be.MatMul(L.wqkv, xn, m, qkv_->data());
+        be.AddBias(qkv_->data(), L.bqkv, m, w3);
+        float* dst[3] = {q, k, v};
+        for (int part = 0; part < 3; ++part)
+          be.GatherColumns(qkv_->data(), w3, m, qkv_cols_[part].data(), c.n_heads, c.head_dim, dst[part],
+                           part == 0 ? c.q_dim() : c.kv_dim());
       } else {
-        MatMul(mode_, L.wq, xn_.data(), m, q_.data(), pool_);
-        MatMul(mode_, L.wk, xn_.data(), m, k_.data(), pool_);
-        MatMul(mode_, L.wv, xn_.data(), m, v_.data(), pool_);
+        be.MatMul(L.wq, xn, m, q);
+        be.MatMul(L.wk, xn, m, k);
+        be.MatMul(L.wv, xn, m, v);
       }
-      for (int64_t t = 0; t < m; ++t) {
-        float* q = &q_[t * c.q_dim()];
-        float* k = &k_[t * c.kv_dim()];
-        if (c.qkv_bias) {
-          AddInPlace(q, L.bq.data(), c.q_dim());
-          AddInPlace(k, L.bk.data(), c.kv_dim());
-          AddInPlace(&v_[t * c.kv_dim()], L.bv.data(), c.kv_dim());
-        }
-        if (c.qk_norm) {
-          for (int h = 0; h < c.n_heads; ++h)
-            RmsNorm(q + h * c.head_dim, L.q_norm.data(), c.head_dim, c.rms_eps, q + h * c.head_dim);
-          for (int h = 0; h < c.n_kv_heads; ++h)
-            RmsNorm(k + h * c.head_dim, L.k_norm.data(), c.head_dim, c.rms_eps, k + h * c.head_dim);
-        }
-        if (c.alibi) continue;  // positions enter as ALiBi biases in the attention kernel
-        const int64_t tt = t0 + t;
-        ApplyRope(q, c.n_heads, c.head_dim, c.rope_layout, &cos_[tt * half], &sin_[tt * half]);
-        ApplyRope(k, c.n_kv_heads, c.head_dim, c.rope_layout, &cos_[tt * half], &sin_[tt * half]);
+      if (c.qkv_bias) {
+        be.AddBias(q, L.bq, m, c.q_dim());
+        be.AddBias(k, L.bk, m, c.kv_dim());
+        be.AddBias(v, L.bv, m, c.kv_dim());
       }
-      RAZOR_RETURN_IF_ERROR(cache.Append(l, pos0 + t0, m, k_.data(), v_.data()));
-      Attention(l, &positions_[t0], m, cache);
-      if (observer_) observer_->OnAttention(l, q_.data(), &positions_[t0], m, lse_.data(), cache);
-      MatMul(mode_, L.wo, attn_.data(), m, proj_.data(), pool_);
-      if (c.dense_bias)
-        for (int64_t t = 0; t < m; ++t) AddInPlace(&proj_[t * dim], L.bo.data(), dim);
-      AddInPlace(x, proj_.data(), m * dim);
+      if (c.qk_norm) {
+        be.HeadNorm(q, m, c.n_heads, c.head_dim, L.q_norm, c.rms_eps);
+        be.HeadNorm(k, m, c.n_kv_heads, c.head_dim, L.k_norm, c.rms_eps);
+      }
+      if (!c.alibi) {  // ALiBi: positions enter as biases in the attention kernel
+        be.Rope(q, m, c.q_dim(), c.n_heads, c.head_dim, c.rope_layout, &cos_[t0 * half], &sin_[t0 * half]);
+        be.Rope(k, m, c.kv_dim(), c.n_kv_heads, c.head_dim, c.rope_layout, &cos_[t0 * half], &sin_[t0 * half]);
+      }
+      for (const Piece& p : chunk_pieces[ci]) {
+        const int64_t off = (p.row0 - t0) * c.kv_dim();
+        RAZOR_RETURN_IF_ERROR(batch[p.seq].cache->Append(l, p.pos0, p.n, k + off, v + off));
+      }
+      Attention(l, batch, chunk_pieces[ci], t0);
+      if (observer_) observer_->OnAttention(l, q, &positions_[t0], m, lse_.data(), *batch[0].cache);
+      be.MatMul(L.wo, attn_->data(), m, proj_->data());
+      if (c.dense_bias) be.AddBias(proj_->data(), L.bo, m, dim);
+      be.Add(x, proj_->data(), m * dim);
 
-      Norm(x, m, L.ffn_norm, L.ffn_norm_b, xn_.data());
+      be.Norm(x, m, dim, L.ffn_norm, L.ffn_norm_b, c.layer_norm, c.rms_eps, xn);
       if (c.gelu_mlp) {
-        MatMul(mode_, L.w_up, xn_.data(), m, up_.data(), pool_);
-        for (int64_t t = 0; t < m; ++t) AddInPlace(&up_[t * c.ffn_dim], L.b_up.data(), c.ffn_dim);
-        GeluTanhInPlace(up_.data(), m * c.ffn_dim);
-        MatMul(mode_, L.w_down, up_.data(), m, proj_.data(), pool_);
-        for (int64_t t = 0; t < m; ++t) AddInPlace(&proj_[t * dim], L.b_down.data(), dim);
+        be.MatMul(L.w_up, xn, m, up_->data());
+        be.AddBias(up_->data(), L.b_up, m, c.ffn_dim);
+        be.Gelu(up_->data(), m * c.ffn_dim);
+        be.MatMul(L.w_down, up_->data(), m, proj_->data());
+        be.AddBias(proj_->data(), L.b_down, m, dim);
       } else {
-        MatMul(mode_, L.w_gate, xn_.data(), m, gate_.data(), pool_);
-        MatMul(mode_, L.w_up, xn_.data(), m, up_.data(), pool_);
-        SiluMul(gate_.data(), up_.data(), m * c.ffn_dim, gate_.data());
-        MatMul(mode_, L.w_down, gate_.data(), m, proj_.data(), pool_);
+        be.MatMul(L.w_gate, xn, m, gate_->data());
+        be.MatMul(L.w_up, xn, m, up_->data());
+        be.SiluMul(gate_->data(), up_->data(), m * c.ffn_dim);
+        be.MatMul(L.w_down, gate_->data(), m, proj_->data());
       }
-      AddInPlace(x, proj_.data(), m * dim);
+      be.Add(x, proj_->data(), m * dim);
     }
-    cache.OnLayerDone(l, n > 1);
+    for (const StepSequence& s : batch) s.cache->OnLayerDone(l, s.n > 1);
   }
-  cache.CommitTokens(n);
+  for (const StepSequence& s : batch) s.cache->CommitTokens(s.n);
 
-  const int64_t first = all_logits ? 0 : n - 1;
-  const int64_t rows = n - first;
-  xn_.resize(rows * dim);
-  Norm(&x_[first * dim], rows, weights_.output_norm, weights_.output_norm_b, xn_.data());
-  logits->resize(rows * c.vocab_size);
-  MatMul(mode_, weights_.output, xn_.data(), rows, logits->data(), pool_);
+  // Logits of the rows asked for, gathered in batch order.
+  be.Reserve(&xn_, out_rows * dim);
+  xn = xn_->data();
+  int64_t o = 0;
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const int64_t first = batch[s].all_logits ? seq_row0[s] : seq_row0[s] + batch[s].n - 1;
+    const int64_t n = seq_row0[s] + batch[s].n - first;
+    be.Norm(x_all + first * dim, n, dim, weights_.output_norm, weights_.output_norm_b, c.layer_norm, c.rms_eps,
+            xn + o * dim);
+    o += n;
+  }
+  be.Reserve(&logits_, out_rows * c.vocab_size);
+  be.MatMul(weights_.output, xn, out_rows, logits_->data());
+  logits->resize(out_rows * c.vocab_size);
+  be.ToHost(logits_->data(), out_rows * c.vocab_size, logits->data());
   return Status::Ok();
 }
 
-void Transformer::Attention(int layer, const int32_t* positions, int64_t n, const KvCache& cache) {
+void Transformer::Attention(int layer, const std::vector<StepSequence>& batch, const std::vector<Piece>& pieces,
+                            int64_t chunk_row0) {
   const ModelConfig& c = config_;
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  // Work items are (tile of up to kAttnTileTokens query tokens, KV head); threads take them round-robin
-  // (later tokens see more keys, so striding balances the work). A tile lets the kernel read each K/V row
-  // once for all of its tokens and the group's query heads.
+  // Work items are (sequence piece, tile of up to kAttnTileTokens query tokens, KV head). A tile lets the
+  // kernel read each K/V row once for all of its tokens and the group's query heads.
   constexpr int64_t kTile = kAttnTileTokens;
-  const int64_t tiles = (n + kTile - 1) / kTile;
-  const int64_t items = tiles * c.n_kv_heads;
-  pool_.RunOnAll([&](int ti, int nt) {
-    for (int64_t item = ti; item < items; item += nt) {
-      const int64_t t = (item / c.n_kv_heads) * kTile;
-      const int h = static_cast<int>(item % c.n_kv_heads);
-      const KvHeadView view = cache.View(layer, h);
-      AttentionQuery a;
-      const int64_t head_offset = static_cast<int64_t>(h) * c.group_size() * c.head_dim;
-      a.q = &q_[t * c.q_dim() + head_offset];
-      a.q_token_stride = c.q_dim();
-      a.positions = &positions[t];
-      a.n_tokens = std::min(kTile, n - t);
-      a.n_group_heads = c.group_size();
-      a.head_dim = c.head_dim;
-      a.scale = scale;
-      a.out = &attn_[t * c.q_dim() + head_offset];
-      a.out_token_stride = c.q_dim();
-      if (c.alibi) a.alibi_slopes = &alibi_slopes_[static_cast<size_t>(h) * c.group_size()];
-      if (observer_) {
-        a.lse = &lse_[t * c.n_heads + static_cast<int64_t>(h) * c.group_size()];
-        a.lse_token_stride = c.n_heads;
+  items_.clear();
+  for (const Piece& p : pieces) {
+    const KvCache& cache = *batch[p.seq].cache;
+    for (int64_t t = p.row0 - chunk_row0; t < p.row0 - chunk_row0 + p.n; t += kTile) {
+      const int64_t nt = std::min(kTile, p.row0 - chunk_row0 + p.n - t);
+      for (int h = 0; h < c.n_kv_heads; ++h) {
+        AttentionItem it;
+        it.kv = cache.View(layer, h);
+        AttentionQuery& a = it.q;
+        const int64_t head_offset = static_cast<int64_t>(h) * c.group_size() * c.head_dim;
+        a.q = q_->data() + t * c.q_dim() + head_offset;
+        a.q_token_stride = c.q_dim();
+        a.positions = &positions_[chunk_row0 + t];
+        a.n_tokens = nt;
+        a.n_group_heads = c.group_size();
+        a.head_dim = c.head_dim;
+        a.scale = scale;
+        a.out = attn_->data() + t * c.q_dim() + head_offset;
+        a.out_token_stride = c.q_dim();
+        if (c.alibi) a.alibi_slopes = &alibi_slopes_[static_cast<size_t>(h) * c.group_size()];
+        if (observer_) {
+          a.lse = &lse_[t * c.n_heads + static_cast<int64_t>(h) * c.group_size()];
+          a.lse_token_stride = c.n_heads;
+        }
+        items_.push_back(it);
       }
-      if (mode_ == MathMode::kExact) AttendReference(view, a);
-      else AttendFlash(view, a);
     }
-  });
+  }
+  backend_->Attend(items_);
 }
 
 }  // namespace razor

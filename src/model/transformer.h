@@ -1,9 +1,16 @@
 // The decoder forward pass shared by llama / qwen2 / qwen3: embeddings -> N x (attention + SwiGLU MLP)
 // -> final norm -> logits. BLOOM takes the same loop with LayerNorms, a fused QKV projection, ALiBi in
-// place of RoPE and a GELU MLP (ModelConfig's BLOOM flags). Activations are fp32; weights are used in their stored format.
+// place of RoPE and a GELU MLP (ModelConfig's BLOOM flags). Activations are fp32; weights are used in their
+// stored format. Written once against the Backend seam (ops/backend.h): every kernel goes through it.
+//
+// One Step runs the tokens of many sequences at once (a batch): every weight matrix is read once per step for
+// all of their rows (matrix-matrix, not one matrix-vector product per sequence), while each sequence appends
+// to and attends over its own KV cache (its own policy, its own per-head lengths). A prefill chunk of one
+// sequence may share a step with single-token decodes of others.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/status.h"
@@ -11,12 +18,13 @@
 #include "kv/kv_cache.h"
 #include "model/model_config.h"
 #include "model/model_weights.h"
-#include "ops/matmul.h"
+#include "ops/backend.h"
 #include "ops/rope.h"
 
 namespace razor {
 
-// Sees every layer's attention inputs right after the attention ran (the retrieval-head profiler).
+// Sees every layer's attention inputs right after the attention ran (the retrieval-head profiler). Only for
+// steps of a single sequence.
 class AttentionObserver {
  public:
   virtual ~AttentionObserver() = default;
@@ -27,48 +35,74 @@ class AttentionObserver {
                            const KvCache& cache) = 0;
 };
 
+// One sequence's part of a step: tokens [0, n) at positions [cache->sequence_length(), +n).
+struct StepSequence {
+  KvCache* cache = nullptr;
+  const int32_t* tokens = nullptr;  // [n]
+  int64_t n = 0;
+  bool all_logits = false;          // logits of every token; else of the last one only
+};
+
 class Transformer {
  public:
+  Transformer(const ModelConfig& config, const ModelWeights& weights, Backend& backend);
+  // A private CPU backend over `pool` (tests, tools that drive one sequence).
   Transformer(const ModelConfig& config, const ModelWeights& weights, ThreadPool& pool, MathMode mode);
+  ~Transformer();
 
-  // Runs tokens[0..n) at positions [cache.sequence_length(), +n), appending their K/V to the cache.
-  // logits: [n, vocab] when all_logits, else [vocab] for the last token only.
-  Status Forward(const int32_t* tokens, int64_t n, KvCache& cache, bool all_logits, std::vector<float>* logits);
+  // Runs every sequence's tokens, appending their K/V to its cache. logits: the rows of the batch's entries in
+  // order, n rows for an all_logits entry and 1 otherwise: [rows, vocab]. A sequence appears at most once.
+  // On an error (bad token, context full, KV pool exhausted) the caches of the step may hold partial layers:
+  // those sequences must be cleared before reuse; nothing else is touched.
+  Status Step(const std::vector<StepSequence>& batch, std::vector<float>* logits);
+  // One sequence: logits [n, vocab] when all_logits, else [vocab] for the last token.
+  Status Forward(const int32_t* tokens, int64_t n, KvCache& cache, bool all_logits, std::vector<float>* logits) {
+    return Step({StepSequence{&cache, tokens, n, all_logits}}, logits);
+  }
 
   const ModelConfig& config() const { return config_; }
+  Backend& backend() { return *backend_; }
   void set_observer(AttentionObserver* observer) { observer_ = observer; }
-  // Tokens per chunk inside one Forward call (bounds activation memory; results do not depend on it).
+  // Rows per chunk inside one Step (bounds activation memory; results do not depend on it).
   void set_chunk_tokens(int64_t n) { chunk_tokens_ = n > 0 ? n : 256; }
   int64_t chunk_tokens() const { return chunk_tokens_; }
-  MathMode mode() const { return mode_; }
+  MathMode mode() const { return backend_->math_mode(); }
 
  private:
-  // Attention of the n queries in q_ (positions [n]) over the layer's cache; output into attn_.
-  void Attention(int layer, const int32_t* positions, int64_t n, const KvCache& cache);
-  // The pre-sub-layer norm of m rows of x into out: RMSNorm, or LayerNorm with bias (config.layer_norm).
-  void Norm(const float* x, int64_t m, const std::vector<float>& gain, const std::vector<float>& bias,
-            float* out) const;
+  // A run of rows [row0, row0 + n) of the step that belongs to one sequence, inside one chunk.
+  struct Piece {
+    size_t seq;       // index into the batch
+    int64_t row0, n;  // rows of the step
+    int64_t pos0;     // position of its first row
+  };
+  void Reserve(int64_t rows, int64_t chunk);
+  void Attention(int layer, const std::vector<StepSequence>& batch, const std::vector<Piece>& pieces,
+                 int64_t chunk_row0);
 
   const ModelConfig& config_;
   const ModelWeights& weights_;
-  ThreadPool& pool_;
-  MathMode mode_;
+  std::unique_ptr<Backend> owned_backend_;
+  Backend* backend_;
   RopeTable rope_;
   AttentionObserver* observer_ = nullptr;
   int64_t chunk_tokens_ = 256;
-  std::vector<float> lse_;     // [m, n_heads] (only with an observer)
-  // Scratch. n = tokens of the call, m = tokens of a chunk (<= 256):
-  std::vector<float> x_;       // [n, dim]   residual stream
-  std::vector<float> xn_;      // [m, dim]   normed input of a sub-layer (then [rows, dim] for the logits)
-  std::vector<float> q_;       // [m, q_dim]
-  std::vector<float> k_, v_;   // [m, kv_dim]
-  std::vector<float> attn_;    // [m, q_dim]  attention output
-  std::vector<float> proj_;    // [m, dim]    output of wo / w_down
-  std::vector<float> gate_, up_;  // [m, ffn]
-  std::vector<float> qkv_;     // [m, 3 * q_dim] fused projection (fused_qkv only)
   std::vector<float> alibi_slopes_;  // [n_heads] (alibi only)
-  std::vector<int32_t> positions_;  // [n]
-  std::vector<float> cos_, sin_;    // [n, head_dim/2]
+  std::vector<int64_t> qkv_cols_[3];  // fused_qkv: source column of each head's q / k / v
+  // Host index data of a step. R = rows of the step.
+  std::vector<int32_t> positions_;   // [R]
+  std::vector<float> cos_, sin_;     // [R, head_dim/2]
+  std::vector<float> lse_;           // [m, n_heads] (only with an observer; host)
+  std::vector<AttentionItem> items_;
+  // Backend buffers. m = rows of a chunk (<= chunk_tokens_):
+  std::unique_ptr<Buffer> x_;      // [R, dim]   residual stream
+  std::unique_ptr<Buffer> xn_;     // [m, dim]   normed input of a sub-layer (then [rows, dim] for the logits)
+  std::unique_ptr<Buffer> q_;      // [m, q_dim]
+  std::unique_ptr<Buffer> k_, v_;  // [m, kv_dim]
+  std::unique_ptr<Buffer> attn_;   // [m, q_dim]  attention output
+  std::unique_ptr<Buffer> proj_;   // [m, dim]    output of wo / w_down
+  std::unique_ptr<Buffer> gate_, up_;  // [m, ffn]
+  std::unique_ptr<Buffer> qkv_;    // [m, 3 * q_dim] fused projection (fused_qkv only)
+  std::unique_ptr<Buffer> logits_;  // [rows, vocab]
 };
 
 }  // namespace razor

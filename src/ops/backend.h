@@ -1,0 +1,87 @@
+// The seam between the forward pass and the hardware: every kernel the model runs, the activation buffers
+// it runs them on, and the KV pool's storage. The forward pass (model/transformer.cpp) is written once against
+// this interface; CpuBackend (ops/cpu_backend.h) wraps the CPU kernels and thread pool, a device backend
+// implements the same calls on device memory.
+//
+// Pointers passed to the kernels are into the backend's own Buffers (host memory for the CPU backend). Token
+// ids, positions and the KV views' index arrays are host data the backend copies where it needs them. Weights
+// are TensorViews over the mapped checkpoint plus small fp32 vectors (norm gains, biases) the backend may cache.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/tensor_view.h"
+#include "kv/kv_block_pool.h"
+#include "kv/kv_cache.h"
+#include "ops/attention.h"
+#include "ops/matmul.h"
+#include "ops/rope_params.h"
+
+namespace razor {
+
+enum class DeviceKind { kCpu, kCuda };
+const char* DeviceKindName(DeviceKind d);  // "cpu" | "cuda"
+
+// A float buffer of one backend: knows where it lives. Contents are undefined after Grow().
+class Buffer {
+ public:
+  virtual ~Buffer() = default;
+  float* data() const { return data_; }
+  int64_t size() const { return size_; }  // floats
+  DeviceKind device() const { return device_; }
+
+ protected:
+  float* data_ = nullptr;
+  int64_t size_ = 0;
+  DeviceKind device_ = DeviceKind::kCpu;
+};
+
+// One unit of attention work: the queries of some tokens of one sequence and one KV head's group, over that
+// head's ragged view.
+struct AttentionItem {
+  KvHeadView kv;
+  AttentionQuery q;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual DeviceKind device() const = 0;
+  virtual std::string Describe() const = 0;  // e.g. "cpu, 2 threads, avx512 kernels (fast)"
+  virtual MathMode math_mode() const = 0;
+
+  // A buffer of at least `floats` floats (a new one when *b is null or smaller).
+  virtual void Reserve(std::unique_ptr<Buffer>* b, int64_t floats) = 0;
+  // Copies n floats of a buffer back to host memory (the logits).
+  virtual void ToHost(const float* src, int64_t n, float* host_dst) = 0;
+  // The KV block pool, in this backend's memory. capacity_bytes 0: the backend's default.
+  virtual std::shared_ptr<KvBlockPool> NewKvPool(size_t block_bytes, size_t capacity_bytes) = 0;
+
+  // x[t, :] = row tokens[t] of the embedding table, widened to fp32.   x: [n, dim]
+  virtual void Embed(const TensorView& table, const int32_t* tokens, int64_t n, float* x) = 0;
+  // y[m, rows(w)] = x[m, cols(w)] · wᵀ
+  virtual void MatMul(const TensorView& w, const float* x, int64_t m, float* y) = 0;
+  // m rows of width n: RMSNorm (bias empty) or LayerNorm (bias given).  out may alias x.
+  virtual void Norm(const float* x, int64_t m, int64_t n, const std::vector<float>& gain,
+                    const std::vector<float>& bias, bool layer_norm, float eps, float* out) = 0;
+  // RMSNorm of every head_dim-wide piece of m rows of heads pieces each, in place (QK-norm).
+  virtual void HeadNorm(float* x, int64_t m, int heads, int head_dim, const std::vector<float>& gain, float eps) = 0;
+  // x[t, :] += bias for m rows of width n.
+  virtual void AddBias(float* x, const std::vector<float>& bias, int64_t m, int64_t n) = 0;
+  virtual void Add(float* x, const float* y, int64_t n) = 0;           // x += y
+  virtual void SiluMul(float* gate, const float* up, int64_t n) = 0;   // gate = silu(gate) * up
+  virtual void Gelu(float* x, int64_t n) = 0;                          // tanh approximation
+  // Rotates m rows of heads x head_dim in place; row t uses cos/sin [t, head_dim/2] (host arrays).
+  virtual void Rope(float* x, int64_t m, int64_t row_stride, int heads, int head_dim, RopeLayout layout,
+                    const float* cos, const float* sin) = 0;
+  // dst[t, s * seg + i] = src[t, cols[s] + i] for s < n_segments, i < seg, t < m (BLOOM's fused QKV split).
+  virtual void GatherColumns(const float* src, int64_t src_stride, int64_t m, const int64_t* cols, int n_segments,
+                             int seg, float* dst, int64_t dst_stride) = 0;
+  // Runs every item; items are independent (each writes its own output rows).
+  virtual void Attend(const std::vector<AttentionItem>& items) = 0;
+};
+
+}  // namespace razor
