@@ -59,6 +59,20 @@ void RazorKvCache::AddToCompensation(HeadStore& h, int64_t r0, int64_t r1) {
   }
 }
 
+Status RazorKvCache::Reserve(int64_t n) {
+  std::vector<size_t> before(heads_.size());
+  for (size_t i = 0; i < heads_.size(); ++i) {
+    HeadStore& h = heads_[i];
+    before[i] = h.blocks.size();
+    if (!GrowTo(h, h.first_row + h.len + n)) {
+      for (size_t j = 0; j <= i; ++j) TrimBlocks(heads_[j], before[j]);
+      return Err(fmt::format("KV pool exhausted: {} of {} MiB in use by all sequences (this sequence holds {} MiB)",
+                             pool_->bytes_in_use() >> 20, pool_->capacity_bytes() >> 20, kv_block_bytes() >> 20));
+    }
+  }
+  return Status::Ok();
+}
+
 size_t RazorKvCache::SteadyBlocks(const HeadStore& h) const {
   // Folding keeps N0 + W tokens starting at first_row < bt, plus one decode token before the fold.
   return static_cast<size_t>((policy_.params().sinks + h.window + bt_ + bt_ - 1) / bt_);

@@ -64,6 +64,9 @@ class RazorKvCache final : public KvCache {
   bool wants_single_prefill_call() const override { return policy_.mode() != KvMode::kFull; }
   void OnLayerDone(int layer, bool prefill) override;
   void CommitTokens(int64_t n) override { seq_len_ += n; }
+  // Takes now the blocks that appending n tokens to every head needs, all or nothing: after Ok, the next n
+  // appended tokens never fail for memory. A KV-pool-exhausted error leaves the cache as it was.
+  Status Reserve(int64_t n);
   KvHeadView View(int layer, int kv_head) const override;
   // K/V blocks held plus compensation tokens (everything kept of the KV itself; index_bytes() excluded).
   size_t bytes_allocated() const override { return kv_block_bytes() + compensation_bytes(); }

@@ -10,6 +10,7 @@
 #include "core/status.h"
 #include "kv/kv_cache.h"
 #include "model/transformer.h"
+#include "runtime/engine.h"
 #include "runtime/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -41,6 +42,13 @@ struct GenerationResult {
 // Prefills `prompt` into `cache` (which must be empty or hold a prefix of it... here: empty) and generates.
 Result<GenerationResult> Generate(Transformer& model, KvCache& cache, const Tokenizer* tokenizer,
                                   const std::vector<int32_t>& prompt, const GenerationOptions& options);
+
+// The same through an engine's sequence (which must be empty or hold a prefix the prompt continues).
+Result<GenerationResult> Generate(Engine& engine, Sequence& seq, const std::vector<int32_t>& prompt,
+                                  const GenerationOptions& options);
+// Prefill of one sequence through the engine, in batches of `batch` tokens (one call when its cache wants it).
+Status PrefillSequence(Engine& engine, Sequence& seq, const std::vector<int32_t>& prompt, int64_t batch,
+                       const std::function<void(int64_t, int64_t)>& on_progress);
 
 // Prefill only: runs the prompt through the model in batches; returns the last token's logits.
 Status Prefill(Transformer& model, KvCache& cache, const std::vector<int32_t>& prompt, int64_t batch,

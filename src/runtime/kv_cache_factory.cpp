@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 
 #include "kv/razor_kv_cache.h"
 #include "runtime/head_profiler.h"
@@ -40,10 +41,7 @@ Result<HeadProfile> LoadOrMakeProfile(const LoadedModel& model, const KvCacheOpt
   if (explicit_path) return Err(path + ": no such profile (make one with `razor profile -o " + path + "`)");
   if (o.log) o.log("no head profile for this model yet: profiling it once (cached at " + path + ")");
   HeadProfilerOptions po;
-  po.on_progress = [&](int64_t done, int64_t total) {
-    std::fprintf(stderr, "\rprofiling retrieval heads %lld/%lld", (long long)done, (long long)total);
-    if (done == total) std::fprintf(stderr, "\r\033[K");
-  };
+  po.on_progress = o.on_profile_progress;  // the front end shows it; the library never prints
   RAZOR_ASSIGN_OR_RETURN(HeadProfile profile, ProfileHeads(model, pool, MathMode::kFast, po));
   fs::create_directories(fs::path(path).parent_path(), ec);
   Status saved = profile.Save(path, /*overwrite=*/false);
@@ -51,24 +49,40 @@ Result<HeadProfile> LoadOrMakeProfile(const LoadedModel& model, const KvCacheOpt
   return profile;
 }
 
+bool KvOptionsNeedProfile(const KvCacheOptions& o) {
+  return o.mode == KvMode::kRazor || (o.mode == KvMode::kStreaming && o.streaming_window == 0);
+}
+
 Result<std::unique_ptr<KvCache>> MakeKvCache(const LoadedModel& model, const KvCacheOptions& o, int64_t capacity,
                                              int64_t prompt_tokens, ThreadPool& pool) {
+  std::optional<HeadProfile> profile;
+  if (KvOptionsNeedProfile(o)) {
+    RAZOR_ASSIGN_OR_RETURN(HeadProfile p, LoadOrMakeProfile(model, o, pool));
+    profile = std::move(p);
+  }
+  RAZOR_ASSIGN_OR_RETURN(KvHeadPolicy policy,
+                         MakeKvPolicy(model, o, capacity, prompt_tokens, profile ? &*profile : nullptr));
+  return std::unique_ptr<KvCache>(new RazorKvCache(std::move(policy), model.config.head_dim, capacity, o.kv_type));
+}
+
+Result<KvHeadPolicy> MakeKvPolicy(const LoadedModel& model, const KvCacheOptions& o, int64_t capacity,
+                                  int64_t prompt_tokens, const HeadProfile* profile_in) {
   const ModelConfig& c = model.config;
   if (o.mode == KvMode::kFull) {
     // The same paged per-head storage as razor mode, keeping every token: byte and speed comparisons
     // between modes then differ only in what is kept.
     RazorParams full = o.razor;
     full.mode = KvMode::kFull;
-    RAZOR_ASSIGN_OR_RETURN(KvHeadPolicy policy, KvHeadPolicy::Make(full, c.n_layers, c.n_kv_heads, {}));
-    return std::unique_ptr<KvCache>(new RazorKvCache(std::move(policy), c.head_dim, capacity));
+    return KvHeadPolicy::Make(full, c.n_layers, c.n_kv_heads, {});
   }
   RazorParams params = o.razor;
   params.mode = o.mode;
   std::vector<bool> retrieval;
   std::vector<int64_t> head_windows;  // ALiBi: each KV head's span L_h (max over its query heads)
   double r = 0;
-  if (o.mode == KvMode::kRazor || o.streaming_window == 0) {
-    RAZOR_ASSIGN_OR_RETURN(HeadProfile profile, LoadOrMakeProfile(model, o, pool));
+  if (KvOptionsNeedProfile(o)) {
+    if (profile_in == nullptr) return Err("internal: this KV policy needs the head profile, and none was loaded");
+    HeadProfile profile = *profile_in;
     if (o.induction_ratio > 0) {  // ablation: same scores, another share of induction heads
       profile.params.induction_ratio = o.induction_ratio;
       profile.SelectRetrievalHeads();
@@ -120,7 +134,7 @@ Result<std::unique_ptr<KvCache>> MakeKvCache(const LoadedModel& model, const KvC
   if (o.log && o.verbose && !policy.WouldCompress(std::max<int64_t>(1, prompt_tokens)))
     o.log(fmt::format("kv: the prompt ({} tokens) fits in sinks + window ({} + {}): nothing is compressed",
                       prompt_tokens, params.sinks, policy.Window(std::max<int64_t>(1, prompt_tokens))));
-  return std::unique_ptr<KvCache>(new RazorKvCache(std::move(policy), c.head_dim, capacity));
+  return policy;
 }
 
 }  // namespace razor

@@ -22,8 +22,10 @@ struct KvCacheOptions {
   bool use_echo_heads = true;   // --no-echo: retrieval = induction heads only
   double induction_ratio = 0;   // > 0: re-select the induction heads from the profile's scores at this ratio
   int64_t streaming_window = 0; // 0: match razor's KV budget for the prompt length
+  KvType kv_type = KvType::kF16;  // --kv-type: how K/V rows are stored
   bool verbose = false;
   std::function<void(const std::string&)> log;  // verbose lines (stderr in the CLI)
+  std::function<void(int64_t done, int64_t total)> on_profile_progress;  // while a missing profile is made
 };
 
 // Where a model's profile is cached when no --profile is given: "<model>.razor-profile.json" beside
@@ -33,7 +35,16 @@ std::string DefaultProfilePath(const LoadedModel& model);
 // Loads (and checks against the model) or computes and caches the head profile.
 Result<HeadProfile> LoadOrMakeProfile(const LoadedModel& model, const KvCacheOptions& options, ThreadPool& pool);
 
+// True when the options' mode needs the head profile (razor; streaming matched to razor's budget).
+bool KvOptionsNeedProfile(const KvCacheOptions& options);
+
+// The per-head policy the options ask for. profile: required when KvOptionsNeedProfile (else ignored).
 // capacity: most tokens; prompt_tokens: the prompt length (sets the streaming window at razor's budget).
+Result<KvHeadPolicy> MakeKvPolicy(const LoadedModel& model, const KvCacheOptions& options, int64_t capacity,
+                                  int64_t prompt_tokens, const HeadProfile* profile);
+
+// A cache with a private pool, its profile loaded or made on first use (one-sequence tools and tests; the
+// Engine builds its sequences' caches from MakeKvPolicy and its shared pool instead).
 Result<std::unique_ptr<KvCache>> MakeKvCache(const LoadedModel& model, const KvCacheOptions& options,
                                              int64_t capacity, int64_t prompt_tokens, ThreadPool& pool);
 

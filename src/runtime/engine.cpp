@@ -1,0 +1,119 @@
+#include "runtime/engine.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "ops/cpu_backend.h"
+
+namespace razor {
+
+Sequence::~Sequence() = default;
+
+void Sequence::Reset() {
+  cache_->Clear();
+  tokens_.clear();
+  logits_.clear();
+  failed_ = false;
+}
+
+Result<std::unique_ptr<Engine>> Engine::Open(std::shared_ptr<LoadedModel> model, const EngineOptions& o) {
+  if (!model) return Err("no model");
+  const ModelConfig& c = model->config;
+  if (o.kv_block_tokens < 1 || o.kv_block_tokens > 4096)
+    return Err(fmt::format("KV block of {} tokens: expected 1 to 4096", o.kv_block_tokens));
+  if (o.context < 0) return Err(fmt::format("context of {} tokens: expected a positive number", o.context));
+  std::unique_ptr<Engine> e(new Engine());
+  e->model_ = std::move(model);
+  e->options_ = o;
+  e->context_ = std::min<int64_t>(o.context > 0 ? o.context : c.context_length, INT32_MAX);
+  const int threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  e->pool_ = std::make_unique<ThreadPool>(threads);
+  e->backend_ = std::make_unique<CpuBackend>(*e->pool_, o.math);
+  e->transformer_ = std::make_unique<Transformer>(c, e->model_->weights, *e->backend_);
+  e->kv_pool_ = e->backend_->NewKvPool(RazorKvCache::block_bytes(o.kv_block_tokens, c.head_dim, o.kv_type),
+                                       o.kv_pool_bytes);
+  if (e->kv_pool_->capacity_blocks() == 0)
+    return Err(fmt::format("cannot reserve a KV pool of {} MiB", o.kv_pool_bytes >> 20));
+  return e;
+}
+
+Engine::~Engine() = default;
+
+size_t Engine::full_kv_bytes_per_token() const {
+  const ModelConfig& c = config();
+  return size_t{2} * c.n_layers * c.kv_dim() * KvTypeBytes(options_.kv_type);
+}
+
+Status Engine::EnsureProfile(const KvCacheOptions& kv, const std::function<void(int64_t, int64_t)>& on_progress) {
+  if (profile_ || !KvOptionsNeedProfile(kv)) return Status::Ok();
+  KvCacheOptions o = kv;
+  o.on_profile_progress = on_progress;
+  RAZOR_ASSIGN_OR_RETURN(HeadProfile p, LoadOrMakeProfile(*model_, o, *pool_));
+  profile_ = std::move(p);
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Sequence>> Engine::NewSequence(const SequenceOptions& so) {
+  KvCacheOptions kv = so.kv;
+  kv.kv_type = options_.kv_type;
+  kv.razor.block_tokens = options_.kv_block_tokens;
+  if (KvOptionsNeedProfile(kv) && !profile_)
+    return Err(fmt::format("the {} KV policy needs the head profile: call EnsureProfile first", KvModeName(kv.mode)));
+  RAZOR_ASSIGN_OR_RETURN(KvHeadPolicy policy, MakeKvPolicy(*model_, kv, context_, so.prompt_tokens, profile()));
+  auto cache = std::make_unique<RazorKvCache>(std::move(policy), config().head_dim, context_, options_.kv_type,
+                                              kv_pool_);
+  return std::unique_ptr<Sequence>(new Sequence(std::move(cache), so.sampler, config().vocab_size));
+}
+
+Status Engine::Step(std::vector<SequenceInput>& inputs) {
+  const ModelConfig& c = config();
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    SequenceInput& in = inputs[i];
+    in.status = Status::Ok();
+    if (in.sequence == nullptr) return Err("a step input without a sequence");
+    if (in.sequence->failed_) return Err("a sequence whose last step failed must be Reset() first");
+    if (in.tokens.empty()) return Err("a step input with no tokens");
+    for (size_t j = 0; j < i; ++j)
+      if (inputs[j].sequence == in.sequence) return Err("a sequence appears twice in one step");
+    for (int32_t t : in.tokens)
+      if (t < 0 || t >= c.vocab_size) return Err(fmt::format("token id {} out of range [0, {})", t, c.vocab_size));
+    const int64_t end = in.sequence->length() + static_cast<int64_t>(in.tokens.size());
+    if (end > context_) return Err(fmt::format("context full: {} tokens exceed the context of {}", end, context_));
+  }
+  std::vector<StepSequence> batch;
+  std::vector<SequenceInput*> ran;
+  for (SequenceInput& in : inputs) {
+    if (in.tokens.size() == 1) {
+      in.status = in.sequence->cache_->Reserve(1);
+      if (!in.status.ok()) continue;
+    }
+    if (in.begins_prompt.value_or(in.sequence->length() == 0))
+      in.sequence->cache().BeginPrefill(static_cast<int64_t>(in.tokens.size()));
+    batch.push_back({&in.sequence->cache(), in.tokens.data(), static_cast<int64_t>(in.tokens.size()),
+                     in.all_logits});
+    ran.push_back(&in);
+  }
+  if (batch.empty()) return inputs.empty() ? Err("an empty step") : inputs.front().status;
+  Status st = transformer_->Step(batch, &step_logits_);
+  if (!st.ok()) {
+    for (SequenceInput* in : ran) {
+      in->sequence->failed_ = true;
+      in->status = st;
+    }
+    return st;
+  }
+  const size_t vocab = c.vocab_size;
+  size_t row = 0;
+  for (SequenceInput* in : ran) {
+    Sequence& s = *in->sequence;
+    const size_t rows = in->all_logits ? in->tokens.size() : 1;
+    s.logits_.assign(step_logits_.begin() + row * vocab, step_logits_.begin() + (row + rows) * vocab);
+    s.tokens_.insert(s.tokens_.end(), in->tokens.begin(), in->tokens.end());
+    row += rows;
+  }
+  return Status::Ok();
+}
+
+}  // namespace razor
