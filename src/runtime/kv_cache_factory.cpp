@@ -40,10 +40,7 @@ Result<HeadProfile> LoadOrMakeProfile(const LoadedModel& model, const KvCacheOpt
   if (explicit_path) return Err(path + ": no such profile (make one with `razor profile -o " + path + "`)");
   if (o.log) o.log("no head profile for this model yet: profiling it once (cached at " + path + ")");
   HeadProfilerOptions po;
-  po.on_progress = [&](int64_t done, int64_t total) {
-    std::fprintf(stderr, "\rprofiling retrieval heads %lld/%lld", (long long)done, (long long)total);
-    if (done == total) std::fprintf(stderr, "\r\033[K");
-  };
+  po.on_progress = o.on_progress;
   RAZOR_ASSIGN_OR_RETURN(HeadProfile profile, ProfileHeads(model, pool, MathMode::kFast, po));
   fs::create_directories(fs::path(path).parent_path(), ec);
   Status saved = profile.Save(path, /*overwrite=*/false);

@@ -24,6 +24,8 @@ struct KvCacheOptions {
   int64_t streaming_window = 0; // 0: match razor's KV budget for the prompt length
   bool verbose = false;
   std::function<void(const std::string&)> log;  // verbose lines (stderr in the CLI)
+  // Progress of profiling on first use, in layer passes (done, total); the library never prints itself.
+  std::function<void(int64_t done, int64_t total)> on_progress;
 };
 
 // Where a model's profile is cached when no --profile is given: "<model>.razor-profile.json" beside
