@@ -222,5 +222,28 @@ TEST(CliHostileArgsTest, ShortRunReportsAFullCacheAsOneHundredPercent) {
   }
 }
 
+// Under a memory limit, starting the thread pool threw std::system_error out of main (abort, exit 134).
+// Whatever the limit, the outcome is success or one clean line, never a signal.
+TEST(CliHostileArgsTest, MemoryLimitEndsCleanly) {
+  const std::string model = testing::DefaultModelPath();
+  if (model.empty()) GTEST_SKIP() << "RAZOR_TEST_MODEL not set";
+  if (testing::UnderSanitizer()) GTEST_SKIP() << "ASan reserves more address space than any limit allows";
+  for (int kib : {60000, 100000, 120000, 150000}) {
+    SCOPED_TRACE(kib);
+    const std::string err = ScratchDir() + "/limit_err.txt";
+    const std::string cmd = "ulimit -v " + std::to_string(kib) + "; '" + RAZOR_BINARY + "' run -m '" + model +
+                            "' -p Hi -n 2 >/dev/null 2>'" + err + "'";
+    const int status = std::system(("bash -c \"" + cmd + "\"").c_str());
+    ASSERT_TRUE(WIFEXITED(status));
+    const int code = WEXITSTATUS(status);
+    EXPECT_LT(code, 128) << testing_cli::Slurp(err);
+    if (code != 0) {
+      const std::string text = testing_cli::Slurp(err);
+      EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
+      EXPECT_EQ(text.find("terminate"), std::string::npos) << text;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace razor

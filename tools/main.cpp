@@ -6,6 +6,7 @@
 #include <exception>
 #include <new>
 #include <string>
+#include <system_error>
 
 #include "cache_dir.h"
 #include "cli_common.h"
@@ -65,6 +66,8 @@ int main(int argc, char** argv) {
     return Main(argc, argv);
   } catch (const std::bad_alloc&) {
     return razor::cli::Fail("out of memory");
+  } catch (const std::system_error& e) {  // e.g. no memory left for another thread's stack
+    return razor::cli::Fail(std::string("system error: ") + e.what() + " (too little memory for this many threads?)");
   } catch (const std::exception& e) {
     return razor::cli::Fail(e.what());
   } catch (...) {
