@@ -70,6 +70,14 @@ TEST(CliHostileArgsTest, NumericOptionsOfRun) {
       // --system without --chat was ignored silently.
       {"run -p hi --system 'be brief'", "--chat"},
       {"run -p hi -m ''", "empty model path"},
+      // A directory as a prompt file read as an empty prompt.
+      {"run -f " + ScratchDir(), "is a directory"},
+      {"run -f /nonexistent/prompt.txt", "cannot open"},
+      {"inspect " + ScratchDir(), "no config.json"},
+      {"inspect /dev/null", "truncated"},
+      {"inspect ''", "empty model path"},
+      {"inspect " + kTinyGguf, ""},
+      {"run --help", ""},
   });
 }
 

@@ -1,5 +1,6 @@
 // razor run: answer a prompt, streaming the text to stdout and speed / KV figures to stderr.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -30,6 +31,8 @@ struct RunOptions {
 
 Result<std::string> ReadPrompt(const RunOptions& o) {
   if (!o.prompt_file.empty()) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(o.prompt_file, ec)) return Err(o.prompt_file + ": is a directory, not a prompt file");
     std::ifstream in(o.prompt_file, std::ios::binary);
     if (!in) return Err(o.prompt_file + ": cannot open prompt file");
     std::stringstream ss;
