@@ -4,7 +4,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "config_invariants.h"
 #include "io/gguf.h"
+#include "model/model_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto g = razor::GgufFile::ParseBytes(data, size, "fuzz.gguf");
@@ -17,6 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)g->FindTensor(t.name);
       (void)t.elements();
     }
+    // The config a loader builds from the metadata: validated before any arithmetic on it.
+    if (auto c = razor::ConfigFromGguf(*g); c.ok()) CheckConfigInvariants(*c);
   }
   return 0;
 }

@@ -14,7 +14,8 @@
 #             3 (--print-path only) not pulled yet.
 #
 # Env:
-#   RAZOR_HOME     cache root (default ~/.cache/razor); models land in $RAZOR_HOME/models/NAME/FILE
+#   RAZOR_HOME     cache root, an absolute path (default $HOME/.cache/razor); models land in
+#                  $RAZOR_HOME/models/NAME/FILE
 #   RAZOR_CATALOG  catalogue to read (default <repo>/models/catalog.json)
 #   PYTHON         interpreter used for JSON/zip handling and pip (default python3)
 #
@@ -27,12 +28,21 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CATALOG="${RAZOR_CATALOG:-$REPO_ROOT/models/catalog.json}"
-RAZOR_HOME="${RAZOR_HOME:-$HOME/.cache/razor}"
-case "$RAZOR_HOME" in /*) ;; *) RAZOR_HOME="$PWD/$RAZOR_HOME" ;; esac
 PY="${PYTHON:-python3}"
 
 log() { echo "[pull_model] $*" >&2; }
 fail() { echo "pull_model: error: $1" >&2; exit "${2:-1}"; }
+
+# The cache root, resolved once and absolutely: a relative RAZOR_HOME would follow the current folder
+# (and download there), and an unset HOME must give a clear error, not "unbound variable".
+if [[ -z "${RAZOR_HOME:-}" ]]; then
+  [[ -n "${HOME:-}" ]] || fail "cannot locate the cache folder: RAZOR_HOME and HOME are both unset (set RAZOR_HOME to an absolute path)" 2
+  RAZOR_HOME="$HOME/.cache/razor"
+fi
+case "$RAZOR_HOME" in
+  /*) ;;
+  *) fail "RAZOR_HOME='$RAZOR_HOME' is not an absolute path (set it to a folder like /data/razor)" 2 ;;
+esac
 
 usage() {
   echo "usage: scripts/pull_model.sh NAME [--print-path] | --list" >&2

@@ -3,7 +3,7 @@
 #   1. scripts/setup.sh: apt packages, the default model and tokenizer data into ${RAZOR_HOME:-~/.cache/razor}
 #   2. release build + every test
 #   3. debug build with AddressSanitizer + UndefinedBehaviorSanitizer + every test
-#   4. the GGUF reader's libFuzzer target for a bounded time (RAZOR_FUZZ_SECONDS, default 60)
+#   4. the libFuzzer targets (GGUF reader, HF config.json, head profiles), RAZOR_FUZZ_SECONDS each (default 40)
 # Flags: --quick skips 3 and 4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,10 +35,15 @@ cmake --build --preset debug -j "$jobs"
 RAZOR_TEST_SANITIZER=1 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build/debug --output-on-failure -j "$jobs"
 
-step "fuzz the GGUF reader for ${RAZOR_FUZZ_SECONDS:-60} s"
+# Three parsers of untrusted files, RAZOR_FUZZ_SECONDS each (default 40: two minutes in all on CI's 2 cores).
+fuzz_seconds="${RAZOR_FUZZ_SECONDS:-40}"
+step "fuzz the GGUF reader, the HF config.json parser and the head-profile reader for ${fuzz_seconds} s each"
 CXX=clang++ cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j "$jobs"
-mkdir -p build/fuzz/corpus
-cp -n fuzz/corpus_gguf/* build/fuzz/corpus/ 2>/dev/null || true
-build/fuzz/fuzz_gguf -max_total_time="${RAZOR_FUZZ_SECONDS:-60}" -rss_limit_mb=2048 -timeout=10 build/fuzz/corpus
+for target in gguf hf_config head_profile; do
+  corpus="build/fuzz/corpus_$target"  # the seeds plus what the fuzzer finds, kept between runs
+  mkdir -p "$corpus"
+  cp -n "fuzz/corpus_$target"/* "$corpus"/ 2>/dev/null || true
+  "build/fuzz/fuzz_$target" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -timeout=10 "$corpus"
+done
 step "all tests passed"

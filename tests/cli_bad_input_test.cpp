@@ -1,14 +1,12 @@
 // Bad input through the real `razor` binary: every case must end with one clear line on stderr and a
 // non-zero exit, never a crash, a sanitizer report or a hang.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
+#include "cli_test_support.h"
 #include "gguf_writer_for_tests.h"
 #include "model_test_support.h"
 
@@ -17,51 +15,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Outcome {
-  int exit_code = -1;  // -1: killed by a signal
-  std::string out, err;
-};
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// ctest runs each test in its own process, in parallel: every process gets its own scratch folder so
-// one test never reads another's stderr or files.
-std::string ScratchDir() {
-  static const std::string dir = [] {
-    std::string d = ::testing::TempDir() + "/razor_cli_test_" + std::to_string(::getpid());
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir;
-}
-
-Outcome RunRazor(const std::string& args) {
-  const std::string dir = ScratchDir();
-  const std::string out = dir + "/razor_out.txt", err = dir + "/razor_err.txt";
-  const std::string cmd = std::string("timeout 120 '") + RAZOR_BINARY + "' " + args + " >'" + out + "' 2>'" + err + "' </dev/null";
-  int status = std::system(cmd.c_str());
-  Outcome o;
-  if (WIFEXITED(status)) o.exit_code = WEXITSTATUS(status);
-  o.out = Slurp(out);
-  o.err = Slurp(err);
-  return o;
-}
-
-// One line, naming the problem, non-zero exit, no crash text.
-void ExpectCleanError(const Outcome& o, const std::string& must_contain) {
-  EXPECT_GT(o.exit_code, 0) << o.err;
-  EXPECT_NE(o.exit_code, 124) << "timed out";
-  EXPECT_LT(o.exit_code, 128) << "killed by a signal: " << o.err;
-  EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << "expected exactly one line, got:\n" << o.err;
-  EXPECT_NE(o.err.find(must_contain), std::string::npos) << "stderr: " << o.err;
-  EXPECT_EQ(o.err.find("Sanitizer"), std::string::npos) << o.err;
-  EXPECT_EQ(o.err.find("terminate"), std::string::npos) << o.err;
-}
+using testing_cli::ExpectCleanError;
+using testing_cli::Outcome;
+using testing_cli::RunRazor;
+using testing_cli::ScratchDir;
 
 std::string WriteTemp(const std::string& name, const std::vector<uint8_t>& bytes) {
   const std::string path = ScratchDir() + "/" + name;

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "cli_validate.h"
 #include "core/status.h"
 #include "ops/matmul.h"
 #include "runtime/kv_cache_factory.h"
@@ -19,7 +20,7 @@ constexpr const char* kDefaultModel = "smollm2-135m";
 
 struct CommonOptions {
   std::string model = kDefaultModel;
-  int threads = 0;       // 0: all cores
+  int threads = 0;       // 0: all cores (at most MaxThreads())
   int ctx = 0;           // 0: the model's trained context
   bool exact = false;    // reference kernels (fp32 weights, fp32 accumulation)
   bool int8 = false;     // llama.cpp-style 8-bit activations in Q4/Q5 decode (faster decode, less exact)
@@ -42,13 +43,15 @@ void AddKvOptions(CLI::App* app, KvCliOptions* o, bool allow_list);
 
 void AddModelOption(CLI::App* app, CommonOptions* o);
 void AddRuntimeOptions(CLI::App* app, CommonOptions* o);
+// "CPU threads, at most the N CPUs ..." for every -t option.
+std::string ThreadsHelp();
 
 // A path that exists is used as is; otherwise a catalogue name is resolved (and fetched) by
 // scripts/pull_model.sh. Returns the model path.
 Result<std::string> ResolveModelPath(const std::string& name_or_path);
 Result<std::shared_ptr<LoadedModel>> LoadModelFromOption(const std::string& name_or_path, bool load_tokenizer = true);
 
-// Prints "razor: error: <message>" on stderr; returns the exit code 1.
+// Prints "razor: error: <message>" on stderr as one line (newlines in the message become spaces); returns 1.
 int Fail(const std::string& message);
 
 // Each subcommand registers itself and writes its exit code into *exit_code when it runs.
@@ -60,10 +63,8 @@ void RegisterProfile(CLI::App& app, int* exit_code);
 void RegisterEval(CLI::App& app, int* exit_code);
 void RegisterDemo(CLI::App& app, int* exit_code);
 
-// "512,2048" -> {512, 2048}; every item an integer >= min_value, at least one. `what` names the list in errors.
-Result<std::vector<int>> ParseIntList(const std::string& s, const char* what, int min_value);
-
-// Runs `scripts/pull_model.sh NAME` and returns its last stdout line (the model path).
+// Checks NAME (ValidateCatalogName), runs `scripts/pull_model.sh NAME` without a shell and returns its last
+// stdout line (the model path); a failure's message is the script's own error line.
 Result<std::string> PullModel(const std::string& name);
 
 }  // namespace razor::cli

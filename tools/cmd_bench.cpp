@@ -13,6 +13,7 @@
 #include "cli_common.h"
 #include "core/thread_pool.h"
 #include "model/transformer.h"
+#include "progress.h"
 #include "runtime/compute_peak.h"
 #include "runtime/generator.h"
 #include "runtime/memory_bandwidth.h"
@@ -86,9 +87,20 @@ Measurement MeasureInChild(const LoadedModel& m, const BenchOptions& o, KvMode m
   }
   std::fflush(nullptr);
   pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    std::snprintf(r.error, sizeof r.error, "fork failed");
+    return r;
+  }
   if (pid == 0) {
     close(fds[0]);
-    Measurement c = MeasureOnce(m, o, mode, threads, len, prompt);
+    Measurement c;
+    try {  // an exception must not unwind into the parent's copy of main
+      c = MeasureOnce(m, o, mode, threads, len, prompt);
+    } catch (const std::exception& e) {
+      std::snprintf(c.error, sizeof c.error, "%s", e.what());
+    }
     ssize_t w = write(fds[1], &c, sizeof c);
     _exit(w == sizeof c ? 0 : 1);
   }
@@ -107,10 +119,10 @@ double Median(std::vector<double> v) {
 }
 
 int Bench(BenchOptions& o) {
-  auto lengths = ParseIntList(o.prompt_lengths, "prompt length", 1);
+  auto lengths = ParseIntList(o.prompt_lengths, "prompt length", 1, int(kMaxTokens));
   if (!lengths) return Fail(lengths.error());
-  auto threads = o.thread_counts.empty() ? Result<std::vector<int>>(std::vector<int>{ThreadPool::DefaultThreadCount()})
-                                         : ParseIntList(o.thread_counts, "thread count", 1);
+  auto threads = o.thread_counts.empty() ? Result<std::vector<int>>(std::vector<int>{o.common.ResolvedThreads()})
+                                         : ParseIntList(o.thread_counts, "thread count", 1, MaxThreads());
   if (!threads) return Fail(threads.error());
   auto modes = o.kv.Resolve();
   if (!modes) return Fail(modes.error());
@@ -119,11 +131,24 @@ int Bench(BenchOptions& o) {
   const LoadedModel& m = **loaded;
   const ModelConfig& c = m.config;
   const int ctx_limit = o.common.ctx > 0 ? o.common.ctx : c.context_length;
+  // Lengths against the context before any work (bandwidth probes, profiling, children). Every count is
+  // <= kMaxTokens, so the sums cannot overflow.
+  std::vector<int> fitting, skipped;
+  for (int len : *lengths) (len + o.n_decode <= ctx_limit ? fitting : skipped).push_back(len);
+  if (fitting.empty())
+    return Fail(fmt::format("no prompt length fits the context of {} tokens with -n {} (-p {})", ctx_limit,
+                            o.n_decode, o.prompt_lengths));
+  for (int len : skipped)
+    std::fprintf(stderr, "razor: skipping prompt %d: %d + %d tokens exceed the context of %d\n", len, len,
+                 o.n_decode, ctx_limit);
+  *lengths = fitting;
   if (std::any_of(modes->begin(), modes->end(), [](KvMode k) { return k != KvMode::kFull; })) {
     // Profile once here (cached on disk) so that no child profiles again.
     ThreadPool pool(threads->front());
     KvCacheOptions kvo = o.kv.cache;
     kvo.log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
+    ProgressReporter profiling("profiling retrieval heads");
+    kvo.on_profile_progress = profiling.Callback();
     auto profile = LoadOrMakeProfile(m, kvo, pool);
     if (!profile) return Fail(profile.error());
   }
@@ -143,20 +168,16 @@ int Bench(BenchOptions& o) {
       peak = MeasureFmaPeak(pool);
     }
     for (int len : *lengths) {
-      if (len + o.n_decode > ctx_limit) {
-        std::fprintf(stderr, "razor: skipping prompt %d: %d + %d tokens exceed the context of %d\n", len, len,
-                     o.n_decode, ctx_limit);
-        continue;
-      }
       std::vector<int32_t> prompt(len);
       for (auto& id : prompt) id = tok(rng);
       double full_measured = 0;  // the full cache's bytes at this length, when this run measured it
       for (KvMode mode : *modes) {
         std::vector<double> pre, dec, kv, rss;
         for (int r = 0; r < o.reps; ++r) {
-          std::fprintf(stderr, "\r[kv=%s t=%d p=%d rep %d/%d] running...", KvModeName(mode), t, len, r + 1, o.reps);
+          if (::isatty(STDERR_FILENO))  // a log gets the table rows, not one line per run
+            std::fprintf(stderr, "\r[kv=%s t=%d p=%d rep %d/%d] running...", KvModeName(mode), t, len, r + 1, o.reps);
           Measurement meas = MeasureInChild(m, o, mode, t, len, prompt);
-          std::fprintf(stderr, "\r\033[K");
+          if (::isatty(STDERR_FILENO)) std::fprintf(stderr, "\r\033[K");
           if (!meas.ok) return Fail(meas.error);
           pre.push_back(meas.prefill_tok_s);
           dec.push_back(meas.decode_tok_s);
@@ -190,10 +211,11 @@ void RegisterBench(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("bench", "measure prefill / decode tok/s, KV bytes and peak RSS per KV cache");
   AddModelOption(cmd, &o.common);
   cmd->add_option("-p,--prompt-lengths", o.prompt_lengths, "comma-separated prompt lengths")->capture_default_str();
-  cmd->add_option("-n,--n-decode", o.n_decode, "tokens decoded after each prompt")->capture_default_str()->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("-t,--threads", o.thread_counts, "comma-separated thread counts (default: all cores)");
-  cmd->add_option("-r,--reps", o.reps, "repetitions per figure (median reported)")->capture_default_str()->check(CLI::Range(1, 1000));
-  cmd->add_option("--ctx", o.common.ctx, "context limit (default: the model's)");
+  AddNumber(cmd, "-n,--n-decode", &o.n_decode, "tokens decoded after each prompt", 1, 1 << 20);
+  cmd->add_option("-t,--threads", o.thread_counts, "comma-separated thread counts, each at most " +
+                                                       std::to_string(MaxThreads()) + " (the CPUs; default: all)");
+  AddNumber(cmd, "-r,--reps", &o.reps, "repetitions per figure (median reported)", 1, 1000);
+  AddNumber(cmd, "--ctx", &o.common.ctx, "context limit (0: the model's)", 0, int(kMaxTokens));
   cmd->add_flag("--exact", o.common.exact, "reference kernels");
   cmd->add_flag("--int8", o.common.int8, "8-bit activations in Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q6_K decode (llama.cpp-style; faster decode, less exact)");
   AddKvOptions(cmd, &o.kv, /*allow_list=*/true);

@@ -8,6 +8,7 @@
 #include "eval/eval_runner.h"
 #include "eval/haystack.h"
 #include "eval/tasks.h"
+#include "progress.h"
 
 namespace razor::cli {
 namespace {
@@ -35,6 +36,8 @@ int Demo(DemoOptions& o) {
   {
     KvCacheOptions kvo = o.kv.cache;
     kvo.log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
+    ProgressReporter profiling("profiling retrieval heads");
+    kvo.on_profile_progress = profiling.Callback();
     auto profile = LoadOrMakeProfile(m, kvo, pool);
     if (!profile) return Fail(profile.error());
   }
@@ -114,9 +117,9 @@ void RegisterDemo(CLI::App& app, int* exit_code) {
   AddRuntimeOptions(cmd, &o.common);
   o.kv.cache.razor.window_min = 512;  // compresses at the demo's length (the paper's 4000 would not)
   AddKvOptions(cmd, &o.kv, /*allow_list=*/false);
-  cmd->add_option("--tokens", o.tokens, "document length in tokens (whole prompt)")->capture_default_str()->check(CLI::Range(256, 1 << 20));
-  cmd->add_option("--depth", o.depth, "where the key is, percent of the document")->capture_default_str()->check(CLI::Range(0, 100));
-  cmd->add_option("--seed", o.seed, "seed of the pass key")->capture_default_str();
+  AddNumber(cmd, "--tokens", &o.tokens, "document length in tokens (whole prompt)", 256, 1 << 20);
+  AddNumber(cmd, "--depth", &o.depth, "where the key is, percent of the document", 0, 100);
+  AddNumber(cmd, "--seed", &o.seed, "seed of the pass key", uint64_t{0}, UINT64_MAX);
   cmd->add_option("--haystack", o.haystack_dir, "essay directory (default: ${RAZOR_HOME}/eval/haystack)");
   cmd->callback([exit_code] { *exit_code = Demo(o); });
 }

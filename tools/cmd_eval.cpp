@@ -19,6 +19,8 @@
 #include "eval/haystack.h"
 #include "eval/kld.h"
 #include "eval/tasks.h"
+#include "output_path.h"
+#include "progress.h"
 
 namespace razor::cli {
 namespace {
@@ -32,6 +34,7 @@ struct EvalOptions {
   KvCliOptions kv;
   std::string lengths, depths, tasks;
   bool quick = false;
+  bool force = false;  // replace existing outputs in --out
   std::string out = "eval_out";
   std::string haystack_dir;
   std::string only_mode, only_task;
@@ -85,11 +88,23 @@ nlohmann::json Settings(const EvalOptions& o, const std::vector<KvMode>& modes) 
           {"quick", o.quick}};
 }
 
+// The files an eval writes into --out, refused when they exist unless --force, or --only-* (which re-runs
+// cells and merges them into this eval's files on purpose).
+Status CheckEvalOutputs(const EvalOptions& o, const std::vector<KvMode>& modes) {
+  std::vector<std::string> files = {o.name + ".json", o.name + ".md"};
+  if (o.name == "kld") files.push_back("kld.png");
+  else
+    for (KvMode k : modes) files.push_back(o.name + "_" + KvModeName(k) + ".png");
+  return CheckOutputDir(o.out, files, o.force || OnlyGiven(o), "--out");
+}
+
 Status LoadProfileIfNeeded(const LoadedModel& m, const EvalOptions& o, const std::vector<KvMode>& modes,
                            ThreadPool& pool) {
   if (std::none_of(modes.begin(), modes.end(), [](KvMode k) { return k != KvMode::kFull; })) return Status::Ok();
   KvCacheOptions kvo = o.kv.cache;
   kvo.log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
+  ProgressReporter profiling("profiling retrieval heads");
+  kvo.on_profile_progress = profiling.Callback();
   auto profile = LoadOrMakeProfile(m, kvo, pool);
   return profile ? Status::Ok() : profile.status();
 }
@@ -98,12 +113,10 @@ Status LoadProfileIfNeeded(const LoadedModel& m, const EvalOptions& o, const std
 int RunGrid(EvalOptions& o) {
   auto modes = o.kv.Resolve();
   if (!modes) return Fail(modes.error());
-  auto lengths = ParseIntList(o.lengths, "length", 64);
+  auto lengths = ParseIntList(o.lengths, "length", 64, int(kMaxTokens));
   if (!lengths) return Fail(lengths.error());
-  auto depths = ParseIntList(o.depths, "depth", 0);
+  auto depths = ParseIntList(o.depths, "depth", 0, 100);
   if (!depths) return Fail(depths.error());
-  for (int d : *depths)
-    if (d > 100) return Fail(fmt::format("depth {} is not a percentage (0..100)", d));
   std::vector<std::string> tasks = o.name == "ruler" ? SplitNames(o.tasks) : std::vector<std::string>{o.name};
   for (const auto& t : tasks)
     if (o.name == "ruler" && std::find(eval::RulerTaskNames().begin(), eval::RulerTaskNames().end(), t) ==
@@ -115,6 +128,7 @@ int RunGrid(EvalOptions& o) {
     if (!om) return Fail("--only-mode: " + om.error());
     modes->assign(1, *om);
   }
+  if (Status st = CheckEvalOutputs(o, *modes); !st.ok()) return Fail(st.message());
   auto keep = [&](const std::string& t, int L, int d) {
     return (o.only_task.empty() || o.only_task == t) && (o.only_length <= 0 || o.only_length == L) &&
            (o.only_depth < 0 || o.only_depth == d);
@@ -125,13 +139,38 @@ int RunGrid(EvalOptions& o) {
   const LoadedModel& m = **loaded;
   if (!m.tokenizer) return Fail(m.path + ": the model has no tokenizer");
   const int64_t ctx = o.common.ctx > 0 ? o.common.ctx : m.config.context_length;
+  // The cells, checked against the context before any work (profiling, filler). Lengths are <= kMaxTokens,
+  // so L + 64 cannot overflow.
+  struct Job {
+    std::string task;
+    int length, depth;
+  };
+  std::vector<Job> jobs;
+  std::vector<int> too_long;
+  for (const auto& t : tasks)
+    for (int L : *lengths)
+      for (int d : *depths) {
+        if (!keep(t, L, d)) continue;
+        if (L + 64 > ctx) {
+          if (std::find(too_long.begin(), too_long.end(), L) == too_long.end()) too_long.push_back(L);
+          continue;
+        }
+        jobs.push_back({t, L, d});
+      }
+  if (jobs.empty() && !too_long.empty())
+    return Fail(fmt::format("no cell to run: every length is over the context of {} tokens (a prompt needs its "
+                            "length + 64)", ctx));
+  if (jobs.empty()) return Fail("no cell to run (check --only-* against --lengths / --depths / --tasks)");
+  for (int L : too_long)
+    std::fprintf(stderr, "razor: skipping length %d: over the context of %lld tokens\n", L, (long long)ctx);
   ThreadPool pool(o.common.ResolvedThreads());
   if (Status st = LoadProfileIfNeeded(m, o, *modes, pool); !st.ok()) return Fail(st.message());
   eval::EvalRunner runner(m, pool, o.common.mode(), o.kv.cache);
   const eval::TokenCounter count = runner.Counter();
 
   // Filler, only what the tasks need.
-  const int max_len = *std::max_element(lengths->begin(), lengths->end());
+  int max_len = 0;
+  for (const Job& j : jobs) max_len = std::max(max_len, j.length);
   eval::TaskInputs in;
   in.count = count;
   eval::Filler essays, noise;
@@ -148,23 +187,6 @@ int RunGrid(EvalOptions& o) {
   }
   noise = eval::Filler::Make(eval::PasskeyFillerSentences(), count);
   in.noise = &noise;
-
-  struct Job {
-    std::string task;
-    int length, depth;
-  };
-  std::vector<Job> jobs;
-  for (const auto& t : tasks)
-    for (int L : *lengths)
-      for (int d : *depths) {
-        if (!keep(t, L, d)) continue;
-        if (L + 64 > ctx) {
-          std::fprintf(stderr, "razor: skipping length %d: over the context of %lld tokens\n", L, (long long)ctx);
-          continue;
-        }
-        jobs.push_back({t, L, d});
-      }
-  if (jobs.empty()) return Fail("no cell to run (check --only-* against --lengths / --depths / --tasks)");
 
   EvalReport report;
   report.eval = o.name;
@@ -240,6 +262,7 @@ int RunKld(EvalOptions& o) {
     if (!om) return Fail("--only-mode: " + om.error());
     modes->assign(1, *om);
   }
+  if (Status st = CheckEvalOutputs(o, *modes); !st.ok()) return Fail(st.message());
   if (o.kld_steps < 1 || o.kld_steps >= o.kld_length) return Fail("--steps must be in [1, --length)");
   auto loaded = LoadModelFromOption(o.common.model);
   if (!loaded) return Fail(loaded.error());
@@ -260,11 +283,10 @@ int RunKld(EvalOptions& o) {
   const int64_t prefix = o.kld_length - o.kld_steps;
   const int vocab = m.config.vocab_size;
 
-  auto progress = [](const char* mode) {
-    return [mode](int64_t t, int64_t n) {
-      if (t % 16 == 0 || t == n) std::fprintf(stderr, "\r[kld %s] step %lld/%lld", mode, (long long)t, (long long)n);
-      if (t == n) std::fprintf(stderr, "\n");
-    };
+  std::unique_ptr<ProgressReporter> reporter;
+  auto progress = [&reporter](const char* mode) {
+    reporter = std::make_unique<ProgressReporter>(fmt::format("[kld {}] step", mode));
+    return reporter->Callback();
   };
   std::fprintf(stderr, "[kld] %lld-token prefix of essays, then %d steps; reference: full cache\n", (long long)prefix,
                o.kld_steps);
@@ -341,14 +363,15 @@ void AddEvalOptions(CLI::App* cmd, EvalOptions* o, bool grid) {
   cmd->add_option("--modes", o->kv.modes, "KV caches to compare, comma-separated (same as --kv)")->capture_default_str();
   cmd->add_option("--out", o->out, "output directory")->capture_default_str();
   cmd->add_option("--haystack", o->haystack_dir, "essay directory (default: ${RAZOR_HOME}/eval/haystack)");
-  cmd->add_option("--seed", o->seed, "seed of the needles' values")->capture_default_str();
+  AddNumber(cmd, "--seed", &o->seed, "seed of the needles' values", uint64_t{0}, UINT64_MAX);
+  cmd->add_flag("--force", o->force, "replace this eval's existing files in --out");
   cmd->add_flag("--quick", o->quick, "small preset that finishes in a few minutes on 2 cores");
   cmd->add_option("--only-mode", o->only_mode, "re-run only this mode (merged into an existing JSON)");
   if (!grid) return;
   cmd->add_option("--lengths", o->lengths, "prompt lengths in tokens, comma-separated")->capture_default_str();
   cmd->add_option("--depths", o->depths, "needle depths in percent, comma-separated")->capture_default_str();
-  cmd->add_option("--only-length", o->only_length, "re-run only this length");
-  cmd->add_option("--only-depth", o->only_depth, "re-run only this depth");
+  AddNumber(cmd, "--only-length", &o->only_length, "re-run only this length (0: all)", 0, int(kMaxTokens));
+  AddNumber(cmd, "--only-depth", &o->only_depth, "re-run only this depth (-1: all)", -1, 100);
 }
 
 void RegisterGrid(CLI::App* eval, int* exit_code, const std::string& name, const std::string& help,
@@ -397,8 +420,8 @@ void RegisterEval(CLI::App& app, int* exit_code) {
   kld.kv.modes = "razor,streaming";
   auto* k = eval->add_subcommand("kld", "KL divergence / top-1 agreement / perplexity vs the full cache on essays");
   AddEvalOptions(k, &kld, false);
-  k->add_option("--length", kld.kld_length, "tokens in all: prefix + steps")->capture_default_str()->check(CLI::Range(64, 1 << 20));
-  k->add_option("--steps", kld.kld_steps, "single-token steps compared after the prefix")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  AddNumber(k, "--length", &kld.kld_length, "tokens in all: prefix + steps", 64, 1 << 20);
+  AddNumber(k, "--steps", &kld.kld_steps, "single-token steps compared after the prefix", 1, 1 << 20);
   k->callback([exit_code, k] {
     if (kld.quick) {
       if (k->count("--length") == 0) kld.kld_length = 2048;

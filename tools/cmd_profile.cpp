@@ -7,6 +7,8 @@
 #include <optional>
 
 #include "cli_common.h"
+#include "output_path.h"
+#include "progress.h"
 #include "core/thread_pool.h"
 #include "runtime/alibi_spans.h"
 #include "runtime/head_profiler.h"
@@ -76,6 +78,11 @@ int Profile(ProfileOptions& o) {
     const auto dir = std::filesystem::path(out_path).parent_path();
     if (!dir.empty()) std::filesystem::create_directories(dir, mk);
   }
+  // Every output is checked before the expensive run. The JSON may exist when it holds this very profile
+  // (checked below; Save repeats the check for identical contents), so only its kind and folder are checked here.
+  if (Status st = CheckOutputFile(out_path, /*force=*/true, "-o"); !st.ok()) return Fail(st.message());
+  if (!o.plot.empty())
+    if (Status st = CheckOutputFile(o.plot, o.force, "--plot"); !st.ok()) return Fail(st.message());
   std::error_code ec;
   // Refuse before an expensive run rather than after it (Save repeats the check for identical contents).
   const bool existing = !o.force && std::filesystem::exists(out_path, ec);
@@ -96,12 +103,8 @@ int Profile(ProfileOptions& o) {
   ThreadPool pool(threads);
   const auto t0 = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-  o.profiler.on_progress = [&](int64_t done, int64_t total) {
-    if (o.quiet) return;
-    std::fprintf(stderr, "\r[profile] layer pass %lld/%lld (%.0f%%)  %.1f s", (long long)done, (long long)total,
-                 100.0 * done / total, seconds());
-    std::fflush(stderr);
-  };
+  ProgressReporter progress("[profile] layer pass");
+  if (!o.quiet) o.profiler.on_progress = progress.Callback();
   HeadProfileParams preview;
   auto prompt = MakeProfilePrompt(c, m.tokenizer.get(), -1, o.profiler, &preview);
   if (!prompt) return Fail(prompt.error());
@@ -124,7 +127,7 @@ int Profile(ProfileOptions& o) {
 
   auto profile = ProfileHeads(m, pool, o.common.mode(), o.profiler);
   const double elapsed = seconds();
-  if (!o.quiet) std::fprintf(stderr, "\r\033[K");
+  progress.Finish();
   if (!profile) return Fail(profile.error());
   if (c.alibi) {
     AlibiSpanOptions so;
@@ -137,7 +140,7 @@ int Profile(ProfileOptions& o) {
   const HeadProfile& p = *profile;
 
   Status st = p.Save(out_path, o.force);
-  if (!st.ok()) return Fail(st.message() + " (use --force to replace it)");
+  if (!st.ok()) return Fail(st.message() + (o.force ? "" : " (use --force to replace it)"));
   if (!o.plot.empty()) {
     st = WriteHeadProfilePng(p, o.plot);
     if (!st.ok()) return Fail(st.message());
@@ -168,21 +171,19 @@ void RegisterProfile(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("profile", "find retrieval heads (RazorAttention) and save a head profile");
   AddModelOption(cmd, &o.common);
   cmd->add_option("-o,--output", o.output, "profile JSON to write (default: <model file>.razor-profile.json, where run --kv razor looks)");
-  cmd->add_option("--induction-ratio", o.profiler.induction_ratio, "fraction of KV heads kept by induction score")
-      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--echo-ratio", o.profiler.echo_ratio, "fraction of KV heads kept by echo score")
-      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--block", o.profiler.block, "random block length L (capped so 1 + L x repeats fits the context)")
-      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
-  cmd->add_option("--repeats", o.profiler.repeats, "copies R of the block")->capture_default_str()->check(CLI::Range(2, 1 << 20));
-  cmd->add_option("--seed", o.profiler.seed, "seed of the random block")->capture_default_str();
+  AddNumber(cmd, "--induction-ratio", &o.profiler.induction_ratio, "fraction of KV heads kept by induction score",
+            0.0, 1.0);
+  AddNumber(cmd, "--echo-ratio", &o.profiler.echo_ratio, "fraction of KV heads kept by echo score", 0.0, 1.0);
+  AddNumber(cmd, "--block", &o.profiler.block, "random block length L (capped so 1 + L x repeats fits the context)",
+            int64_t{1}, int64_t{1} << 30);
+  AddNumber(cmd, "--repeats", &o.profiler.repeats, "copies R of the block", 2, 1 << 20);
+  AddNumber(cmd, "--seed", &o.profiler.seed, "seed of the random block", uint64_t{0}, UINT64_MAX);
   cmd->add_option("--token-range", o.token_range, "ids of the block are drawn from [LO, HI) (default: [vocab/4, vocab/2))")
-      ->expected(2);
-  cmd->add_option("--batch", o.profiler.batch, "tokens per forward call (default: the whole input at once)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
-  cmd->add_option("--alibi-epsilon", o.alibi_epsilon,
-                  "ALiBi models: attention mass allowed beyond a head's span L_h = (2 B_h + ln(1/eps)) / m_h")
-      ->capture_default_str()->check(CLI::Range(1e-300, 0.5));
+      ->expected(2)->check(IntegerIn(0, INT32_MAX));
+  AddNumber(cmd, "--batch", &o.profiler.batch, "tokens per forward call (0: the whole input at once)", int64_t{0},
+            int64_t{1} << 30);
+  AddNumber(cmd, "--alibi-epsilon", &o.alibi_epsilon,
+            "ALiBi models: attention mass allowed beyond a head's span L_h = (2 B_h + ln(1/eps)) / m_h", 1e-300, 0.5);
   cmd->add_option("--plot", o.plot, "write a PNG heatmap of the scores");
   cmd->add_flag("-f,--force", o.force, "replace an existing output file");
   cmd->add_flag("-q,--quiet", o.quiet, "no progress line");

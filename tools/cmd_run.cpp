@@ -1,12 +1,15 @@
 // razor run: answer a prompt, streaming the text to stdout and speed / KV figures to stderr.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
 
 #include "cli_common.h"
 #include "core/thread_pool.h"
+#include "progress.h"
 #include "kv/full_kv_cache.h"
+#include "kv/razor_kv_cache.h"
 #include "model/transformer.h"
 #include "runtime/generator.h"
 
@@ -28,6 +31,8 @@ struct RunOptions {
 
 Result<std::string> ReadPrompt(const RunOptions& o) {
   if (!o.prompt_file.empty()) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(o.prompt_file, ec)) return Err(o.prompt_file + ": is a directory, not a prompt file");
     std::ifstream in(o.prompt_file, std::ios::binary);
     if (!in) return Err(o.prompt_file + ": cannot open prompt file");
     std::stringstream ss;
@@ -35,6 +40,17 @@ Result<std::string> ReadPrompt(const RunOptions& o) {
     return ss.str();
   }
   return o.prompt;
+}
+
+// Bytes the full cache of the same kind (the same 64-token pages per KV head) holds at this sequence length:
+// the honest denominator. A short run's pages are mostly empty, so K/V bytes of `len` tokens would be a
+// fraction of what even the full cache allocates (16x at 4 tokens).
+double FullPagedCacheBytes(const ModelConfig& c, const KvCache& cache) {
+  const int64_t len = cache.sequence_length();
+  const auto* paged = dynamic_cast<const RazorKvCache*>(&cache);
+  const int64_t bt = paged ? paged->policy().params().block_tokens : 1;
+  const int64_t blocks_per_head = (len + bt - 1) / bt;
+  return double(c.n_layers) * c.n_kv_heads * blocks_per_head * RazorKvCache::block_bytes(bt, c.head_dim);
 }
 
 int Run(RunOptions& o) {
@@ -69,6 +85,8 @@ int Run(RunOptions& o) {
   kvo.mode = modes->front();
   kvo.verbose = o.common.verbose;
   kvo.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+  ProgressReporter profiling("profiling retrieval heads");
+  kvo.on_profile_progress = profiling.Callback();
   auto cache_or = MakeKvCache(m, kvo, ctx, static_cast<int64_t>(ids.size()), pool);
   if (!cache_or) return Fail(cache_or.error());
   KvCache& cache = **cache_or;
@@ -85,21 +103,19 @@ int Run(RunOptions& o) {
     std::fwrite(s.data(), 1, s.size(), stdout);
     std::fflush(stdout);
   };
-  const bool progress = !o.no_progress && ids.size() >= 512;
-  g.on_prefill = [&](int64_t done, int64_t total) {
-    if (!progress) return;
-    if (done < total) std::fprintf(stderr, "\rprefill %lld/%lld tokens", (long long)done, (long long)total);
-    else std::fprintf(stderr, "\r\033[K");
-  };
+  ProgressReporter prefill("prefill", "tokens");
+  if (!o.no_progress && ids.size() >= 512) g.on_prefill = prefill.Callback();
   auto r = Generate(tf, cache, m.tokenizer.get(), ids, g);
   if (!r) return Fail(r.error());
   std::printf("\n");
+  const double full = FullPagedCacheBytes(m.config, cache);
   std::fprintf(stderr,
                "prompt: %lld tokens, %.1f tok/s | generated: %zu tokens, %.1f tok/s | stop: %s | KV cache (%s): %.2f MiB, "
-               "%.1f%% of a full cache\n",
+               "%.1f%% of a full cache of %.2f MiB at %lld tokens\n",
                (long long)r->prompt_tokens, r->prefill_tok_s(), r->output_ids.size(), r->decode_tok_s(),
                r->stop_reason.c_str(), KvModeName(modes->front()), cache.bytes_allocated() / 1048576.0,
-               100.0 * cache.bytes_allocated() / double(m.config.kv_bytes_per_token() * cache.sequence_length()));
+               full > 0 ? 100.0 * cache.bytes_allocated() / full : 100.0, full / 1048576.0,
+               (long long)cache.sequence_length());
   return 0;
 }
 
@@ -112,18 +128,18 @@ void RegisterRun(CLI::App& app, int* exit_code) {
   auto* p = cmd->add_option("-p,--prompt", o.prompt, "prompt text");
   auto* f = cmd->add_option("-f,--file", o.prompt_file, "read the prompt from a file");
   p->excludes(f);
-  cmd->add_option("-n,--n-predict", o.n_predict, "tokens to generate")->capture_default_str()->check(CLI::Range(0, 1 << 24));
-  cmd->add_flag("--chat", o.chat, "wrap the prompt in the model's chat template");
-  cmd->add_option("--system", o.system, "system message (with --chat)");
+  AddNumber(cmd, "-n,--n-predict", &o.n_predict, "tokens to generate", 0, int(kMaxTokens));
+  auto* chat = cmd->add_flag("--chat", o.chat, "wrap the prompt in the model's chat template");
+  cmd->add_option("--system", o.system, "system message (needs --chat)")->needs(chat);
   AddRuntimeOptions(cmd, &o.common);
   AddKvOptions(cmd, &o.kv, /*allow_list=*/false);
-  cmd->add_option("--seed", o.sampler.seed, "random seed")->capture_default_str();
-  cmd->add_option("--temp", o.sampler.temperature, "temperature; 0 = greedy")->capture_default_str()->check(CLI::Range(0.0f, 100.0f));
-  cmd->add_option("--top-k", o.sampler.top_k, "top-k (0 = off)")->capture_default_str()->check(CLI::Range(0, 1 << 30));
-  cmd->add_option("--top-p", o.sampler.top_p, "top-p (1 = off)")->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
-  cmd->add_option("--min-p", o.sampler.min_p, "min-p (0 = off)")->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
-  cmd->add_option("--repeat-penalty", o.sampler.repeat_penalty, "repetition penalty (1 = off)")->capture_default_str()->check(CLI::Range(0.0f, 100.0f));
-  cmd->add_option("--repeat-last-n", o.sampler.repeat_last_n, "tokens the penalty looks back (-1 = all)")->capture_default_str();
+  AddNumber(cmd, "--seed", &o.sampler.seed, "random seed", uint64_t{0}, UINT64_MAX);
+  AddNumber(cmd, "--temp", &o.sampler.temperature, "temperature; 0 = greedy", 0.0f, 100.0f);
+  AddNumber(cmd, "--top-k", &o.sampler.top_k, "top-k (0 = off)", 0, 1 << 30);
+  AddNumber(cmd, "--top-p", &o.sampler.top_p, "top-p (1 = off)", 0.0f, 1.0f);
+  AddNumber(cmd, "--min-p", &o.sampler.min_p, "min-p (0 = off)", 0.0f, 1.0f);
+  AddNumber(cmd, "--repeat-penalty", &o.sampler.repeat_penalty, "repetition penalty (1 = off)", 0.0f, 100.0f);
+  AddNumber(cmd, "--repeat-last-n", &o.sampler.repeat_last_n, "tokens the penalty looks back (-1 = all)", -1, 1 << 30);
   cmd->add_option("--stop", o.stops, "stop when this text appears (repeatable)");
   cmd->add_flag("--no-progress", o.no_progress, "no prefill progress line");
   cmd->callback([exit_code, p, f] {

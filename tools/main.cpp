@@ -1,10 +1,20 @@
 // razor: the command-line front end. Each subcommand lives in its own cmd_*.cpp.
+// Exit codes: 0 ok, 1 a command failed (one "razor: error: ..." line), 2 bad usage; never a signal or an
+// uncaught exception: everything thrown is caught here and reported as one line.
 #include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <new>
 #include <string>
+#include <system_error>
 
+#include "cache_dir.h"
 #include "cli_common.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+// Parses and runs the command (CLI11 runs the subcommand's callback inside parse).
+int Main(int argc, char** argv) {
   CLI::App app{"razor: long-context LLM inference with RazorAttention KV-cache compression"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "razor 0.1.0");
@@ -28,6 +38,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  const char* razor_home = std::getenv("RAZOR_HOME");
+  const bool razor_home_set = razor_home != nullptr && *razor_home != '\0';
+  if (razor::Status st = razor::cli::ResolveCacheDir(); !st.ok() && razor_home_set) {
+    razor::cli::Fail(st.message());
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -41,4 +57,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Main(argc, argv);
+  } catch (const std::bad_alloc&) {
+    return razor::cli::Fail("out of memory");
+  } catch (const std::system_error& e) {  // e.g. no memory left for another thread's stack
+    return razor::cli::Fail(std::string("system error: ") + e.what() + " (too little memory for this many threads?)");
+  } catch (const std::exception& e) {
+    return razor::cli::Fail(e.what());
+  } catch (...) {
+    return razor::cli::Fail("unexpected internal error");
+  }
 }

@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <climits>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -77,6 +80,28 @@ T Get(const json& obj, const char* key, const char* where) {
   }
 }
 
+// An integer in [lo, hi]. nlohmann's get<int> would wrap 2^40 to 0 (a valid head) and 2^32 + 1 to 1 (a
+// valid version), so the value is compared in 64 bits first; floats and strings are type errors.
+int64_t IntIn(const json& v, int64_t lo, int64_t hi, const std::string& what) {
+  if (!v.is_number_integer()) throw ProfileError{fmt::format("'{}' must be an integer, not {}", what, v.type_name())};
+  const bool ok = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(std::max<int64_t>(hi, 0)) &&
+                                               static_cast<int64_t>(v.get<uint64_t>()) >= lo
+                                         : v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
+  if (!ok) throw ProfileError{fmt::format("'{}' = {} is out of range [{}, {}]", what, v.dump(), lo, hi)};
+  return v.get<int64_t>();
+}
+
+int64_t GetInt(const json& obj, const char* key, const char* where, int64_t lo, int64_t hi) {
+  return IntIn(Member(obj, key, where), lo, hi, fmt::format("{}.{}", where, key));
+}
+
+double GetFinite(const json& obj, const char* key, const char* where, double lo, double hi) {
+  const double d = Get<double>(obj, key, where);
+  if (!std::isfinite(d) || d < lo || d > hi)
+    throw ProfileError{fmt::format("'{}.{}' = {} is out of range [{}, {}]", where, key, d, lo, hi)};
+  return d;
+}
+
 std::vector<float> ReadGrid(const json& obj, const char* key, const char* where, int rows, int cols) {
   const json& g = Member(obj, key, where);
   if (!g.is_array() || static_cast<int>(g.size()) != rows)
@@ -105,11 +130,15 @@ std::vector<KvHeadId> ReadHeads(const json& obj, const char* key, const char* wh
   for (const json& e : a) {
     if (!e.is_array() || e.size() != 2 || !e[0].is_number_integer() || !e[1].is_number_integer())
       throw ProfileError{fmt::format("'{}.{}' entries must be [layer, kv_head] integer pairs", where, key)};
-    KvHeadId h{e[0].get<int>(), e[1].get<int>()};
-    if (h.layer < 0 || h.layer >= n_layers || h.kv_head < 0 || h.kv_head >= n_kv)
+    // Compared as JSON numbers, not after a conversion to int that would wrap 2^40 to a valid head.
+    auto inside = [](const json& x, int n) {
+      return x.is_number_unsigned() ? x.get<uint64_t>() < static_cast<uint64_t>(n)
+                                    : x.get<int64_t>() >= 0 && x.get<int64_t>() < n;
+    };
+    if (!inside(e[0], n_layers) || !inside(e[1], n_kv))
       throw ProfileError{fmt::format("'{}.{}' names head [{}, {}] outside {} layers x {} KV heads", where, key,
-                                     h.layer, h.kv_head, n_layers, n_kv)};
-    out.push_back(h);
+                                     e[0].dump(), e[1].dump(), n_layers, n_kv)};
+    out.push_back(KvHeadId{e[0].get<int>(), e[1].get<int>()});
   }
   return out;
 }
@@ -242,7 +271,7 @@ Result<HeadProfile> HeadProfile::FromJson(const std::string& text, const std::st
   try {
     if (!j.is_object() || !j.contains("format") || j["format"] != kFormatName)
       throw ProfileError{fmt::format("no \"format\": \"{}\" field", kFormatName)};
-    const int version = Get<int>(j, "version", "profile");
+    const int64_t version = GetInt(j, "version", "profile", INT64_MIN, INT64_MAX);
     if (version != kFormatVersion)
       throw ProfileError{fmt::format("format version {} is not supported (this razor reads version {})", version,
                                      kFormatVersion)};
@@ -250,26 +279,27 @@ Result<HeadProfile> HeadProfile::FromJson(const std::string& text, const std::st
     ModelIdentity& m = p.model;
     m.architecture = Get<std::string>(jm, "architecture", "model");
     m.name = Get<std::string>(jm, "name", "model");
-    m.n_layers = Get<int>(jm, "n_layers", "model");
-    m.n_heads = Get<int>(jm, "n_heads", "model");
-    m.n_kv_heads = Get<int>(jm, "n_kv_heads", "model");
-    m.head_dim = Get<int>(jm, "head_dim", "model");
+    // The same limits as ModelConfig::Validate (kv does not include model): layers, heads, head_dim.
+    m.n_layers = static_cast<int>(GetInt(jm, "n_layers", "model", 1, 1024));
+    m.n_heads = static_cast<int>(GetInt(jm, "n_heads", "model", 1, 1 << 12));
+    m.n_kv_heads = static_cast<int>(GetInt(jm, "n_kv_heads", "model", 1, 1 << 12));
+    m.head_dim = static_cast<int>(GetInt(jm, "head_dim", "model", 1, 1 << 12));
     m.fingerprint = Get<std::string>(jm, "fingerprint", "model");
-    if (m.n_layers <= 0 || m.n_layers > 100000 || m.n_kv_heads <= 0 || m.n_heads <= 0 || m.n_heads > 100000 ||
-        m.n_heads % m.n_kv_heads != 0 || m.head_dim <= 0)
-      throw ProfileError{fmt::format("impossible model shape: {}", m.Describe())};
+    if (m.n_heads % m.n_kv_heads != 0) throw ProfileError{fmt::format("impossible model shape: {}", m.Describe())};
 
     const json& jp = Member(j, "params", "profile");
-    p.params.induction_ratio = Get<double>(jp, "induction_ratio", "params");
-    p.params.echo_ratio = Get<double>(jp, "echo_ratio", "params");
-    p.params.block = Get<int64_t>(jp, "block", "params");
-    p.params.repeats = Get<int>(jp, "repeats", "params");
-    p.params.seed = Get<uint64_t>(jp, "seed", "params");
-    const auto range = Get<std::vector<int32_t>>(jp, "token_range", "params");
-    if (range.size() != 2) throw ProfileError{"'params.token_range' must be [lo, hi]"};
-    p.params.token_lo = range[0];
-    p.params.token_hi = range[1];
-    p.params.bos_id = Get<int32_t>(jp, "bos_id", "params");
+    p.params.induction_ratio = GetFinite(jp, "induction_ratio", "params", 0.0, 1.0);
+    p.params.echo_ratio = GetFinite(jp, "echo_ratio", "params", 0.0, 1.0);
+    p.params.block = GetInt(jp, "block", "params", 1, int64_t{1} << 30);
+    p.params.repeats = static_cast<int>(GetInt(jp, "repeats", "params", 1, 1 << 20));
+    const json& seed = Member(jp, "seed", "params");
+    if (!seed.is_number_unsigned()) throw ProfileError{"'params.seed' must be a non-negative integer"};
+    p.params.seed = seed.get<uint64_t>();
+    const json& range = Member(jp, "token_range", "params");
+    if (!range.is_array() || range.size() != 2) throw ProfileError{"'params.token_range' must be [lo, hi]"};
+    p.params.token_lo = static_cast<int32_t>(IntIn(range[0], 0, INT32_MAX, "params.token_range[0]"));
+    p.params.token_hi = static_cast<int32_t>(IntIn(range[1], 0, INT32_MAX, "params.token_range[1]"));
+    p.params.bos_id = static_cast<int32_t>(GetInt(jp, "bos_id", "params", -1, INT32_MAX));
 
     const json& jk = Member(j, "kv_heads", "profile");
     p.kv_induction = ReadGrid(jk, "induction", "kv_heads", m.n_layers, m.n_kv_heads);
@@ -283,17 +313,18 @@ Result<HeadProfile> HeadProfile::FromJson(const std::string& text, const std::st
     p.retrieval = ReadHeads(j, "retrieval_kv_heads", "profile", m.n_layers, m.n_kv_heads);
     if (j.contains("alibi_spans")) {
       const json& ja = j["alibi_spans"];
-      p.alibi_spans.epsilon = Get<double>(ja, "epsilon", "alibi_spans");
-      p.alibi_spans.context = Get<int64_t>(ja, "context", "alibi_spans");
+      p.alibi_spans.epsilon = GetFinite(ja, "epsilon", "alibi_spans", 0.0, 1.0);
+      p.alibi_spans.context = GetInt(ja, "context", "alibi_spans", 0, INT64_MAX);
       const json& jh = Member(ja, "heads", "alibi_spans");
       if (!jh.is_array() || static_cast<int>(jh.size()) != m.n_heads)
         throw ProfileError{fmt::format("'alibi_spans.heads' must be an array of {} heads", m.n_heads)};
       for (const json& e : jh) {
         AlibiHeadSpan h;
-        h.head = Get<int>(e, "head", "alibi_spans.heads");
-        h.slope = Get<double>(e, "slope", "alibi_spans.heads");
-        h.bound = Get<double>(e, "bound", "alibi_spans.heads");
+        h.head = static_cast<int>(GetInt(e, "head", "alibi_spans.heads", 0, m.n_heads - 1));
+        h.slope = GetFinite(e, "slope", "alibi_spans.heads", -1e300, 1e300);
+        h.bound = GetFinite(e, "bound", "alibi_spans.heads", -1e300, 1e300);
         const json& span = Member(e, "span", "alibi_spans.heads");
+        if (!span.is_null() && !span.is_number()) throw ProfileError{"'alibi_spans.heads.span' must be a number or null"};
         h.span = span.is_null() ? std::numeric_limits<double>::infinity() : span.get<double>();
         h.retrieval = Get<bool>(e, "retrieval", "alibi_spans.heads");
         p.alibi_spans.heads.push_back(h);
@@ -335,7 +366,7 @@ Status HeadProfile::Save(const std::string& path, bool overwrite) const {
   const std::string tmp = fmt::format("{}.tmp.{}", path, static_cast<long>(getpid()));
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return Err(fmt::format("{}: cannot write", tmp));
+    if (!out) return Err(fmt::format("{}: cannot write ({})", tmp, std::strerror(errno)));
     out << text;
     out.flush();
     if (!out) {
@@ -343,10 +374,11 @@ Status HeadProfile::Save(const std::string& path, bool overwrite) const {
       return Err(fmt::format("{}: write failed", tmp));
     }
   }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    return Err(fmt::format("{}: cannot write ({})", path, ec.message()));
+  std::error_code renamed;
+  std::filesystem::rename(tmp, path, renamed);
+  if (renamed) {
+    std::filesystem::remove(tmp, ec);  // its own code: reusing `renamed` made the message "(Success)"
+    return Err(fmt::format("{}: cannot write ({})", path, renamed.message()));
   }
   return Status::Ok();
 }

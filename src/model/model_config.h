@@ -56,7 +56,18 @@ struct ModelConfig {
   // fp32 K+V bytes one token occupies in a full cache across all layers.
   size_t kv_bytes_per_token() const { return size_t(2) * n_layers * kv_dim() * sizeof(float); }
 
+  // Every field that sizes a buffer or divides something, before any of it is used: counts positive and
+  // below the limits below (so q_dim, kv_dim, fused_qkv_row and kv_bytes_per_token cannot overflow), GQA
+  // divisible, head_dim even, eps / rope base / llama3 scaling finite and in range.
   Status Validate() const;
+
+  // Limits far above every released model; a file past them is corrupt or hostile.
+  static constexpr int kMaxLayers = 1024;
+  static constexpr int kMaxDim = 1 << 17;       // residual width and ffn width
+  static constexpr int kMaxHeads = 1 << 12;     // query heads (KV heads <= query heads)
+  static constexpr int kMaxHeadDim = 1 << 12;
+  static constexpr int kMaxVocab = 1 << 24;
+  static constexpr int kMaxContext = 1 << 30;   // positions (a KV cache holds at most INT32_MAX tokens)
 };
 
 // ALiBi slope of each of n_heads heads, as transformers' BLOOM computes them (_get_alibi_slopes): a
@@ -66,5 +77,7 @@ std::vector<float> AlibiSlopes(int n_heads);
 
 Result<ModelConfig> ConfigFromGguf(const GgufFile& gguf);
 Result<ModelConfig> ConfigFromHfJson(const std::string& config_json_path);
+// The same from the file's text (`origin` prefixes errors): what ConfigFromHfJson parses, and the fuzz target.
+Result<ModelConfig> ConfigFromHfJsonText(const std::string& text, const std::string& origin);
 
 }  // namespace razor

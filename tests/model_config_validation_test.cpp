@@ -1,0 +1,109 @@
+// Config fields that divide or size something are checked before any arithmetic, for config.json and GGUF:
+// zero or wrapped head counts, odd / huge dimensions, non-finite eps and RoPE scaling. Before these checks a
+// config.json with num_attention_heads 0 died of SIGFPE (hidden_size / heads) and a count of 2^32 + 4 was
+// read as 4.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "gguf_writer_for_tests.h"
+#include "io/gguf.h"
+#include "model/model_config.h"
+
+namespace razor {
+namespace {
+
+// A valid tiny llama config; `extra` members replace or add fields (a JSON object body without braces).
+std::string Llama(const std::string& extra, const std::string& type = "llama") {
+  std::string base = R"("num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 96, "vocab_size": 256,
+                        "max_position_embeddings": 128, "rms_norm_eps": 1e-6)";
+  return "{\"model_type\": \"" + type + "\", " + base + (extra.empty() ? "" : ", " + extra) + "}";
+}
+
+void ExpectRejected(const std::string& json, const std::string& must_contain) {
+  SCOPED_TRACE(json);
+  auto c = ConfigFromHfJsonText(json, "cfg.json");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().find(must_contain), std::string::npos) << c.error();
+  EXPECT_EQ(c.error().find('\n'), std::string::npos) << c.error();
+}
+
+TEST(ModelConfigValidationTest, AcceptsAValidConfig) {
+  auto c = ConfigFromHfJsonText(Llama(R"("num_attention_heads": 4, "num_key_value_heads": 2)"), "cfg.json");
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(c->n_heads, 4);
+  EXPECT_EQ(c->n_kv_heads, 2);
+  EXPECT_EQ(c->head_dim, 16);
+  // Integral floats are integers too (some exporters write 4096.0).
+  EXPECT_TRUE(ConfigFromHfJsonText(Llama(R"("num_attention_heads": 4.0)"), "cfg.json").ok());
+}
+
+TEST(ModelConfigValidationTest, ZeroAttentionHeadsIsAnErrorNotSigfpe) {
+  for (const char* type : {"llama", "qwen2", "mistral", "qwen3"}) {
+    ExpectRejected(Llama(R"("num_attention_heads": 0)", type), "num_attention_heads");
+    ExpectRejected(Llama(R"("num_attention_heads": 0, "num_key_value_heads": 0)", type), "num_attention_heads");
+    ExpectRejected(Llama(R"("num_attention_heads": 0, "num_key_value_heads": 2)", type), "num_attention_heads");
+  }
+  ExpectRejected(Llama(R"("num_attention_heads": 4, "num_key_value_heads": 0)"), "num_key_value_heads");
+  ExpectRejected(R"({"model_type": "bloom", "n_layer": 2, "hidden_size": 64, "n_head": 0, "vocab_size": 256})", "n_head");
+}
+
+TEST(ModelConfigValidationTest, CountsThatWouldWrapAreRejected) {
+  // 2^32 + 4 became 4 through get<int>; 2^63 + 1 is an unsigned above int64.
+  ExpectRejected(Llama(R"("num_attention_heads": 4294967300)"), "num_attention_heads");
+  ExpectRejected(Llama(R"("num_attention_heads": 4, "num_key_value_heads": 9223372036854775809)"), "num_key_value_heads");
+  ExpectRejected(Llama(R"("num_attention_heads": -4)"), "num_attention_heads");
+  ExpectRejected(Llama(R"("num_attention_heads": 1e30)"), "num_attention_heads");
+  ExpectRejected(Llama(R"("num_attention_heads": 4.5)"), "num_attention_heads");
+  ExpectRejected(Llama(R"("num_attention_heads": "4")"), "num_attention_heads");
+  ExpectRejected(Llama(R"("num_attention_heads": 4, "max_position_embeddings": 0)"), "max_position_embeddings");
+  ExpectRejected(R"({"model_type": "bloom", "n_layer": 2, "hidden_size": 2000000000, "n_head": 1, "vocab_size": 8})",
+                 "hidden_size");
+}
+
+TEST(ModelConfigValidationTest, ShapesAndScalarsAreChecked) {
+  ExpectRejected(Llama(R"("num_attention_heads": 4, "head_dim": 15)"), "odd head_dim");
+  ExpectRejected(Llama(R"("num_attention_heads": 4, "num_key_value_heads": 3)"), "not divisible");
+  ExpectRejected(Llama(R"("num_attention_heads": 4, "rms_norm_eps": -1)"), "rms_norm_eps");
+  ExpectRejected(Llama(R"("num_attention_heads": 4, "rope_theta": 0)"), "rope base");
+  // llama3 scaling divides by (high - low): equal factors would make every frequency NaN.
+  ExpectRejected(Llama(R"("num_attention_heads": 4, "rope_scaling": {"rope_type": "llama3", "factor": 8,
+                            "low_freq_factor": 2, "high_freq_factor": 2, "original_max_position_embeddings": 64})"),
+                 "high > low");
+  ExpectRejected(Llama(R"("num_attention_heads": 4, "rope_scaling": {"rope_type": "llama3", "factor": 8})"),
+                 "low_freq_factor");
+}
+
+// GGUF metadata: optional counts were cast to int unchecked (2^32 + 2 KV heads read as 2).
+std::vector<uint8_t> GgufWith(uint64_t head_count_kv, GgufValueType type = GgufValueType::UINT64) {
+  GgufWriterForTests w;
+  w.AddString("general.architecture", "llama");
+  w.AddUint("llama.block_count", GgufValueType::UINT32, 1);
+  w.AddUint("llama.embedding_length", GgufValueType::UINT32, 32);
+  w.AddUint("llama.feed_forward_length", GgufValueType::UINT32, 64);
+  w.AddUint("llama.attention.head_count", GgufValueType::UINT32, 2);
+  w.AddUint("llama.attention.head_count_kv", type, head_count_kv);
+  w.AddUint("llama.context_length", GgufValueType::UINT32, 128);
+  w.AddUint("llama.vocab_size", GgufValueType::UINT32, 16);
+  return w.Build();
+}
+
+TEST(ModelConfigValidationTest, GgufCountsAreChecked) {
+  for (uint64_t kv : {uint64_t{0}, (uint64_t{1} << 32) + 2, uint64_t{3}}) {
+    SCOPED_TRACE(kv);
+    const auto bytes = GgufWith(kv);
+    auto g = GgufFile::ParseBytes(bytes.data(), bytes.size(), "t.gguf");
+    ASSERT_TRUE(g.ok()) << g.error();
+    auto c = ConfigFromGguf(*g);
+    EXPECT_FALSE(c.ok());
+  }
+  const auto good = GgufWith(1);
+  auto g = GgufFile::ParseBytes(good.data(), good.size(), "t.gguf");
+  ASSERT_TRUE(g.ok()) << g.error();
+  auto c = ConfigFromGguf(*g);
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(c->n_kv_heads, 1);
+}
+
+}  // namespace
+}  // namespace razor
