@@ -52,11 +52,30 @@ void AddKvOptions(CLI::App* app, KvCliOptions* o, bool allow_list) {
             0.0, 1.0);
   app->add_flag("--decode-fold", o->cache.razor.decode_fold,
                 "fold tokens leaving a compressed head's window into its compensation token (bounded memory)");
+  app->add_option("--kv-type", o->kv_type, "KV storage: f16 | bf16 | f32 (attention accumulates in fp32)")
+      ->capture_default_str();
+  AddNumber(app, "--kv-pool-mib", &o->kv_pool_mib, "KV pool shared by the sequences, MiB (0: the machine's memory)",
+            0, 1 << 24);
+}
+
+Result<std::unique_ptr<Engine>> OpenEngine(std::shared_ptr<LoadedModel> model, const CommonOptions& common,
+                                           const KvCliOptions& kv) {
+  EngineOptions eo;
+  eo.threads = common.ResolvedThreads();
+  eo.math = common.mode();
+  eo.kv_type = kv.cache.kv_type;
+  eo.kv_pool_bytes = static_cast<size_t>(kv.kv_pool_mib) << 20;
+  eo.kv_block_tokens = kv.cache.razor.block_tokens;
+  eo.context = common.ctx;
+  return Engine::Open(std::move(model), eo);
 }
 
 Result<std::vector<KvMode>> KvCliOptions::Resolve() {
   cache.razor.compensation = !no_compensation;
   cache.use_echo_heads = !no_echo;
+  auto type = ParseKvType(kv_type);
+  if (!type) return Err("--kv-type: " + type.error());
+  cache.kv_type = *type;
   std::vector<KvMode> out;
   std::stringstream ss(modes);
   std::string item;

@@ -11,6 +11,7 @@
 #include "cli_validate.h"
 #include "core/status.h"
 #include "ops/matmul.h"
+#include "runtime/engine.h"
 #include "runtime/kv_cache_factory.h"
 #include "runtime/loaded_model.h"
 
@@ -34,6 +35,8 @@ struct CommonOptions {
 struct KvCliOptions {
   std::string modes = "full";
   KvCacheOptions cache;
+  std::string kv_type = "f16";  // --kv-type
+  int kv_pool_mib = 0;          // --kv-pool-mib (0: the machine's memory)
   bool no_compensation = false;
   bool no_echo = false;
   // Fills cache.razor / use_echo_heads from the flags; returns the parsed modes.
@@ -42,6 +45,11 @@ struct KvCliOptions {
 void AddKvOptions(CLI::App* app, KvCliOptions* o, bool allow_list);
 
 void AddModelOption(CLI::App* app, CommonOptions* o);
+
+// The engine a command runs on: the model loaded once, the backend, threads, KV storage type and pool size
+// from the flags (call kv.Resolve() first).
+Result<std::unique_ptr<Engine>> OpenEngine(std::shared_ptr<LoadedModel> model, const CommonOptions& common,
+                                           const KvCliOptions& kv);
 void AddRuntimeOptions(CLI::App* app, CommonOptions* o);
 // "CPU threads, at most the N CPUs ..." for every -t option.
 std::string ThreadsHelp();

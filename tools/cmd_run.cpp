@@ -50,7 +50,8 @@ double FullPagedCacheBytes(const ModelConfig& c, const KvCache& cache) {
   const auto* paged = dynamic_cast<const RazorKvCache*>(&cache);
   const int64_t bt = paged ? paged->policy().params().block_tokens : 1;
   const int64_t blocks_per_head = (len + bt - 1) / bt;
-  return double(c.n_layers) * c.n_kv_heads * blocks_per_head * RazorKvCache::block_bytes(bt, c.head_dim);
+  const KvType type = paged ? paged->type() : KvType::kF32;
+  return double(c.n_layers) * c.n_kv_heads * blocks_per_head * RazorKvCache::block_bytes(bt, c.head_dim, type);
 }
 
 int Run(RunOptions& o) {
@@ -79,21 +80,30 @@ int Run(RunOptions& o) {
   auto modes = o.kv.Resolve();
   if (!modes) return Fail(modes.error());
   if (modes->size() != 1) return Fail("--kv takes one mode for run (full, razor or streaming)");
-  ThreadPool pool(o.common.ResolvedThreads());
-  Transformer tf(m.config, m.weights, pool, o.common.mode());
+  auto engine_or = OpenEngine(*model, o.common, o.kv);
+  if (!engine_or) return Fail(engine_or.error());
+  Engine& engine = **engine_or;
   KvCacheOptions kvo = o.kv.cache;
   kvo.mode = modes->front();
   kvo.verbose = o.common.verbose;
   kvo.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
-  ProgressReporter profiling("profiling retrieval heads");
-  kvo.on_profile_progress = profiling.Callback();
-  auto cache_or = MakeKvCache(m, kvo, ctx, static_cast<int64_t>(ids.size()), pool);
-  if (!cache_or) return Fail(cache_or.error());
-  KvCache& cache = **cache_or;
+  {
+    ProgressReporter profiling("profiling retrieval heads");
+    Status st = engine.EnsureProfile(kvo, profiling.Callback());
+    if (!st.ok()) return Fail(st.message());
+  }
+  SequenceOptions so;
+  so.kv = kvo;
+  so.prompt_tokens = static_cast<int64_t>(ids.size());
+  auto seq_or = engine.NewSequence(so);
+  if (!seq_or) return Fail(seq_or.error());
+  Sequence& seq = **seq_or;
+  const KvCache& cache = seq.cache();
   if (o.common.verbose)
-    std::fprintf(stderr, "model: %s (%s, %d layers, %d/%d heads), %zu prompt tokens, %d threads, %s kernels (%s)\n",
+    std::fprintf(stderr, "model: %s (%s, %d layers, %d/%d heads), %zu prompt tokens, %s, KV %s\n",
                  m.config.name.c_str(), ArchitectureName(m.config.arch), m.config.n_layers, m.config.n_heads,
-                 m.config.n_kv_heads, ids.size(), pool.size(), o.common.mode_name(), MatMulIsa());
+                 m.config.n_kv_heads, ids.size(), engine.backend().Describe().c_str(),
+                 KvTypeName(engine.options().kv_type));
 
   GenerationOptions g;
   g.max_new_tokens = o.n_predict;
@@ -105,7 +115,7 @@ int Run(RunOptions& o) {
   };
   ProgressReporter prefill("prefill", "tokens");
   if (!o.no_progress && ids.size() >= 512) g.on_prefill = prefill.Callback();
-  auto r = Generate(tf, cache, m.tokenizer.get(), ids, g);
+  auto r = Generate(engine, seq, ids, g);
   if (!r) return Fail(r.error());
   std::printf("\n");
   const double full = FullPagedCacheBytes(m.config, cache);
