@@ -259,8 +259,9 @@ class EvalModelTest : public ::testing::Test {
 };
 
 TEST_F(EvalModelTest, FullCacheFindsThePasskeyAt512Tokens) {
-  ThreadPool pool(ThreadPool::DefaultThreadCount());
-  EvalRunner runner(*model_, pool, MathMode::kFast, KvCacheOptions{});
+  auto engine = Engine::Open(model_, {});
+  ASSERT_TRUE(engine.ok()) << engine.error();
+  EvalRunner runner(**engine, KvCacheOptions{});
   TaskInputs in;
   in.noise = &noise_;
   in.count = Counter();
@@ -289,7 +290,11 @@ TEST_F(EvalModelTest, RazorWithAWindowOverThePromptAnswersAsTheFullCache) {
   KvCacheOptions kvo;
   kvo.profile_path = path.string();
   kvo.razor.window_min = 4096;  // W >= N: nothing is dropped
-  EvalRunner runner(*model_, pool, MathMode::kFast, kvo);
+  kvo.mode = KvMode::kRazor;
+  auto engine = Engine::Open(model_, {});
+  ASSERT_TRUE(engine.ok()) << engine.error();
+  ASSERT_TRUE((*engine)->EnsureProfile(kvo).ok());
+  EvalRunner runner(**engine, kvo);
   TaskInputs in;
   in.noise = &noise_;
   in.count = Counter();

@@ -15,6 +15,7 @@
 #include "model/transformer.h"
 #include "progress.h"
 #include "runtime/compute_peak.h"
+#include "runtime/engine.h"
 #include "runtime/generator.h"
 #include "runtime/memory_bandwidth.h"
 #include "runtime/process_memory.h"
@@ -27,6 +28,7 @@ struct BenchOptions {
   KvCliOptions kv;
   std::string prompt_lengths = "512";
   std::string thread_counts;  // empty: all cores
+  std::string batches = "1";  // sequences decoded together
   int n_decode = 64;
   int reps = 1;
   uint64_t seed = 1;
@@ -41,44 +43,63 @@ struct Measurement {
   double peak_rss = 0, rss_at_start = 0;
 };
 
-Measurement MeasureOnce(const LoadedModel& m, const BenchOptions& o, KvMode mode, int threads, int len,
-                        const std::vector<int32_t>& prompt) {
+// `batch` sequences of one engine (one shared KV pool): each prefilled with its own prompt of `len` tokens,
+// then n_decode steps that decode one token of every sequence together (one batched forward per step).
+// Prefill tok/s is over all prompts; decode tok/s is the aggregate (batch tokens per step).
+Measurement MeasureOnce(const std::shared_ptr<LoadedModel>& m, const BenchOptions& o, KvMode mode, int threads,
+                        int len, int batch, const std::vector<std::vector<int32_t>>& prompts) {
   Measurement r;
   r.rss_at_start = CurrentRssBytes();
   auto fail = [&](const std::string& e) {
     std::snprintf(r.error, sizeof r.error, "%s", e.c_str());
     return r;
   };
-  ThreadPool pool(threads);
-  Transformer tf(m.config, m.weights, pool, o.common.mode());
-  KvCacheOptions kvo = o.kv.cache;
-  kvo.mode = mode;
-  auto cache = MakeKvCache(m, kvo, len + o.n_decode, len, pool);
-  if (!cache) return fail(cache.error());
-  std::vector<float> logits;
+  CommonOptions common = o.common;
+  common.threads = threads;
+  common.ctx = len + o.n_decode;
+  auto engine = OpenEngine(m, common, o.kv);
+  if (!engine) return fail(engine.error());
+  Engine& e = **engine;
+  SequenceOptions so;
+  so.kv = o.kv.cache;
+  so.kv.mode = mode;
+  so.prompt_tokens = len;
+  if (Status st = e.EnsureProfile(so.kv); !st.ok()) return fail(st.message());
+  std::vector<std::unique_ptr<Sequence>> seqs;
+  for (int b = 0; b < batch; ++b) {
+    auto s = e.NewSequence(so);
+    if (!s) return fail(s.error());
+    seqs.push_back(std::move(s).value());
+  }
   auto t0 = std::chrono::steady_clock::now();
-  Status st = Prefill(tf, **cache, prompt, 512, nullptr, &logits);
-  if (!st.ok()) return fail(st.message());
+  for (int b = 0; b < batch; ++b)
+    if (Status st = PrefillSequence(e, *seqs[b], prompts[b], 512, nullptr); !st.ok()) return fail(st.message());
   auto t1 = std::chrono::steady_clock::now();
-  r.kv_bytes_after_prefill = (*cache)->bytes_allocated();
-  int32_t next = ArgMax(logits.data(), m.config.vocab_size);
+  for (const auto& s : seqs) r.kv_bytes_after_prefill += s->cache().bytes_allocated();
+  std::vector<SequenceInput> step(batch);
+  for (int b = 0; b < batch; ++b) {
+    step[b].sequence = seqs[b].get();
+    step[b].tokens = {ArgMax(seqs[b]->logits().data(), m->config.vocab_size)};
+  }
   for (int i = 0; i < o.n_decode; ++i) {
-    st = tf.Forward(&next, 1, **cache, false, &logits);
-    if (!st.ok()) return fail(st.message());
-    next = ArgMax(logits.data(), m.config.vocab_size);
+    if (Status st = e.Step(step); !st.ok()) return fail(st.message());
+    for (int b = 0; b < batch; ++b) {
+      if (!step[b].status.ok()) return fail(step[b].status.message());
+      step[b].tokens[0] = ArgMax(seqs[b]->logits().data(), m->config.vocab_size);
+    }
   }
   auto t2 = std::chrono::steady_clock::now();
-  r.kv_bytes_after_decode = (*cache)->bytes_allocated();
-  r.prefill_tok_s = len / std::chrono::duration<double>(t1 - t0).count();
-  r.decode_tok_s = o.n_decode / std::chrono::duration<double>(t2 - t1).count();
+  for (const auto& s : seqs) r.kv_bytes_after_decode += s->cache().bytes_allocated();
+  r.prefill_tok_s = double(len) * batch / std::chrono::duration<double>(t1 - t0).count();
+  r.decode_tok_s = double(o.n_decode) * batch / std::chrono::duration<double>(t2 - t1).count();
   r.peak_rss = PeakRssBytes();
   r.ok = 1;
   return r;
 }
 
 // Runs MeasureOnce in a child process so that its peak RSS is not mixed with the other configurations'.
-Measurement MeasureInChild(const LoadedModel& m, const BenchOptions& o, KvMode mode, int threads, int len,
-                           const std::vector<int32_t>& prompt) {
+Measurement MeasureInChild(const std::shared_ptr<LoadedModel>& m, const BenchOptions& o, KvMode mode, int threads,
+                           int len, int batch, const std::vector<std::vector<int32_t>>& prompts) {
   int fds[2];
   Measurement r;
   if (pipe(fds) != 0) {
@@ -97,7 +118,7 @@ Measurement MeasureInChild(const LoadedModel& m, const BenchOptions& o, KvMode m
     close(fds[0]);
     Measurement c;
     try {  // an exception must not unwind into the parent's copy of main
-      c = MeasureOnce(m, o, mode, threads, len, prompt);
+      c = MeasureOnce(m, o, mode, threads, len, batch, prompts);
     } catch (const std::exception& e) {
       std::snprintf(c.error, sizeof c.error, "%s", e.what());
     }
@@ -124,12 +145,15 @@ int Bench(BenchOptions& o) {
   auto threads = o.thread_counts.empty() ? Result<std::vector<int>>(std::vector<int>{o.common.ResolvedThreads()})
                                          : ParseIntList(o.thread_counts, "thread count", 1, MaxThreads());
   if (!threads) return Fail(threads.error());
+  auto batches = ParseIntList(o.batches, "batch size", 1, 1024);
+  if (!batches) return Fail(batches.error());
   auto modes = o.kv.Resolve();
   if (!modes) return Fail(modes.error());
   auto loaded = LoadModelFromOption(o.common.model, false);
   if (!loaded) return Fail(loaded.error());
   const LoadedModel& m = **loaded;
   const ModelConfig& c = m.config;
+  const size_t kv_token_bytes = size_t{2} * c.n_layers * c.kv_dim() * KvTypeBytes(o.kv.cache.kv_type);
   const int ctx_limit = o.common.ctx > 0 ? o.common.ctx : c.context_length;
   // Lengths against the context before any work (bandwidth probes, profiling, children). Every count is
   // <= kMaxTokens, so the sums cannot overflow.
@@ -152,12 +176,14 @@ int Bench(BenchOptions& o) {
     auto profile = LoadOrMakeProfile(m, kvo, pool);
     if (!profile) return Fail(profile.error());
   }
-  std::printf("model: %s | %s kernels (%s) | weights %.1f MiB | full KV fp32 %zu B/token\n", m.path.c_str(),
+  std::printf("model: %s | %s kernels (%s) | weights %.1f MiB | full KV %s %zu B/token\n", m.path.c_str(),
               o.common.mode_name(), MatMulIsa(), m.weights.stored_bytes / 1048576.0,
-              c.kv_bytes_per_token());
+              KvTypeName(o.kv.cache.kv_type), kv_token_bytes);
+  // batch > 1: prefill over every sequence's prompt, decode tok/s aggregate over the batch (one step decodes a
+  // token of every sequence), KV MiB summed; the floor counts the weights once per step.
   std::printf("| kv | threads | prompt | prefill tok/s | decode tok/s | KV MiB | KV reduction | peak RSS MiB | "
-              "decode floor tok/s | decode / floor |\n");
-  std::printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+              "decode floor tok/s | decode / floor | batch |\n");
+  std::printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
   std::mt19937 rng(o.seed);
   std::uniform_int_distribution<int32_t> tok(100, c.vocab_size - 1);
   for (int t : *threads) {
@@ -168,34 +194,39 @@ int Bench(BenchOptions& o) {
       peak = MeasureFmaPeak(pool);
     }
     for (int len : *lengths) {
-      std::vector<int32_t> prompt(len);
-      for (auto& id : prompt) id = tok(rng);
-      double full_measured = 0;  // the full cache's bytes at this length, when this run measured it
-      for (KvMode mode : *modes) {
-        std::vector<double> pre, dec, kv, rss;
-        for (int r = 0; r < o.reps; ++r) {
-          if (::isatty(STDERR_FILENO))  // a log gets the table rows, not one line per run
-            std::fprintf(stderr, "\r[kv=%s t=%d p=%d rep %d/%d] running...", KvModeName(mode), t, len, r + 1, o.reps);
-          Measurement meas = MeasureInChild(m, o, mode, t, len, prompt);
-          if (::isatty(STDERR_FILENO)) std::fprintf(stderr, "\r\033[K");
-          if (!meas.ok) return Fail(meas.error);
-          pre.push_back(meas.prefill_tok_s);
-          dec.push_back(meas.decode_tok_s);
-          kv.push_back(meas.kv_bytes_after_prefill);
-          rss.push_back(meas.peak_rss);
+      const int max_batch = *std::max_element(batches->begin(), batches->end());
+      std::vector<std::vector<int32_t>> prompts(max_batch, std::vector<int32_t>(len));
+      for (auto& p : prompts)
+        for (auto& id : p) id = tok(rng);
+      for (int batch : *batches) {
+        double full_measured = 0;  // the full cache's bytes at this length, when this run measured it
+        for (KvMode mode : *modes) {
+          std::vector<double> pre, dec, kv, rss;
+          for (int r = 0; r < o.reps; ++r) {
+            if (::isatty(STDERR_FILENO))  // a log gets the table rows, not one line per run
+              std::fprintf(stderr, "\r[kv=%s t=%d p=%d batch=%d rep %d/%d] running...", KvModeName(mode), t, len,
+                           batch, r + 1, o.reps);
+            Measurement meas = MeasureInChild(*loaded, o, mode, t, len, batch, prompts);
+            if (::isatty(STDERR_FILENO)) std::fprintf(stderr, "\r\033[K");
+            if (!meas.ok) return Fail(meas.error);
+            pre.push_back(meas.prefill_tok_s);
+            dec.push_back(meas.decode_tok_s);
+            kv.push_back(meas.kv_bytes_after_prefill);
+            rss.push_back(meas.peak_rss);
+          }
+          const double kv_bytes = Median(kv);
+          // Reduction against the full cache's real allocation when measured (its block pool rounds up: a short
+          // prompt holds more than len tokens' bytes), else against len tokens' bytes.
+          if (mode == KvMode::kFull) full_measured = kv_bytes;
+          const double full = full_measured > 0 ? full_measured : double(kv_token_bytes) * len * batch;
+          // A decode step reads every weight once plus the K/V every sequence holds; it yields `batch` tokens.
+          const double floor_tok_s = batch * bw / (m.weights.stored_bytes + kv_bytes);
+          const double d = Median(dec);
+          std::printf("| %s | %d | %d | %.1f | %.1f | %.1f | %.1f%% | %.0f | %.1f | %.0f%% | %d |\n", KvModeName(mode),
+                      t, len, Median(pre), d, kv_bytes / 1048576.0, 100.0 * (1.0 - kv_bytes / full),
+                      Median(rss) / 1048576.0, floor_tok_s, 100.0 * d / floor_tok_s, batch);
+          std::fflush(stdout);
         }
-        const double kv_bytes = Median(kv);
-        // Reduction against the full cache's real allocation when measured (its block pool rounds up: a short
-        // prompt holds more than len tokens' bytes), else against len tokens' bytes.
-        if (mode == KvMode::kFull) full_measured = kv_bytes;
-        const double full = full_measured > 0 ? full_measured : double(c.kv_bytes_per_token()) * len;
-        // A decode step reads every weight once plus the K/V the cache holds.
-        const double floor_tok_s = bw / (m.weights.stored_bytes + kv_bytes);
-        const double d = Median(dec);
-        std::printf("| %s | %d | %d | %.1f | %.1f | %.1f | %.1f%% | %.0f | %.1f | %.0f%% |\n", KvModeName(mode), t, len,
-                    Median(pre), d, kv_bytes / 1048576.0, 100.0 * (1.0 - kv_bytes / full), Median(rss) / 1048576.0,
-                    floor_tok_s, 100.0 * d / floor_tok_s);
-        std::fflush(stdout);
       }
     }
     std::printf("(threads %d: measured read bandwidth %.1f GB/s, fp32 FMA peak %.1f GFLOP/s)\n", t, bw / 1e9,
@@ -214,6 +245,9 @@ void RegisterBench(CLI::App& app, int* exit_code) {
   AddNumber(cmd, "-n,--n-decode", &o.n_decode, "tokens decoded after each prompt", 1, 1 << 20);
   cmd->add_option("-t,--threads", o.thread_counts, "comma-separated thread counts, each at most " +
                                                        std::to_string(MaxThreads()) + " (the CPUs; default: all)");
+  cmd->add_option("-b,--batch", o.batches,
+                  "comma-separated batch sizes: sequences prefilled, then decoded together (aggregate tok/s)")
+      ->capture_default_str();
   AddNumber(cmd, "-r,--reps", &o.reps, "repetitions per figure (median reported)", 1, 1000);
   AddNumber(cmd, "--ctx", &o.common.ctx, "context limit (0: the model's)", 0, int(kMaxTokens));
   cmd->add_flag("--exact", o.common.exact, "reference kernels");

@@ -32,16 +32,16 @@ int Demo(DemoOptions& o) {
   if (!m.tokenizer) return Fail(m.path + ": the model has no tokenizer");
   const int64_t ctx = o.common.ctx > 0 ? o.common.ctx : m.config.context_length;
   if (o.tokens + 32 > ctx) return Fail(fmt::format("--tokens {} is over the context of {}", o.tokens, ctx));
-  ThreadPool pool(o.common.ResolvedThreads());
+  auto engine = OpenEngine(*loaded, o.common, o.kv);
+  if (!engine) return Fail(engine.error());
   {
     KvCacheOptions kvo = o.kv.cache;
+    kvo.mode = KvMode::kRazor;
     kvo.log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
     ProgressReporter profiling("profiling retrieval heads");
-    kvo.on_profile_progress = profiling.Callback();
-    auto profile = LoadOrMakeProfile(m, kvo, pool);
-    if (!profile) return Fail(profile.error());
+    if (Status st = (*engine)->EnsureProfile(kvo, profiling.Callback()); !st.ok()) return Fail(st.message());
   }
-  eval::EvalRunner runner(m, pool, o.common.mode(), o.kv.cache);
+  eval::EvalRunner runner(**engine, o.kv.cache);
   const eval::TokenCounter count = runner.Counter();
   eval::TaskInputs in;
   in.count = count;
@@ -101,9 +101,9 @@ int Demo(DemoOptions& o) {
               fmt::format("{:.1f}", r.prefill_tok_s).c_str());
   std::printf("%-22s %-34s %-34s\n", "decode tok/s", fmt::format("{:.1f}", f.decode_tok_s).c_str(),
               fmt::format("{:.1f}", r.decode_tok_s).c_str());
-  std::printf("\n(%s kernels, %d threads; razor: sinks %lld, window max(%lld, %.0f%% of the prompt), retrieval heads "
+  std::printf("\n(%s, KV %s; razor: sinks %lld, window max(%lld, %.0f%% of the prompt), retrieval heads "
               "keep every token)\n",
-              o.common.exact ? "exact" : "fast", pool.size(), (long long)o.kv.cache.razor.sinks,
+              (*engine)->backend().Describe().c_str(), KvTypeName(o.kv.cache.kv_type), (long long)o.kv.cache.razor.sinks,
               (long long)o.kv.cache.razor.window_min, 100 * o.kv.cache.razor.window_frac);
   return 0;
 }

@@ -98,15 +98,18 @@ Status CheckEvalOutputs(const EvalOptions& o, const std::vector<KvMode>& modes) 
   return CheckOutputDir(o.out, files, o.force || OnlyGiven(o), "--out");
 }
 
-Status LoadProfileIfNeeded(const LoadedModel& m, const EvalOptions& o, const std::vector<KvMode>& modes,
-                           ThreadPool& pool) {
-  if (std::none_of(modes.begin(), modes.end(), [](KvMode k) { return k != KvMode::kFull; })) return Status::Ok();
-  KvCacheOptions kvo = o.kv.cache;
-  kvo.log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
-  ProgressReporter profiling("profiling retrieval heads");
-  kvo.on_profile_progress = profiling.Callback();
-  auto profile = LoadOrMakeProfile(m, kvo, pool);
-  return profile ? Status::Ok() : profile.status();
+// The engine of an eval run, with the head profile loaded (or made once) when a mode needs it.
+Result<std::unique_ptr<Engine>> OpenEvalEngine(std::shared_ptr<LoadedModel> m, const EvalOptions& o,
+                                               const std::vector<KvMode>& modes) {
+  RAZOR_ASSIGN_OR_RETURN(auto engine, OpenEngine(std::move(m), o.common, o.kv));
+  for (KvMode mode : modes) {
+    KvCacheOptions kvo = o.kv.cache;
+    kvo.mode = mode;
+    kvo.log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
+    ProgressReporter profiling("profiling retrieval heads");
+    RAZOR_RETURN_IF_ERROR(engine->EnsureProfile(kvo, profiling.Callback()));
+  }
+  return engine;
 }
 
 // needle / passkey / ruler: a grid of (task, length, depth) cells, each run with every mode.
@@ -163,9 +166,9 @@ int RunGrid(EvalOptions& o) {
   if (jobs.empty()) return Fail("no cell to run (check --only-* against --lengths / --depths / --tasks)");
   for (int L : too_long)
     std::fprintf(stderr, "razor: skipping length %d: over the context of %lld tokens\n", L, (long long)ctx);
-  ThreadPool pool(o.common.ResolvedThreads());
-  if (Status st = LoadProfileIfNeeded(m, o, *modes, pool); !st.ok()) return Fail(st.message());
-  eval::EvalRunner runner(m, pool, o.common.mode(), o.kv.cache);
+  auto engine = OpenEvalEngine(*loaded, o, *modes);
+  if (!engine) return Fail(engine.error());
+  eval::EvalRunner runner(**engine, o.kv.cache);
   const eval::TokenCounter count = runner.Counter();
 
   // Filler, only what the tasks need.
@@ -270,8 +273,8 @@ int RunKld(EvalOptions& o) {
   if (!m.tokenizer) return Fail(m.path + ": the model has no tokenizer");
   const int64_t ctx = o.common.ctx > 0 ? o.common.ctx : m.config.context_length;
   if (o.kld_length > ctx) return Fail(fmt::format("--length {} is over the context of {}", o.kld_length, ctx));
-  ThreadPool pool(o.common.ResolvedThreads());
-  if (Status st = LoadProfileIfNeeded(m, o, *modes, pool); !st.ok()) return Fail(st.message());
+  auto engine = OpenEvalEngine(*loaded, o, *modes);
+  if (!engine) return Fail(engine.error());
   std::string text;
   auto sentences = EssaySentences(o.haystack_dir, o.kld_length, &text);
   if (!sentences) return Fail(sentences.error());
@@ -290,16 +293,16 @@ int RunKld(EvalOptions& o) {
   };
   std::fprintf(stderr, "[kld] %lld-token prefix of essays, then %d steps; reference: full cache\n", (long long)prefix,
                o.kld_steps);
-  auto full = eval::RunSteps(m, pool, o.common.mode(), o.kv.cache, KvMode::kFull, tokens, prefix, progress("full"));
+  auto full = eval::RunSteps(**engine, o.kv.cache, KvMode::kFull, tokens, prefix, progress("full"));
   if (!full) return Fail(full.error());
   std::vector<eval::KldResult> results;
   for (KvMode mode : *modes) {
-    auto test = eval::RunSteps(m, pool, o.common.mode(), o.kv.cache, mode, tokens, prefix, progress(KvModeName(mode)));
+    auto test = eval::RunSteps(**engine, o.kv.cache, mode, tokens, prefix, progress(KvModeName(mode)));
     if (!test) return Fail(test.error());
     eval::KldResult r = eval::CompareSteps(*full, *test, vocab);
     r.mode = KvModeName(mode);
     r.prefix_tokens = prefix;
-    r.full_kv_bytes = static_cast<double>(m.config.kv_bytes_per_token()) * prefix;
+    r.full_kv_bytes = static_cast<double>((*engine)->full_kv_bytes_per_token()) * prefix;
     r.reduction = 1.0 - r.kv_bytes / r.full_kv_bytes;
     std::fprintf(stderr, "[kld %s] mean KL %.4f | top-1 agreement %.1f%% | ppl %.2f vs full %.2f | KV -%.1f%%\n",
                  r.mode.c_str(), r.mean_kl, 100 * r.top1_agreement, r.ppl_mode, r.ppl_full, 100 * r.reduction);

@@ -51,8 +51,10 @@ int Inspect(const InspectOptions& o) {
               c.qk_norm ? "yes" : "no", c.tied_embeddings ? "yes" : "no");
   std::printf("parameters:    %.1f M (%lld), stored in %.1f MiB\n", m.weights.parameter_count / 1e6,
               (long long)m.weights.parameter_count, m.weights.stored_bytes / 1048576.0);
-  std::printf("KV cache:      %zu bytes per token (fp32 K+V, all layers); %.1f MiB at the full context of %d\n",
-              c.kv_bytes_per_token(), c.kv_bytes_per_token() * double(c.context_length) / 1048576.0, c.context_length);
+  std::printf("KV cache:      %zu bytes per token (f16 K+V, all layers; f32: %zu); %.1f MiB f16 at the full context "
+              "of %d\n",
+              c.kv_bytes_per_token(2), c.kv_bytes_per_token(4), c.kv_bytes_per_token(2) * double(c.context_length) / 1048576.0,
+              c.context_length);
   if (m.gguf) {
     std::printf("\nmetadata:\n");
     for (const auto& k : m.gguf->keys()) {

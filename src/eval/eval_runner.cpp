@@ -11,8 +11,8 @@
 
 namespace razor::eval {
 
-EvalRunner::EvalRunner(const LoadedModel& model, ThreadPool& pool, MathMode math, KvCacheOptions base)
-    : model_(model), pool_(pool), math_(math), base_(std::move(base)) {}
+EvalRunner::EvalRunner(Engine& engine, KvCacheOptions base)
+    : engine_(engine), model_(engine.model()), base_(std::move(base)) {}
 
 TokenCounter EvalRunner::Counter() const {
   const Tokenizer* tok = model_.tokenizer.get();
@@ -62,9 +62,15 @@ Result<CellResult> EvalRunner::Run(const EvalSample& s, const std::vector<int32_
   r.expected = s.expected;
   KvCacheOptions kvo = base_;
   kvo.mode = mode;
-  const int64_t capacity = r.prompt_tokens + s.max_new_tokens + 1;
-  RAZOR_ASSIGN_OR_RETURN(auto cache, MakeKvCache(model_, kvo, capacity, r.prompt_tokens, pool_));
-  Transformer tf(model_.config, model_.weights, pool_, math_);
+  if (r.prompt_tokens + s.max_new_tokens + 1 > engine_.context())
+    return Err(fmt::format("a prompt of {} tokens and its answer do not fit the context of {}", r.prompt_tokens,
+                           engine_.context()));
+  SequenceOptions so;
+  so.kv = kvo;
+  so.prompt_tokens = r.prompt_tokens;
+  so.capacity = r.prompt_tokens + s.max_new_tokens + 1;
+  RAZOR_ASSIGN_OR_RETURN(auto seq, engine_.NewSequence(so));
+  const KvCache* cache = &seq->cache();
   GenerationOptions g;
   g.max_new_tokens = s.max_new_tokens;
   g.sampler.temperature = 0;
@@ -72,12 +78,12 @@ Result<CellResult> EvalRunner::Run(const EvalSample& s, const std::vector<int32_
     if (done == total) r.kv_bytes = static_cast<double>(cache->bytes_allocated());
   };
   const auto t0 = std::chrono::steady_clock::now();
-  RAZOR_ASSIGN_OR_RETURN(auto gen, Generate(tf, *cache, model_.tokenizer.get(), prompt, g));
+  RAZOR_ASSIGN_OR_RETURN(auto gen, Generate(engine_, *seq, prompt, g));
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (r.kv_bytes == 0) r.kv_bytes = static_cast<double>(cache->bytes_allocated());
-  r.full_kv_bytes = static_cast<double>(model_.config.kv_bytes_per_token()) * r.prompt_tokens;
+  r.full_kv_bytes = static_cast<double>(engine_.full_kv_bytes_per_token()) * r.prompt_tokens;
   r.reduction = r.full_kv_bytes > 0 ? 1.0 - r.kv_bytes / r.full_kv_bytes : 0;
-  if (const auto* rz = dynamic_cast<const RazorKvCache*>(cache.get())) {
+  if (const auto* rz = dynamic_cast<const RazorKvCache*>(cache)) {
     const RazorKvStats st = rz->stats();
     r.heads_compressed = st.heads_compressed;
     r.window = st.window;

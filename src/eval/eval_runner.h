@@ -10,6 +10,7 @@
 #include "core/thread_pool.h"
 #include "eval/tasks.h"
 #include "ops/matmul.h"
+#include "runtime/engine.h"
 #include "runtime/kv_cache_factory.h"
 #include "runtime/loaded_model.h"
 
@@ -26,7 +27,7 @@ struct CellResult {
   std::string answer;
   std::vector<std::string> expected;
   double kv_bytes = 0;           // cache bytes after the prompt (measured)
-  double full_kv_bytes = 0;      // a full cache for the same tokens: kv_bytes_per_token * prompt_tokens
+  double full_kv_bytes = 0;      // a full cache of the same KV type for the same tokens
   double reduction = 0;          // 1 - kv_bytes / full_kv_bytes
   int64_t heads_compressed = 0;  // of n_layers * n_kv_heads
   int64_t window = 0;            // W of the compressed heads (0: none)
@@ -35,8 +36,9 @@ struct CellResult {
 
 class EvalRunner {
  public:
-  // base: razor parameters / profile for every mode (its mode field is replaced per run).
-  EvalRunner(const LoadedModel& model, ThreadPool& pool, MathMode math, KvCacheOptions base);
+  // base: razor parameters / profile for every mode (its mode field is replaced per run). Every run is a
+  // fresh sequence of `engine` (whose profile step must have run for razor / streaming modes).
+  EvalRunner(Engine& engine, KvCacheOptions base);
 
   TokenCounter Counter() const;
   // The chat-template prompt of `s`: user message, generation prompt, then the answer prefix.
@@ -49,9 +51,8 @@ class EvalRunner {
   Result<CellResult> Run(const EvalSample& s, const std::vector<int32_t>& prompt, KvMode mode, int64_t length);
 
  private:
+  Engine& engine_;
   const LoadedModel& model_;
-  ThreadPool& pool_;
-  MathMode math_;
   KvCacheOptions base_;
 };
 

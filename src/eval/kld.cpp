@@ -28,16 +28,20 @@ double KlDivergence(const std::vector<double>& log_p, const std::vector<double>&
   return std::max(0.0, kl);
 }
 
-Result<StepDistributions> RunSteps(const LoadedModel& model, ThreadPool& pool, MathMode math, KvCacheOptions kvo,
+Result<StepDistributions> RunSteps(Engine& engine, KvCacheOptions kvo,
                                    KvMode mode, const std::vector<int32_t>& tokens, int64_t prefix,
                                    const std::function<void(int64_t, int64_t)>& on_step) {
   const int64_t total = static_cast<int64_t>(tokens.size());
   if (prefix < 1 || prefix >= total) return Err("kld: the prefix must leave at least one token to predict");
   const int64_t steps = total - prefix;
-  const int vocab = model.config.vocab_size;
+  const int vocab = engine.config().vocab_size;
+  if (total + 1 > engine.context()) return Err("kld: the text is longer than the engine's context");
   kvo.mode = mode;
-  RAZOR_ASSIGN_OR_RETURN(auto cache, MakeKvCache(model, kvo, total + 1, prefix, pool));
-  Transformer tf(model.config, model.weights, pool, math);
+  SequenceOptions so;
+  so.kv = kvo;
+  so.prompt_tokens = prefix;
+  so.capacity = total + 1;
+  RAZOR_ASSIGN_OR_RETURN(auto seq, engine.NewSequence(so));
   StepDistributions d;
   d.log_probs.resize(static_cast<size_t>(steps) * vocab);
   d.argmax.resize(steps);
@@ -45,11 +49,18 @@ Result<StepDistributions> RunSteps(const LoadedModel& model, ThreadPool& pool, M
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<float> logits;
   std::vector<int32_t> prompt(tokens.begin(), tokens.begin() + prefix);
-  RAZOR_RETURN_IF_ERROR(Prefill(tf, *cache, prompt, 256, nullptr, &logits));
-  d.kv_bytes = static_cast<double>(cache->bytes_allocated());
+  RAZOR_RETURN_IF_ERROR(PrefillSequence(engine, *seq, prompt, 256, nullptr));
+  logits = seq->logits();
+  d.kv_bytes = static_cast<double>(seq->cache().bytes_allocated());
   std::vector<double> lp;
   for (int64_t t = 0; t < steps; ++t) {
-    if (t > 0) RAZOR_RETURN_IF_ERROR(tf.Forward(&tokens[prefix + t - 1], 1, *cache, false, &logits));
+    if (t > 0) {
+      std::vector<SequenceInput> in(1);
+      in[0].sequence = seq.get();
+      in[0].tokens = {tokens[prefix + t - 1]};
+      RAZOR_RETURN_IF_ERROR(engine.Step(in));
+      logits = seq->logits();
+    }
     LogSoftmax(logits.data(), vocab, &lp);
     float* row = &d.log_probs[static_cast<size_t>(t) * vocab];
     int32_t best = 0;

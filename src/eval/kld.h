@@ -14,6 +14,7 @@
 #include "core/status.h"
 #include "core/thread_pool.h"
 #include "ops/matmul.h"
+#include "runtime/engine.h"
 #include "runtime/kv_cache_factory.h"
 #include "runtime/loaded_model.h"
 
@@ -35,7 +36,7 @@ struct StepDistributions {
 
 // Runs `tokens` (P + T) through a fresh cache of `mode`: prefill tokens[0, P), then feed tokens[P, P+T-1)
 // one at a time. on_step(t, T) after every step.
-Result<StepDistributions> RunSteps(const LoadedModel& model, ThreadPool& pool, MathMode math, KvCacheOptions kvo,
+Result<StepDistributions> RunSteps(Engine& engine, KvCacheOptions kvo,
                                    KvMode mode, const std::vector<int32_t>& tokens, int64_t prefix,
                                    const std::function<void(int64_t, int64_t)>& on_step);
 

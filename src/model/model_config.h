@@ -54,7 +54,8 @@ struct ModelConfig {
     return static_cast<int64_t>(fused_qkv_split ? part * n_heads + h : 3 * h + part) * head_dim;
   }
   // fp32 K+V bytes one token occupies in a full cache across all layers.
-  size_t kv_bytes_per_token() const { return size_t(2) * n_layers * kv_dim() * sizeof(float); }
+  // K/V bytes one token takes in a full cache that stores `elem_bytes` per value (4: fp32, 2: f16 / bf16).
+  size_t kv_bytes_per_token(size_t elem_bytes) const { return size_t(2) * n_layers * kv_dim() * elem_bytes; }
 
   // Every field that sizes a buffer or divides something, before any of it is used: counts positive and
   // below the limits below (so q_dim, kv_dim, fused_qkv_row and kv_bytes_per_token cannot overflow), GQA

@@ -61,8 +61,11 @@ Result<std::unique_ptr<Sequence>> Engine::NewSequence(const SequenceOptions& so)
   kv.razor.block_tokens = options_.kv_block_tokens;
   if (KvOptionsNeedProfile(kv) && !profile_)
     return Err(fmt::format("the {} KV policy needs the head profile: call EnsureProfile first", KvModeName(kv.mode)));
-  RAZOR_ASSIGN_OR_RETURN(KvHeadPolicy policy, MakeKvPolicy(*model_, kv, context_, so.prompt_tokens, profile()));
-  auto cache = std::make_unique<RazorKvCache>(std::move(policy), config().head_dim, context_, options_.kv_type,
+  if (so.capacity < 0 || so.capacity > context_)
+    return Err(fmt::format("a sequence of {} tokens does not fit the context of {}", so.capacity, context_));
+  const int64_t capacity = so.capacity > 0 ? so.capacity : context_;
+  RAZOR_ASSIGN_OR_RETURN(KvHeadPolicy policy, MakeKvPolicy(*model_, kv, capacity, so.prompt_tokens, profile()));
+  auto cache = std::make_unique<RazorKvCache>(std::move(policy), config().head_dim, capacity, options_.kv_type,
                                               kv_pool_);
   return std::unique_ptr<Sequence>(new Sequence(std::move(cache), so.sampler, config().vocab_size));
 }
@@ -80,7 +83,8 @@ Status Engine::Step(std::vector<SequenceInput>& inputs) {
     for (int32_t t : in.tokens)
       if (t < 0 || t >= c.vocab_size) return Err(fmt::format("token id {} out of range [0, {})", t, c.vocab_size));
     const int64_t end = in.sequence->length() + static_cast<int64_t>(in.tokens.size());
-    if (end > context_) return Err(fmt::format("context full: {} tokens exceed the context of {}", end, context_));
+    const int64_t cap = in.sequence->cache().capacity();
+    if (end > cap) return Err(fmt::format("context full: {} tokens exceed the context of {}", end, cap));
   }
   std::vector<StepSequence> batch;
   std::vector<SequenceInput*> ran;

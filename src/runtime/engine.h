@@ -42,6 +42,8 @@ struct EngineOptions {
 struct SequenceOptions {
   KvCacheOptions kv;           // mode and parameters (kv.kv_type is the engine's)
   int64_t prompt_tokens = 0;   // sets streaming's window at razor's budget for this prompt length
+  int64_t capacity = 0;        // most tokens of this sequence (<= the engine's context); 0: the context. Also
+                               // what an ALiBi head's span must cover to count as a retrieval head
   SamplerParams sampler;
 };
 

@@ -184,7 +184,7 @@ Status PrefillSequence(Engine& engine, Sequence& seq, const std::vector<int32_t>
 
 Result<GenerationResult> Generate(Engine& engine, Sequence& seq, const std::vector<int32_t>& prompt,
                                   const GenerationOptions& opt) {
-  RAZOR_RETURN_IF_ERROR(CheckPrompt(prompt, engine.context() - seq.length()));
+  RAZOR_RETURN_IF_ERROR(CheckPrompt(prompt, seq.cache().capacity() - seq.length()));
   return GenerateLoop(
       [&](std::vector<float>* logits) {
         RAZOR_RETURN_IF_ERROR(PrefillSequence(engine, seq, prompt, opt.prefill_batch, opt.on_prefill));
@@ -199,7 +199,7 @@ Result<GenerationResult> Generate(Engine& engine, Sequence& seq, const std::vect
         *logits = seq.logits();
         return Status::Ok();
       },
-      [&] { return seq.length() + 1 <= engine.context(); }, engine.config().vocab_size, engine.tokenizer(), prompt,
+      [&] { return seq.length() + 1 <= seq.cache().capacity(); }, engine.config().vocab_size, engine.tokenizer(), prompt,
       opt);
 }
 
