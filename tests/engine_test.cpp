@@ -190,5 +190,55 @@ TEST(EngineTest, ExhaustedPoolFailsOnlyTheDecodeThatCannotGetBlocks) {
   EXPECT_EQ(b->length(), 33);
 }
 
+// A compressing prompt cannot take its blocks up front: it runs after the step's decodes, so when it exhausts the
+// pool part-way only it fails; the decode beside it keeps its context and gets a lone run's logits.
+TEST(EngineTest, APromptThatExhaustsThePoolFailsOnlyItself) {
+  auto m = Load("llama");
+  ASSERT_TRUE(m);
+  const ModelConfig& c = m->config;
+  const size_t heads = size_t(c.n_layers) * c.n_kv_heads;
+  const size_t block = RazorKvCache::block_bytes(16, c.head_dim, KvType::kF16);
+  EngineOptions eo{.threads = 1, .math = MathMode::kExact, .kv_type = KvType::kF16, .kv_block_tokens = 16};
+  eo.kv_pool_bytes = (2 * heads + 6) * block;
+  auto e = Open(m, eo);
+  ASSERT_TRUE(e);
+  auto a = NewSeq(*e);
+  SequenceOptions so;
+  so.kv.mode = KvMode::kStreaming;
+  so.kv.streaming_window = 8;  // a window of its own: no head profile needed
+  auto b = e->NewSequence(so);
+  ASSERT_TRUE(b.ok()) << b.error();
+  std::vector<SequenceInput> in(1);
+  in[0].sequence = a.get();
+  in[0].tokens.assign(20, 3);
+  ASSERT_TRUE(e->Step(in).ok());
+  std::vector<SequenceInput> mixed(2);
+  mixed[0].sequence = b->get();
+  mixed[0].tokens.assign(100, 5);  // 7 blocks per head: layer 0 alone needs more than the 6 left
+  mixed[1].sequence = a.get();
+  mixed[1].tokens = {9};
+  ASSERT_TRUE(e->Step(mixed).ok());
+  EXPECT_TRUE(mixed[1].status.ok());
+  ASSERT_FALSE(mixed[0].status.ok());
+  EXPECT_NE(mixed[0].status.message().find("KV pool exhausted"), std::string::npos);
+  EXPECT_TRUE((*b)->failed());
+  EXPECT_FALSE(a->failed());
+  EXPECT_EQ(a->length(), 21);
+
+  EngineOptions solo_o = eo;
+  solo_o.kv_pool_bytes = 0;
+  auto solo_engine = Open(m, solo_o);
+  auto solo = NewSeq(*solo_engine);
+  std::vector<SequenceInput> s1(1);
+  s1[0].sequence = solo.get();
+  s1[0].tokens.assign(20, 3);
+  ASSERT_TRUE(solo_engine->Step(s1).ok());
+  s1[0].tokens = {9};
+  ASSERT_TRUE(solo_engine->Step(s1).ok());
+  EXPECT_EQ(a->logits(), solo->logits());
+  (*b)->Reset();  // the failed sequence gives its blocks back
+  EXPECT_EQ(e->kv_pool().bytes_in_use(), a->kv().kv_block_bytes());
+}
+
 }  // namespace
 }  // namespace razor

@@ -145,7 +145,7 @@ int Bench(BenchOptions& o) {
   auto threads = o.thread_counts.empty() ? Result<std::vector<int>>(std::vector<int>{o.common.ResolvedThreads()})
                                          : ParseIntList(o.thread_counts, "thread count", 1, MaxThreads());
   if (!threads) return Fail(threads.error());
-  auto batches = ParseIntList(o.batches, "batch size", 1, 1024);
+  auto batches = ParseIntList(o.batches, "batch size", 1, 256);  // one chunk: weights read once per step
   if (!batches) return Fail(batches.error());
   auto modes = o.kv.Resolve();
   if (!modes) return Fail(modes.error());

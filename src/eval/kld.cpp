@@ -35,12 +35,12 @@ Result<StepDistributions> RunSteps(Engine& engine, KvCacheOptions kvo,
   if (prefix < 1 || prefix >= total) return Err("kld: the prefix must leave at least one token to predict");
   const int64_t steps = total - prefix;
   const int vocab = engine.config().vocab_size;
-  if (total + 1 > engine.context()) return Err("kld: the text is longer than the engine's context");
+  if (total > engine.context()) return Err("kld: the text is longer than the engine's context");
   kvo.mode = mode;
   SequenceOptions so;
   so.kv = kvo;
   so.prompt_tokens = prefix;
-  so.capacity = total + 1;
+  so.capacity = total;  // the prefix and steps - 1 tokens enter the cache
   RAZOR_ASSIGN_OR_RETURN(auto seq, engine.NewSequence(so));
   StepDistributions d;
   d.log_probs.resize(static_cast<size_t>(steps) * vocab);

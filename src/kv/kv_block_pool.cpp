@@ -1,6 +1,7 @@
 #include "kv/kv_block_pool.h"
 
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,9 +16,15 @@ size_t PageSize() {
   return page;
 }
 
-size_t PhysicalMemoryBytes() {
+// The default capacity: the machine's memory, and under an address-space limit (ulimit -v) a quarter of it,
+// so that the reservation never crowds out the process's other allocations.
+size_t DefaultCapacityBytes() {
   const long pages = sysconf(_SC_PHYS_PAGES);
-  return pages > 0 ? static_cast<size_t>(pages) * PageSize() : size_t{1} << 32;
+  size_t bytes = pages > 0 ? static_cast<size_t>(pages) * PageSize() : size_t{1} << 32;
+  rlimit as{};
+  if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
+    bytes = std::min<size_t>(bytes, static_cast<size_t>(as.rlim_cur) / 4);
+  return bytes;
 }
 
 }  // namespace
@@ -25,7 +32,7 @@ size_t PhysicalMemoryBytes() {
 KvBlockPool::KvBlockPool(size_t block_bytes, KvBlockPoolOptions options)
     : block_bytes_(block_bytes), options_(options) {
   assert(block_bytes_ > 0 && block_bytes_ % sizeof(float) == 0);
-  const size_t want = options_.capacity_bytes ? options_.capacity_bytes : PhysicalMemoryBytes();
+  const size_t want = options_.capacity_bytes ? options_.capacity_bytes : DefaultCapacityBytes();
   size_t blocks = std::min<size_t>(want / block_bytes_, INT32_MAX);
   // Address space only: nothing is committed or resident until a block is written. Should the system refuse a
   // reservation this large, a smaller pool is better than none.

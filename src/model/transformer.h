@@ -3,8 +3,9 @@
 // place of RoPE and a GELU MLP (ModelConfig's BLOOM flags). Activations are fp32; weights are used in their
 // stored format. Written once against the Backend seam (ops/backend.h): every kernel goes through it.
 //
-// One Step runs the tokens of many sequences at once (a batch): every weight matrix is read once per step for
-// all of their rows (matrix-matrix, not one matrix-vector product per sequence), while each sequence appends
+// One Step runs the tokens of many sequences at once (a batch): every weight matrix is read once per chunk of
+// up to chunk_tokens() rows (256; so once per step for any decode batch up to that) for all of their rows
+// (matrix-matrix, not one matrix-vector product per sequence), while each sequence appends
 // to and attends over its own KV cache (its own policy, its own per-head lengths). A prefill chunk of one
 // sequence may share a step with single-token decodes of others.
 #pragma once

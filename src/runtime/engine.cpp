@@ -35,7 +35,10 @@ Result<std::unique_ptr<Engine>> Engine::Open(std::shared_ptr<LoadedModel> model,
   e->kv_pool_ = e->backend_->NewKvPool(RazorKvCache::block_bytes(o.kv_block_tokens, c.head_dim, o.kv_type),
                                        o.kv_pool_bytes);
   if (e->kv_pool_->capacity_blocks() == 0)
-    return Err(fmt::format("cannot reserve a KV pool of {} MiB", o.kv_pool_bytes >> 20));
+    return Err(o.kv_pool_bytes == 0 ? std::string("cannot reserve address space for the KV pool")
+                                    : fmt::format("a KV pool of {} MiB holds not one block of {} KiB (raise --kv-pool-mib)",
+                                                  o.kv_pool_bytes >> 20,
+                                                  RazorKvCache::block_bytes(o.kv_block_tokens, c.head_dim, o.kv_type) >> 10));
   return e;
 }
 
@@ -86,38 +89,52 @@ Status Engine::Step(std::vector<SequenceInput>& inputs) {
     const int64_t cap = in.sequence->cache().capacity();
     if (end > cap) return Err(fmt::format("context full: {} tokens exceed the context of {}", end, cap));
   }
-  std::vector<StepSequence> batch;
-  std::vector<SequenceInput*> ran;
+  // Group 0: inputs whose blocks are taken now (decodes, full-cache prompts); group 1: compressing prompts.
+  std::vector<SequenceInput*> groups[2];
   for (SequenceInput& in : inputs) {
-    if (in.tokens.size() == 1) {
-      in.status = in.sequence->cache_->Reserve(1);
-      if (!in.status.ok()) continue;
+    const bool prompt = in.begins_prompt.value_or(in.sequence->length() == 0);
+    const bool compressing = prompt && in.sequence->cache().wants_single_prefill_call();
+    if (!compressing) {
+      in.status = in.sequence->cache_->Reserve(static_cast<int64_t>(in.tokens.size()));
+      if (!in.status.ok()) {
+        in.sequence->logits_.clear();  // sat out: no logits of a step it did not take
+        continue;
+      }
     }
-    if (in.begins_prompt.value_or(in.sequence->length() == 0))
-      in.sequence->cache().BeginPrefill(static_cast<int64_t>(in.tokens.size()));
-    batch.push_back({&in.sequence->cache(), in.tokens.data(), static_cast<int64_t>(in.tokens.size()),
-                     in.all_logits});
-    ran.push_back(&in);
+    if (prompt) in.sequence->cache().BeginPrefill(in.prompt_tokens.value_or(static_cast<int64_t>(in.tokens.size())));
+    groups[compressing ? 1 : 0].push_back(&in);
   }
-  if (batch.empty()) return inputs.empty() ? Err("an empty step") : inputs.front().status;
-  Status st = transformer_->Step(batch, &step_logits_);
-  if (!st.ok()) {
-    for (SequenceInput* in : ran) {
-      in->sequence->failed_ = true;
-      in->status = st;
-    }
-    return st;
-  }
+  if (groups[0].empty() && groups[1].empty()) return inputs.empty() ? Err("an empty step") : inputs.front().status;
   const size_t vocab = c.vocab_size;
-  size_t row = 0;
-  for (SequenceInput* in : ran) {
-    Sequence& s = *in->sequence;
-    const size_t rows = in->all_logits ? in->tokens.size() : 1;
-    s.logits_.assign(step_logits_.begin() + row * vocab, step_logits_.begin() + (row + rows) * vocab);
-    s.tokens_.insert(s.tokens_.end(), in->tokens.begin(), in->tokens.end());
-    row += rows;
+  Status first_error = Status::Ok();
+  bool any_ran = false;
+  for (const auto& group : groups) {
+    if (group.empty()) continue;
+    std::vector<StepSequence> batch;
+    for (SequenceInput* in : group)
+      batch.push_back({&in->sequence->cache(), in->tokens.data(), static_cast<int64_t>(in->tokens.size()),
+                       in->all_logits});
+    Status st = transformer_->Step(batch, &step_logits_);
+    if (!st.ok()) {
+      for (SequenceInput* in : group) {
+        in->sequence->failed_ = true;
+        in->sequence->logits_.clear();
+        in->status = st;
+      }
+      if (first_error.ok()) first_error = st;
+      continue;
+    }
+    any_ran = true;
+    size_t row = 0;
+    for (SequenceInput* in : group) {
+      Sequence& s = *in->sequence;
+      const size_t rows = in->all_logits ? in->tokens.size() : 1;
+      s.logits_.assign(step_logits_.begin() + row * vocab, step_logits_.begin() + (row + rows) * vocab);
+      s.tokens_.insert(s.tokens_.end(), in->tokens.begin(), in->tokens.end());
+      row += rows;
+    }
   }
-  return Status::Ok();
+  return any_ran ? Status::Ok() : first_error;
 }
 
 }  // namespace razor

@@ -65,7 +65,11 @@ class Sequence {
   const KvHeadPolicy& policy() const { return cache_->policy(); }
   // Logits of the last step: [vocab] for its last token, or [n, vocab] when that step asked for all.
   const std::vector<float>& logits() const { return logits_; }
-  int32_t Sample() { return sampler_.Sample(logits_.data() + logits_.size() - vocab_, vocab_, tokens_); }
+  // The sampler's choice from the last token's logits; -1 when the sequence has none (no step ran for it).
+  int32_t Sample() {
+    if (logits_.size() < static_cast<size_t>(vocab_)) return -1;
+    return sampler_.Sample(logits_.data() + logits_.size() - vocab_, vocab_, tokens_);
+  }
   // Frees every block and forgets the tokens (the sequence can take a new prompt).
   void Reset();
   // True after a failed step: its cache may hold partial layers; Reset() before reusing it.
@@ -91,6 +95,8 @@ struct SequenceInput {
   // The tokens begin a prompt (a compressing cache compresses each layer once it holds all of it).
   // Default: true when the sequence is empty.
   std::optional<bool> begins_prompt;
+  // With begins_prompt: the whole prompt's length when it comes in several steps (default: these tokens).
+  std::optional<int64_t> prompt_tokens;
   // Out: this input's own outcome. A decode whose blocks the pool cannot give gets "KV pool exhausted" here
   // and sits the step out (its sequence untouched, still usable); the others run.
   Status status;
@@ -124,11 +130,12 @@ class Engine {
   // One forward step over the inputs (each sequence at most once); each run sequence's logits() are set.
   //  - an input that is invalid by itself (no tokens, a token outside the vocabulary, past the context) fails
   //    the whole step before any work: nothing is touched;
-  //  - single-token inputs get their blocks before the step: one the pool cannot serve gets its own error in
-  //    `status` and is left out, untouched; the step runs the rest (Ok when at least one input ran);
-  //  - a prompt that exhausts the pool part-way (its layers are compressed one at a time, so its blocks cannot
-  //    all be taken up front) fails the step and marks the step's sequences failed (Reset() them). Admission
-  //    by KV budget (the server's) keeps this from happening.
+  //  - decodes and full-cache prompts get their blocks before any work: one the pool cannot serve gets its own
+  //    error in `status` and is left out, untouched; the step runs the rest (Ok when at least one input ran);
+  //  - a prompt of a compressing cache cannot take its blocks up front (its layers are compressed one at a
+  //    time, so it never holds them all): such prompts run after the others, in a second forward pass, and one
+  //    that exhausts the pool part-way fails only them (marked failed: Reset() before reuse). Admission by KV
+  //    budget (the server's) keeps this from happening.
   Status Step(std::vector<SequenceInput>& inputs);
 
  private:

@@ -174,9 +174,10 @@ Status PrefillSequence(Engine& engine, Sequence& seq, const std::vector<int32_t>
     std::vector<SequenceInput> in(1);
     in[0].sequence = &seq;
     in[0].tokens.assign(prompt.begin() + b, prompt.begin() + std::min(n, b + batch));
-    if (b == 0) seq.cache().BeginPrefill(n);  // the whole prompt, though it comes in batches
-    in[0].begins_prompt = false;
+    in[0].begins_prompt = b == 0;  // the whole prompt announced once, though it comes in batches
+    in[0].prompt_tokens = n;
     RAZOR_RETURN_IF_ERROR(engine.Step(in));
+    RAZOR_RETURN_IF_ERROR(in[0].status);
     if (on_progress) on_progress(std::min(n, b + batch), n);
   }
   return Status::Ok();
