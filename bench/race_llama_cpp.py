@@ -3,12 +3,23 @@
 
 For every thread count and every repetition the two engines run alternately (razor, then llama.cpp), so slow
 phases of a shared machine hit both; each figure is the median over repetitions, and the ratio razor / llama.cpp
-is taken between medians of the same run. llama.cpp is node-llama-cpp's prebuilt CPU build (installed by
-bench/install_llama_cpp_peer.sh, which this script runs first), KV cache f16; razor's KV cache is fp32.
+is taken between medians of the same run.
+
+llama.cpp is its own `llama-bench` (the default, --peer llama-bench), built from the llama.cpp source that
+node-llama-cpp bundles by bench/build_llama_cpp_tools.sh (which this script runs first unless --llama-bin is given;
+a no-op once built, ~10-15 minutes on 2 cores the first time). Each repetition is two llama-bench calls with -r 1
+(plus llama-bench's own warm-up run), -o json, CPU only:
+  prefill:               llama-bench -m GGUF -p LEN[,LEN...] -n 0 -t T -fa 1 -ctk f16 -ctv f16 -r 1 -o json
+  decode after context:  llama-bench -m GGUF -p 0 -n N_GEN -d CTX[,CTX...] -t T -fa 1 -ctk f16 -ctv f16 -r 1 -o json
+(flash attention on, KV cache f16, llama-bench's default batch 2048 / ubatch 512; decode = N_GEN single-token
+llama_decode calls after CTX tokens of context, timed by llama-bench, no sampling). razor's KV cache is fp32.
+--peer node keeps the older peer, node-llama-cpp's prebuilt CPU build through bench/llama_cpp_peer.mjs (installed by
+bench/install_llama_cpp_peer.sh): that npm wrapper adds per-token overhead (~2 ms a call and more) and understates
+llama.cpp's decode, so it is not the reference any more.
 
 Figures (the issue's): prefill tok/s of a P-token prompt; decode tok/s of --n-gen single-token steps after C
-tokens of context. razor gets both from `razor bench -p LEN` (prefill of LEN tokens, then decode after LEN);
-llama.cpp from bench/llama_cpp_peer.mjs. Every figure is also shown against its floor, measured by razor on the
+tokens of context. razor gets both from `razor bench -p LEN` (prefill of LEN tokens, then decode after LEN).
+Every figure is also shown against its floor, measured by razor on the
 same machine in the same run (`razor bench` prints both): prefill against the fp32 FMA peak of those threads /
 the FLOPs per prompt token (2 x the layers' matrix elements + causal attention, 2 N x head_dim x heads x
 layers at prompt length N), decode against bytes read per token / read
@@ -17,9 +28,10 @@ bandwidth (weights as stored + the engine's own KV bytes at that context: fp32 f
 Usage:
   bench/race_llama_cpp.py [--model smollm2-135m|FILE] [--prefill 512,2048,8128] [--decode-after 512,4096,8128]
                           [--n-gen 64] [--threads 1,2] [--reps 3] [--razor-kv full,razor] [--razor-math fp32,int8]
-                          [--razor-flags "..."]
+                          [--razor-flags "..."] [--peer llama-bench|node] [--llama-bin DIR]
                           [--out bench_out/race.md]
-Results: a markdown table on stdout (and --out), the raw numbers as JSON beside it.
+Results: a markdown table on stdout (and --out), the raw numbers as JSON beside it (llama-bench's own JSON of
+every call too: <out>.llama_t<T>_r<R>_{pp,tg}.json).
 """
 import argparse
 import json
@@ -70,8 +82,51 @@ def razor_bench(razor, model, lens, n_gen, threads, kv, extra):
     return rows, bw
 
 
-def llama_bench(model, prefill, decode, n_gen, threads, json_path):
-    """One repetition of the llama.cpp peer; None (with a warning) if it fails, so razor's figures survive."""
+def llama_cpp_tools_bin():
+    """The bin folder of llama.cpp's tools (bench/build_llama_cpp_tools.sh builds them once; prints the folder last)."""
+    p = subprocess.run([str(ROOT / "bench" / "build_llama_cpp_tools.sh")], stdout=subprocess.PIPE, text=True)
+    if p.returncode != 0 or not p.stdout.strip():
+        sys.exit(f"race: error: bench/build_llama_cpp_tools.sh failed ({p.returncode})")
+    return p.stdout.strip().splitlines()[-1]
+
+
+def llama_bench_tool(bin_dir, model, prefill, decode, n_gen, threads, json_stem):
+    """One repetition of llama.cpp's llama-bench (a prefill call and a decode-after-context call, -r 1 each) in the
+    node peer's JSON shape; None (with a warning) if it fails, so razor's figures survive."""
+    exe = str(Path(bin_dir) / "llama-bench")
+    common = ["-m", model, "-t", str(threads), "-fa", "1", "-ctk", "f16", "-ctv", "f16", "-r", "1", "-o", "json"]
+    res = {"prefill": [], "decode": [], "info": {}}
+    for tag, args in (("pp", ["-p", ",".join(map(str, prefill)), "-n", "0"]),
+                      ("tg", ["-p", "0", "-n", str(n_gen), "-d", ",".join(map(str, decode))])):
+        if (tag == "pp" and not prefill) or (tag == "tg" and not decode):
+            continue
+        cmd = [exe] + args + common
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            print(f"race: warning: llama-bench failed ({p.returncode}): {' '.join(cmd)}: "
+                  f"{p.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+            return None
+        Path(f"{json_stem}_{tag}.json").write_text(p.stdout)
+        try:
+            tests = json.loads(p.stdout)
+        except json.JSONDecodeError as e:
+            print(f"race: warning: llama-bench printed no JSON ({e})", file=sys.stderr)
+            return None
+        for t in tests:
+            if t.get("n_threads") != threads or t.get("type_k") != "f16" or t.get("type_v") != "f16":
+                sys.exit(f"race: error: llama-bench ran threads {t.get('n_threads')}, KV {t.get('type_k')}/"
+                         f"{t.get('type_v')}; asked for {threads}, f16/f16")
+            res["info"] = {k: t.get(k) for k in ("build_commit", "build_number", "cpu_info", "backends",
+                                                 "flash_attn", "n_batch", "n_ubatch")}
+            if t["n_prompt"] > 0 and t["n_gen"] == 0:
+                res["prefill"].append({"n": t["n_prompt"], "median": statistics.median(t["samples_ts"])})
+            elif t["n_gen"] > 0 and t["n_prompt"] == 0:
+                res["decode"].append({"ctx": t["n_depth"], "median": statistics.median(t["samples_ts"])})
+    return res
+
+
+def llama_bench_node(model, prefill, decode, n_gen, threads, json_path):
+    """One repetition of the old npm peer (node-llama-cpp through bench/llama_cpp_peer.mjs); None if it fails."""
     cmd = ["node", str(ROOT / "bench" / "llama_cpp_peer.mjs"), "--model", model,
            "--prompt-lens", ",".join(map(str, prefill)), "--decode-after", ",".join(map(str, decode)),
            "--n-gen", str(n_gen), "--threads", str(threads), "--reps", "1", "--json", str(json_path)]
@@ -101,6 +156,10 @@ def main():
                          "int8 (--int8: 8-bit activations in Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q6_K decode, as llama.cpp does)")
     ap.add_argument("--razor-flags", default="", help="extra flags for razor bench, e.g. \"--window-min 1024\"")
     ap.add_argument("--razor", default=str(ROOT / "build" / "release" / "razor"))
+    ap.add_argument("--peer", choices=("llama-bench", "node"), default="llama-bench",
+                    help="llama.cpp side: its own llama-bench (default) or the old npm wrapper node-llama-cpp")
+    ap.add_argument("--llama-bin", default=None,
+                    help="folder holding llama-bench (default: what bench/build_llama_cpp_tools.sh prints)")
     ap.add_argument("--out", default=str(ROOT / "bench_out" / "race.md"))
     a = ap.parse_args()
     if a.reps < 1 or a.n_gen < 1:
@@ -108,7 +167,13 @@ def main():
     if not Path(a.razor).is_file():
         sys.exit(f"race: error: {a.razor} not found (build it: cmake --preset release && cmake --build build/release)")
 
-    subprocess.run([str(ROOT / "bench" / "install_llama_cpp_peer.sh")], check=True, stdout=subprocess.DEVNULL)
+    if a.peer == "node":
+        subprocess.run([str(ROOT / "bench" / "install_llama_cpp_peer.sh")], check=True, stdout=subprocess.DEVNULL)
+        llama_bin = None
+    else:
+        llama_bin = a.llama_bin or llama_cpp_tools_bin()
+        if not (Path(llama_bin) / "llama-bench").is_file():
+            sys.exit(f"race: error: {llama_bin}/llama-bench not found (bench/build_llama_cpp_tools.sh builds it)")
     model = run([a.razor, "pull", a.model]).strip().splitlines()[-1] if not Path(a.model).is_file() else a.model
     kvs = a.razor_kv.split(",")
     maths = a.razor_math.split(",")
@@ -120,7 +185,7 @@ def main():
     extra = a.razor_flags.split() if a.razor_flags else []
 
     # samples[(engine, kind, n, threads)] = [tok/s per rep]
-    samples, kv_mib, bw, peak, weights_bytes = {}, {}, {}, {}, None
+    samples, kv_mib, bw, peak, weights_bytes, llama_info, loads = {}, {}, {}, {}, None, {}, []
     for t in a.threads:
         for r in range(a.reps):
             t0 = time.time()
@@ -138,14 +203,22 @@ def main():
                         samples.setdefault((name, "decode", n, t), []).append(row["decode"])
                     kv_mib[(kv, n)] = row["kv_mib"]
             t1 = time.time()
-            js = llama_bench(model, a.prefill, a.decode_after, a.n_gen, t, out.with_suffix(f".llama_t{t}.json"))
+            if a.peer == "node":
+                js = llama_bench_node(model, a.prefill, a.decode_after, a.n_gen, t, out.with_suffix(f".llama_t{t}.json"))
+            else:
+                js = llama_bench_tool(llama_bin, model, a.prefill, a.decode_after, a.n_gen, t,
+                                      str(out.with_suffix("")) + f".llama_t{t}_r{r + 1}")
+                if js:
+                    llama_info = js["info"]
             js = js or {"prefill": [], "decode": []}
             for e in js["prefill"]:
                 samples.setdefault(("llama.cpp", "prefill", e["n"], t), []).append(e["median"])
             for e in js["decode"]:
                 samples.setdefault(("llama.cpp", "decode", e["ctx"], t), []).append(e["median"])
-            print(f"[threads {t} rep {r + 1}/{a.reps}] razor {t1 - t0:.0f} s, llama.cpp {time.time() - t1:.0f} s",
-                  file=sys.stderr)
+            load = os.getloadavg()[0]
+            loads.append({"threads": t, "rep": r + 1, "load_1min": load})
+            print(f"[threads {t} rep {r + 1}/{a.reps}] razor {t1 - t0:.0f} s, llama.cpp {time.time() - t1:.0f} s, "
+                  f"load average {load:.1f} (machine's other work competes for the cores)", file=sys.stderr)
 
     # Model facts for the floors (from razor inspect): stored weight bytes, FLOPs per token of the matmuls.
     insp = run([a.razor, "inspect", model])
@@ -158,11 +231,21 @@ def main():
     kv_full_tok = float(re.search(r"KV cache:\s+(\d+) bytes per token", insp).group(1))
     lines = []
     lines.append(f"model: {model}  ")
+    if a.peer == "node":
+        peer = "llama.cpp = node-llama-cpp (npm wrapper, bench/llama_cpp_peer.mjs)"
+    else:
+        peer = (f"llama.cpp = llama-bench (build {llama_info.get('build_number')}, commit "
+                f"{llama_info.get('build_commit')}, {llama_info.get('backends')}, batch {llama_info.get('n_batch')} / "
+                f"ubatch {llama_info.get('n_ubatch')})")
+    lines.append(f"{peer}  ")
     lines.append(f"threads {a.threads}, {a.reps} alternating repetitions, medians; decode = {a.n_gen} tokens; "
                  f"razor KV fp32, llama.cpp KV f16 (flash attention on); 'int8' = razor --int8  ")
     for t in a.threads:
         lines.append(f"threads {t}: read bandwidth {med(bw[t]) / 1e9:.1f} GB/s, fp32 FMA peak {med(peak[t]) / 1e9:.1f} "
                      f"GFLOP/s (both measured by razor in this run)  ")
+    load_list = ", ".join(f"{x['load_1min']:.1f}" for x in loads)
+    lines.append(f"1-minute load average after each repetition: {load_list} "
+                 f"({os.cpu_count()} CPUs)  ")
     lines.append("")
     lines.append("| figure | threads | tokens | engine | tok/s (median) | each rep | vs llama.cpp | floor tok/s | "
                  "of floor |")
@@ -196,7 +279,8 @@ def main():
     text = "\n".join(lines) + "\n"
     print(text)
     out.write_text(text)
-    out.with_suffix(".json").write_text(json.dumps({"runs": result, "bandwidth": bw, "fma_peak": peak},
+    out.with_suffix(".json").write_text(json.dumps({"peer": a.peer, "llama_cpp": llama_info, "runs": result,
+                                                    "bandwidth": bw, "fma_peak": peak, "load": loads},
                                                    indent=1) + "\n")
     print(f"wrote {out} and {out.with_suffix('.json')}", file=sys.stderr)
 
