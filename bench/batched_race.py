@@ -11,9 +11,8 @@ aggregate decode tok/s. Flash attention on, KV f16, CPU only:
 bench/build_llama_cpp_tools.sh (run first unless --llama-bin is given). Repetitions alternate engines per rep like
 bench/race_llama_cpp.py and medians are quoted.
 
-razor's column: razor_aggregate_decode() returns razor's aggregate decode tok/s per batch size, or None where razor
-cannot measure it yet (today: always None; `razor bench --batch` is to be wired in there, and the table gets its
-figures and the ratio column with no other change).
+razor's column: `razor bench --batch` (razor_aggregate_decode): B sequences of one engine, each prefilled with its own
+prompt, then steps that decode a token of every sequence in one batched forward (KV f16 unless --razor-kv-type).
 
 Usage:
   bench/batched_race.py [--model smollm2-135m|FILE] [--ctx 512,4096] [--batch 1,4,16] [--n-gen 64] [--threads 2]
@@ -89,13 +88,28 @@ def llama_batched(bin_dir, model, ctx, batches, n_gen, threads):
     return tg, pp, cmd
 
 
-def razor_aggregate_decode(razor, model, ctx, batches, n_gen, threads):
+def razor_aggregate_decode(razor, model, ctx, batches, n_gen, threads, kv="full", kv_type="f16"):
     """razor's aggregate decode tok/s per batch size after ctx tokens of context: {batch: tok/s or None}.
 
-    Not measurable yet (razor has no batched decode): every entry is None. When `razor bench --batch` exists, run it
-    here once per repetition and return its aggregate decode tok/s per batch; the table adds the figures and
-    ratios by itself."""
-    return {b: None for b in batches}
+    `razor bench -p CTX -n N_GEN -t T --batch 1,4,16 --kv KV --kv-type TYPE`: B sequences of one engine (one KV pool),
+    each prefilled with its own CTX-token prompt, then N_GEN steps that decode one token of every sequence in one
+    batched forward; its decode column is B x N_GEN / decode time, as llama-batched-bench's S_TG.
+    """
+    cmd = [razor, "bench", "-m", model, "-p", str(ctx), "-n", str(n_gen), "-t", str(threads), "-r", "1",
+           "--batch", ",".join(map(str, batches)), "--kv", kv, "--kv-type", kv_type]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    out = {b: None for b in batches}
+    if p.returncode != 0:
+        print(f"batched_race: razor bench failed: {p.stderr.strip()[-300:]}", file=sys.stderr)
+        return out
+    for line in p.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 11 and cells[0] == kv and cells[2] == str(ctx):
+            try:
+                out[int(cells[10])] = float(cells[4])
+            except ValueError:
+                pass
+    return out
 
 
 def med(v):

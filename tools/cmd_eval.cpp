@@ -82,6 +82,7 @@ nlohmann::json Settings(const EvalOptions& o, const std::vector<KvMode>& modes) 
           {"window_min", p.window_min},
           {"window_frac", p.window_frac},
           {"compensation", p.compensation},
+          {"kv_type", KvTypeName(o.kv.cache.kv_type)},
           {"echo_heads", o.kv.cache.use_echo_heads},
           {"induction_ratio", o.kv.cache.induction_ratio},  // 0: the profile's own ratio
           {"seed", o.seed},
@@ -199,6 +200,12 @@ int RunGrid(EvalOptions& o) {
   if (OnlyGiven(o) && std::filesystem::exists(json_path)) {
     auto old = eval::ReadReport(json_path);
     if (!old) return Fail(old.error());
+    // Cells are compared with the full cache's bytes of earlier runs: those must hold the same KV type (a report
+    // from before --kv-type existed was fp32).
+    const std::string old_type = old->settings.value("kv_type", "f32");
+    if (old_type != KvTypeName(o.kv.cache.kv_type))
+      return Fail(fmt::format("{} holds cells measured with KV {}; merge with --kv-type {} or use another --out",
+                              json_path, old_type, old_type));
     report.cells = old->cells;
     std::fprintf(stderr, "merging into %s (%zu cells)\n", json_path.c_str(), report.cells.size());
   }
