@@ -162,7 +162,7 @@ def main():
     lines = [f"model: {model}  ",
              f"aggregate decode tok/s (batch x {a.n_gen} tokens / decode time) after C tokens of context per sequence; "
              f"{a.reps} repetition(s), medians; llama.cpp: llama-batched-bench -pps, KV f16, flash attention on; "
-             "razor: not measured yet ('-')  ", ""]
+             "razor: razor bench --batch, KV f16, one engine's shared pool ('-': not measured)  ", ""]
     for c in cmds:
         lines.append(f"    {c}")
     lines += ["", "| threads | context | batch | llama.cpp tok/s | each rep | razor tok/s | razor / llama.cpp | "
