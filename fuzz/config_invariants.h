@@ -12,6 +12,6 @@ inline void CheckConfigInvariants(const razor::ModelConfig& c) {
   if (c.n_heads <= 0 || c.n_kv_heads <= 0 || c.head_dim <= 0 || c.n_heads % c.n_kv_heads != 0) std::abort();
   volatile int64_t sink = 0;
   sink = sink + c.q_dim() + c.kv_dim() + c.group_size() + c.fused_qkv_row(2, c.n_heads - 1);
-  sink = sink + static_cast<int64_t>(c.kv_bytes_per_token() / 4);
+  sink = sink + static_cast<int64_t>(c.kv_bytes_per_token(4) / 4);
   if (c.alibi && razor::AlibiSlopes(c.n_heads).size() != static_cast<size_t>(c.n_heads)) std::abort();
 }
