@@ -28,16 +28,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def int_list(s):
-    try:
-        v = [int(x) for x in s.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{s}' is not a comma-separated list of integers")
-    if not v or any(x <= 0 for x in v):
-        raise argparse.ArgumentTypeError(f"'{s}' must list positive integers")
-    return v
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from race_llama_cpp import int_list  # noqa: E402  (the same list flags as the race)
 
 
 def llama_cpp_tools_bin():

@@ -35,6 +35,18 @@ std::unique_ptr<Sequence> NewSeq(Engine& e, KvMode mode = KvMode::kFull) {
   return s.ok() ? std::move(s).value() : nullptr;
 }
 
+// A lone sequence of `engine`: a prompt of n copies of `fill`, then one decode of `next`; that decode's logits.
+std::vector<float> SoloLogits(Engine& engine, size_t n, int32_t fill, int32_t next) {
+  auto seq = NewSeq(engine);
+  std::vector<SequenceInput> in(1);
+  in[0].sequence = seq.get();
+  in[0].tokens.assign(n, fill);
+  EXPECT_TRUE(engine.Step(in).ok());
+  in[0].tokens = {next};
+  EXPECT_TRUE(engine.Step(in).ok());
+  return seq->logits();
+}
+
 // Teacher-forced logits of every position through a sequence of the engine.
 std::vector<float> AllLogits(Engine& e, const std::vector<int32_t>& ids) {
   auto seq = NewSeq(e);
@@ -172,14 +184,7 @@ TEST(EngineTest, ExhaustedPoolFailsOnlyTheDecodeThatCannotGetBlocks) {
 
   auto solo_engine = Open(m, {.threads = 1, .math = MathMode::kExact, .kv_type = KvType::kF16,
                               .kv_block_tokens = 16});
-  auto solo = NewSeq(*solo_engine);
-  std::vector<SequenceInput> s1(1);
-  s1[0].sequence = solo.get();
-  s1[0].tokens.assign(20, 3);
-  ASSERT_TRUE(solo_engine->Step(s1).ok());
-  s1[0].tokens = {9};
-  ASSERT_TRUE(solo_engine->Step(s1).ok());
-  EXPECT_EQ(a->logits(), solo->logits());
+  EXPECT_EQ(a->logits(), SoloLogits(*solo_engine, 20, 3, 9));
 
   c2.reset();  // blocks come back: b can go on
   std::vector<SequenceInput> again(1);
@@ -228,14 +233,7 @@ TEST(EngineTest, APromptThatExhaustsThePoolFailsOnlyItself) {
   EngineOptions solo_o = eo;
   solo_o.kv_pool_bytes = 0;
   auto solo_engine = Open(m, solo_o);
-  auto solo = NewSeq(*solo_engine);
-  std::vector<SequenceInput> s1(1);
-  s1[0].sequence = solo.get();
-  s1[0].tokens.assign(20, 3);
-  ASSERT_TRUE(solo_engine->Step(s1).ok());
-  s1[0].tokens = {9};
-  ASSERT_TRUE(solo_engine->Step(s1).ok());
-  EXPECT_EQ(a->logits(), solo->logits());
+  EXPECT_EQ(a->logits(), SoloLogits(*solo_engine, 20, 3, 9));
   (*b)->Reset();  // the failed sequence gives its blocks back
   EXPECT_EQ(e->kv_pool().bytes_in_use(), a->kv().kv_block_bytes());
 }

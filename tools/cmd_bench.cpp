@@ -153,7 +153,7 @@ int Bench(BenchOptions& o) {
   if (!loaded) return Fail(loaded.error());
   const LoadedModel& m = **loaded;
   const ModelConfig& c = m.config;
-  const size_t kv_token_bytes = size_t{2} * c.n_layers * c.kv_dim() * KvTypeBytes(o.kv.cache.kv_type);
+  const size_t kv_token_bytes = c.kv_bytes_per_token(KvTypeBytes(o.kv.cache.kv_type));
   const int ctx_limit = o.common.ctx > 0 ? o.common.ctx : c.context_length;
   // Lengths against the context before any work (bandwidth probes, profiling, children). Every count is
   // <= kMaxTokens, so the sums cannot overflow.

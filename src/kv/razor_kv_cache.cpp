@@ -59,6 +59,11 @@ void RazorKvCache::AddToCompensation(HeadStore& h, int64_t r0, int64_t r1) {
   }
 }
 
+Status RazorKvCache::PoolExhausted() const {
+  return Err(fmt::format("KV pool exhausted: {} of {} MiB in use by all sequences (this sequence holds {} MiB)",
+                         pool_->bytes_in_use() >> 20, pool_->capacity_bytes() >> 20, kv_block_bytes() >> 20));
+}
+
 Status RazorKvCache::Reserve(int64_t n) {
   std::vector<size_t> before(heads_.size());
   for (size_t i = 0; i < heads_.size(); ++i) {
@@ -66,8 +71,7 @@ Status RazorKvCache::Reserve(int64_t n) {
     before[i] = h.blocks.size();
     if (!GrowTo(h, h.first_row + h.len + n)) {
       for (size_t j = 0; j <= i; ++j) TrimBlocks(heads_[j], before[j]);
-      return Err(fmt::format("KV pool exhausted: {} of {} MiB in use by all sequences (this sequence holds {} MiB)",
-                             pool_->bytes_in_use() >> 20, pool_->capacity_bytes() >> 20, kv_block_bytes() >> 20));
+      return PoolExhausted();
     }
   }
   return Status::Ok();
@@ -89,8 +93,7 @@ Status RazorKvCache::Append(int layer, int64_t pos0, int64_t n, const float* k, 
     HeadStore& h = head(layer, hi);
     const int64_t row0 = h.first_row + h.len;
     if (!GrowTo(h, row0 + n))
-      return Err(fmt::format("KV pool exhausted: {} of {} MiB in use by all sequences (this sequence holds {} MiB)",
-                             pool_->bytes_in_use() >> 20, pool_->capacity_bytes() >> 20, kv_block_bytes() >> 20));
+      return PoolExhausted();
     for (int64_t t = 0; t < n; ++t) {
       const int64_t src = (t * n_kv_heads_ + hi) * d;
       StoreKvRow(type_, k + src, head_dim_, KeyRow(h, row0 + t));

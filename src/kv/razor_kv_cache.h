@@ -104,6 +104,7 @@ class RazorKvCache final : public KvCache {
   // Adds physical rows [r0, r1) to the head's compensation token (widened to fp32 first).
   void AddToCompensation(HeadStore& h, int64_t r0, int64_t r1);
   bool GrowTo(HeadStore& h, int64_t rows);      // ensure blocks for `rows` physical rows
+  Status PoolExhausted() const;                 // the error of a GrowTo that failed
   void TrimBlocks(HeadStore& h, size_t keep);   // frees trailing blocks beyond `keep`
   void Compress(HeadStore& h, int64_t window);  // prompt in: drop [N0, len - W)
   void Fold(HeadStore& h);                      // decode_fold: drop window tokens beyond W into comp

@@ -45,8 +45,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(std::shared_ptr<LoadedModel> model,
 Engine::~Engine() = default;
 
 size_t Engine::full_kv_bytes_per_token() const {
-  const ModelConfig& c = config();
-  return size_t{2} * c.n_layers * c.kv_dim() * KvTypeBytes(options_.kv_type);
+  return config().kv_bytes_per_token(KvTypeBytes(options_.kv_type));
 }
 
 Status Engine::EnsureProfile(const KvCacheOptions& kv, const std::function<void(int64_t, int64_t)>& on_progress) {
