@@ -30,6 +30,10 @@ void AddRuntimeOptions(CLI::App* app, CommonOptions* o) {
   app->add_flag("--exact", o->exact, "reference kernels: fp32 dequantized weights, fp32 accumulation (slow)");
   app->add_flag("--int8", o->int8, "8-bit activations in Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q6_K decode (llama.cpp-style; faster decode, less exact)");
   app->add_flag("-v,--verbose", o->verbose, "print model and cache details");
+  app->add_option("--device", o->device,
+                  BuiltWithCuda() ? "where the model runs: auto (the GPU if one is present) | cpu | cuda"
+                                  : "where the model runs: auto | cpu | cuda (this build has no CUDA backend)")
+      ->capture_default_str();
 }
 
 void AddKvOptions(CLI::App* app, KvCliOptions* o, bool allow_list) {
@@ -61,6 +65,9 @@ void AddKvOptions(CLI::App* app, KvCliOptions* o, bool allow_list) {
 Result<std::unique_ptr<Engine>> OpenEngine(std::shared_ptr<LoadedModel> model, const CommonOptions& common,
                                            const KvCliOptions& kv) {
   EngineOptions eo;
+  auto device = ParseEngineDevice(common.device);
+  if (!device) return Err("--device: " + device.error());
+  eo.device = *device;
   eo.threads = common.ResolvedThreads();
   eo.math = common.mode();
   eo.kv_type = kv.cache.kv_type;

@@ -26,6 +26,7 @@ struct CommonOptions {
   bool exact = false;    // reference kernels (fp32 weights, fp32 accumulation)
   bool int8 = false;     // llama.cpp-style 8-bit activations in Q4/Q5 decode (faster decode, less exact)
   bool verbose = false;
+  std::string device = "auto";  // --device auto | cpu | cuda
   int ResolvedThreads() const;
   MathMode mode() const { return exact ? MathMode::kExact : int8 ? MathMode::kInt8 : MathMode::kFast; }
   const char* mode_name() const { return exact ? "exact" : int8 ? "int8" : "fast"; }

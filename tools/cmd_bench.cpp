@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 
+#include "bench_gpu.h"
 #include "cli_common.h"
 #include "core/thread_pool.h"
 #include "model/transformer.h"
@@ -19,6 +20,7 @@
 #include "runtime/generator.h"
 #include "runtime/memory_bandwidth.h"
 #include "runtime/process_memory.h"
+#include "runtime/synthetic_model.h"
 
 namespace razor::cli {
 namespace {
@@ -32,6 +34,8 @@ struct BenchOptions {
   int n_decode = 64;
   int reps = 1;
   uint64_t seed = 1;
+  std::string synthetic;      // a shape name: random weights made on the GPU
+  int prefill_max = 32768;    // GPU: longer contexts get synthetic K/V instead of a prefill
 };
 
 // What one child measures (sent back through a pipe as raw bytes).
@@ -149,6 +153,25 @@ int Bench(BenchOptions& o) {
   if (!batches) return Fail(batches.error());
   auto modes = o.kv.Resolve();
   if (!modes) return Fail(modes.error());
+  auto device = ParseEngineDevice(o.common.device);
+  if (!device) return Fail("--device: " + device.error());
+  const bool gpu = !o.synthetic.empty() || ResolveEngineDevice(*device, o.common.mode()) == EngineDevice::kCuda;
+  if (gpu) {
+    if (*device == EngineDevice::kCpu) return Fail("--synthetic: random-weight models run on the GPU only (--device cuda)");
+    if (*modes != std::vector<KvMode>{KvMode::kFull})
+      return Fail("--device cuda: bench measures the full KV cache (RazorAttention on the GPU is not built yet)");
+    if (o.common.exact || o.common.int8) return Fail("--device cuda runs the default math only");
+    auto model = o.synthetic.empty() ? LoadModelFromOption(o.common.model, false) : MakeSyntheticModel(o.synthetic);
+    if (!model) return Fail(model.error());
+    GpuBenchOptions g;
+    g.contexts = *lengths;
+    g.batches = *batches;
+    g.n_decode = o.n_decode;
+    g.prefill_max = o.prefill_max;
+    g.kv_type = o.kv.cache.kv_type;
+    g.seed = o.seed;
+    return BenchOnGpu(*model, g);
+  }
   auto loaded = LoadModelFromOption(o.common.model, false);
   if (!loaded) return Fail(loaded.error());
   const LoadedModel& m = **loaded;
@@ -253,6 +276,13 @@ void RegisterBench(CLI::App& app, int* exit_code) {
   cmd->add_flag("--exact", o.common.exact, "reference kernels");
   cmd->add_flag("--int8", o.common.int8, "8-bit activations in Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q6_K decode (llama.cpp-style; faster decode, less exact)");
   AddKvOptions(cmd, &o.kv, /*allow_list=*/true);
+  cmd->add_option("--device", o.common.device, "where to run: auto | cpu | cuda (auto: the GPU when present)")
+      ->capture_default_str();
+  cmd->add_option("--synthetic", o.synthetic,
+                  "random weights of a named shape made on the GPU, no checkpoint: " +
+                      fmt::format("{}", fmt::join(SyntheticShapeNames(), " | ")));
+  AddNumber(cmd, "--prefill-max", &o.prefill_max,
+            "GPU: contexts above this are filled with synthetic K/V rows instead of a prefill", 0, int(kMaxTokens));
   cmd->callback([exit_code] { *exit_code = Bench(o); });
 }
 

@@ -1,6 +1,5 @@
 #include "kv/kv_block_pool.h"
 
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -29,29 +28,19 @@ size_t DefaultCapacityBytes() {
 
 }  // namespace
 
-KvBlockPool::KvBlockPool(size_t block_bytes, KvBlockPoolOptions options)
-    : block_bytes_(block_bytes), options_(options) {
+KvBlockPool::KvBlockPool(size_t block_bytes, KvBlockPoolOptions options, std::unique_ptr<KvPoolMemory> memory)
+    : block_bytes_(block_bytes), options_(options), memory_(std::move(memory)) {
+  if (!memory_) memory_ = std::make_unique<HostKvPoolMemory>();
   assert(block_bytes_ > 0 && block_bytes_ % sizeof(float) == 0);
   const size_t want = options_.capacity_bytes ? options_.capacity_bytes : DefaultCapacityBytes();
   size_t blocks = std::min<size_t>(want / block_bytes_, INT32_MAX);
-  // Address space only: nothing is committed or resident until a block is written. Should the system refuse a
-  // reservation this large, a smaller pool is better than none.
-  while (blocks > 0) {
-    const size_t bytes = (blocks * block_bytes_ + PageSize() - 1) / PageSize() * PageSize();
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p != MAP_FAILED) {
-      base_ = static_cast<uint8_t*>(p);
-      reserved_bytes_ = bytes;
-      break;
-    }
-    blocks /= 2;
-  }
+  // Should the memory refuse a reservation this large, a smaller pool is better than none.
+  while (blocks > 0 && !memory_->Reserve(blocks * block_bytes_)) blocks /= 2;
+  base_ = blocks > 0 ? memory_->base() : nullptr;
   capacity_blocks_ = blocks;
 }
 
-KvBlockPool::~KvBlockPool() {
-  if (base_) munmap(base_, reserved_bytes_);
-}
+KvBlockPool::~KvBlockPool() = default;
 
 bool KvBlockPool::Allocate(size_t n, std::vector<int32_t>* out) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -91,15 +80,12 @@ void KvBlockPool::ReleaseFreeMemory() {
 }
 
 void KvBlockPool::ReleaseLocked() {
-  // Give back the whole pages inside each run of adjacent free blocks (a page shared with a block in use stays).
+  // Discard each run of adjacent free blocks (the memory gives back the whole pages inside it).
   std::sort(dirty_.begin(), dirty_.end());
-  const uintptr_t page = PageSize();
   for (size_t i = 0; i < dirty_.size();) {
     size_t j = i + 1;
     while (j < dirty_.size() && dirty_[j] == dirty_[j - 1] + 1) ++j;
-    const uintptr_t lo = (reinterpret_cast<uintptr_t>(data(dirty_[i])) + page - 1) / page * page;
-    const uintptr_t hi = (reinterpret_cast<uintptr_t>(data(dirty_[j - 1])) + block_bytes_) / page * page;
-    if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+    memory_->Discard(offset(dirty_[i]), static_cast<size_t>(dirty_[j - 1] - dirty_[i] + 1) * block_bytes_);
     i = j;
   }
   // Highest ids first out of clean_ would spread the pool; lowest first keeps it compact.

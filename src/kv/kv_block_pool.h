@@ -3,16 +3,19 @@
 // same ids as offsets into one device allocation). The pool has a fixed capacity; Allocate() fails (returns
 // false, takes nothing) when it is exhausted, and the caller turns that into an error for that sequence only.
 //
-// Memory: the region is reserved without backing (MAP_NORESERVE); a block's pages become resident when first
-// written. Freed blocks go to a free list for reuse; once the free-but-resident bytes exceed a threshold their
-// whole pages go back to the system (madvise(MADV_DONTNEED)), so RSS really drops when a RazorAttention cache
-// drops tokens. Thread-safe (one mutex).
+// Memory: a KvPoolMemory holds the bytes (host by default: reserved without backing, MAP_NORESERVE, a block's
+// pages resident when first written; a device backend passes its own). Freed blocks go to a free list for
+// reuse; once the free-but-resident bytes exceed a threshold they are discarded (host: madvise(MADV_DONTNEED)
+// on their whole pages), so RSS really drops when a RazorAttention cache drops tokens. Thread-safe (one mutex).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <vector>
+
+#include "kv/kv_pool_memory.h"
 
 namespace razor {
 
@@ -24,7 +27,10 @@ struct KvBlockPoolOptions {
 class KvBlockPool {
  public:
   // block_bytes: a multiple of 4; blocks are page-aligned whenever block_bytes is a multiple of the page size.
-  explicit KvBlockPool(size_t block_bytes, KvBlockPoolOptions options = {});
+  // memory: where the blocks live (nullptr: host memory). capacity_bytes 0 means the machine's physical
+  // memory for host memory; a device memory's owner passes its own capacity.
+  explicit KvBlockPool(size_t block_bytes, KvBlockPoolOptions options = {},
+                       std::unique_ptr<KvPoolMemory> memory = nullptr);
   ~KvBlockPool();
   KvBlockPool(const KvBlockPool&) = delete;
   KvBlockPool& operator=(const KvBlockPool&) = delete;
@@ -36,8 +42,11 @@ class KvBlockPool {
   // Releases every free block's pages now, regardless of the threshold.
   void ReleaseFreeMemory();
 
+  // Block `id`'s bytes; a host address only when memory().host_visible().
   uint8_t* data(int32_t id) const { return base_ + static_cast<size_t>(id) * block_bytes_; }
   const uint8_t* base() const { return base_; }
+  size_t offset(int32_t id) const { return static_cast<size_t>(id) * block_bytes_; }
+  KvPoolMemory& memory() const { return *memory_; }
   size_t block_bytes() const { return block_bytes_; }
   size_t capacity_blocks() const { return capacity_blocks_; }
   size_t capacity_bytes() const { return capacity_blocks_ * block_bytes_; }
@@ -52,7 +61,7 @@ class KvBlockPool {
   const size_t block_bytes_;
   const KvBlockPoolOptions options_;
   size_t capacity_blocks_ = 0;
-  size_t reserved_bytes_ = 0;
+  std::unique_ptr<KvPoolMemory> memory_;
   uint8_t* base_ = nullptr;
   mutable std::mutex mu_;
   std::vector<int32_t> dirty_;  // free and probably resident: handed out first (LIFO, warm in cache)

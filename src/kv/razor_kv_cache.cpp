@@ -26,8 +26,6 @@ RazorKvCache::RazorKvCache(KvHeadPolicy policy, int head_dim, int64_t capacity, 
   assert(head_dim_ > 0);
   assert(pool_->block_bytes() == block_bytes(bt_, head_dim_, type_) && "pool block size does not fit this cache");
   for (auto& h : heads_) h.comp = CompensationToken(head_dim_);
-  row_k_.resize(head_dim_);
-  row_v_.resize(head_dim_);
 }
 
 RazorKvCache::~RazorKvCache() {
@@ -52,11 +50,36 @@ void RazorKvCache::TrimBlocks(HeadStore& h, size_t keep) {
 }
 
 void RazorKvCache::AddToCompensation(HeadStore& h, int64_t r0, int64_t r1) {
+  if (r1 <= r0) return;
+  const int64_t n = r1 - r0;
+  offsets_.resize(n);
+  offsets2_.resize(n);
   for (int64_t r = r0; r < r1; ++r) {
-    LoadKvRow(type_, KeyRow(h, r), head_dim_, row_k_.data());
-    LoadKvRow(type_, ValueRow(h, r), head_dim_, row_v_.data());
-    h.comp.Add(row_k_.data(), row_v_.data(), h.positions[r]);
+    offsets_[r - r0] = KeyOffset(h, r);
+    offsets2_[r - r0] = offsets_[r - r0] + value_delta();
   }
+  rows_k_.resize(n * head_dim_);
+  rows_v_.resize(n * head_dim_);
+  KvPoolMemory& mem = pool_->memory();
+  mem.LoadRows(type_, head_dim_, offsets_.data(), n, rows_k_.data());
+  mem.LoadRows(type_, head_dim_, offsets2_.data(), n, rows_v_.data());
+  for (int64_t r = r0; r < r1; ++r)
+    h.comp.Add(&rows_k_[(r - r0) * head_dim_], &rows_v_[(r - r0) * head_dim_], h.positions[r]);
+}
+
+void RazorKvCache::MoveRows(const HeadStore& h, const std::vector<int64_t>& src_rows,
+                            const std::vector<int64_t>& dst_rows) {
+  const size_t n = src_rows.size();
+  if (n == 0) return;
+  offsets_.resize(2 * n);
+  offsets2_.resize(2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    offsets_[i] = KeyOffset(h, src_rows[i]);
+    offsets_[n + i] = offsets_[i] + value_delta();
+    offsets2_[i] = KeyOffset(h, dst_rows[i]);
+    offsets2_[n + i] = offsets2_[i] + value_delta();
+  }
+  pool_->memory().CopyRows(row_bytes_, offsets_.data(), offsets2_.data(), static_cast<int64_t>(2 * n));
 }
 
 Status RazorKvCache::PoolExhausted() const {
@@ -88,20 +111,23 @@ Status RazorKvCache::Append(int layer, int64_t pos0, int64_t n, const float* k, 
     return Err(fmt::format("KV cache full: {} tokens do not fit in a context of {}", pos0 + n, capacity_));
   if (pos0 != layer_next_[layer])
     return Err(fmt::format("KV append at position {} but layer {} holds {} tokens", pos0, layer, layer_next_[layer]));
-  const int64_t d = head_dim_;
   for (int hi = 0; hi < n_kv_heads_; ++hi) {
     HeadStore& h = head(layer, hi);
     const int64_t row0 = h.first_row + h.len;
-    if (!GrowTo(h, row0 + n))
-      return PoolExhausted();
+    if (!GrowTo(h, row0 + n)) return PoolExhausted();
+  }
+  // Row (t, head hi) of k / v ([n, n_kv_heads, head_dim]) is source row t * n_kv_heads + hi: one store for all.
+  offsets_.resize(static_cast<size_t>(n) * n_kv_heads_);
+  for (int hi = 0; hi < n_kv_heads_; ++hi) {
+    HeadStore& h = head(layer, hi);
+    const int64_t row0 = h.first_row + h.len;
     for (int64_t t = 0; t < n; ++t) {
-      const int64_t src = (t * n_kv_heads_ + hi) * d;
-      StoreKvRow(type_, k + src, head_dim_, KeyRow(h, row0 + t));
-      StoreKvRow(type_, v + src, head_dim_, ValueRow(h, row0 + t));
+      offsets_[t * n_kv_heads_ + hi] = KeyOffset(h, row0 + t);
       h.positions.push_back(static_cast<int32_t>(pos0 + t));
     }
     h.len += n;
   }
+  pool_->memory().StoreRows(type_, head_dim_, k, v, offsets_.data(), value_delta(), n * n_kv_heads_);
   layer_next_[layer] += n;
   return Status::Ok();
 }
@@ -127,12 +153,13 @@ void RazorKvCache::Compress(HeadStore& h, int64_t window) {
     if (!policy_.decode_fold()) h.comp.DropSums();
   }
   // Re-pack: the window moves down to follow the sinks, so only ceil((N0 + W) / bt) blocks stay.
-  const size_t row_bytes = row_bytes_;
+  std::vector<int64_t> src, dst;
   for (int64_t j = n0; j < n0 + window; ++j) {
-    std::memcpy(KeyRow(h, j), KeyRow(h, j + dropped), row_bytes);
-    std::memcpy(ValueRow(h, j), ValueRow(h, j + dropped), row_bytes);
+    src.push_back(j + dropped);
+    dst.push_back(j);
     h.positions[j] = h.positions[j + dropped];
   }
+  MoveRows(h, src, dst);
   h.len = n0 + window;
   h.window = window;
   h.positions.resize(h.len);
@@ -158,13 +185,14 @@ void RazorKvCache::Fold(HeadStore& h) {
     AddToCompensation(h, r0 + n0, r0 + n0 + excess);
     h.comp.Publish();
   }
-  // Move the sinks up over the leaving rows (highest first: destinations lie above their sources).
-  const size_t row_bytes = row_bytes_;
+  // Move the sinks up over the leaving rows (highest first, for the positions; the rows move all at once).
+  std::vector<int64_t> src, dst;
   for (int64_t i = n0 - 1; i >= 0; --i) {
-    std::memcpy(KeyRow(h, r0 + i + excess), KeyRow(h, r0 + i), row_bytes);
-    std::memcpy(ValueRow(h, r0 + i + excess), ValueRow(h, r0 + i), row_bytes);
+    src.push_back(r0 + i);
+    dst.push_back(r0 + i + excess);
     h.positions[r0 + i + excess] = h.positions[r0 + i];
   }
+  MoveRows(h, src, dst);
   h.first_row += excess;
   h.len -= excess;
   tokens_dropped_ += excess;

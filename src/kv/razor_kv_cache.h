@@ -13,6 +13,8 @@
 // sharing a prefix) needs Clear() first.
 //
 // Threads: Append / OnLayerDone / CommitTokens / Clear from one thread; View from many (between appends).
+// Memory: every K/V byte moves through the pool's KvPoolMemory (StoreRows / LoadRows / CopyRows), never through
+// a host pointer, so the same cache keeps its rows in device memory when the pool's memory is a device's.
 #pragma once
 
 #include <memory>
@@ -94,13 +96,13 @@ class RazorKvCache final : public KvCache {
   const HeadStore& head(int layer, int kv_head) const {
     return heads_[static_cast<size_t>(layer) * n_kv_heads_ + kv_head];
   }
-  // Physical row `row` of a head's K (V) rows, in the storage type.
-  uint8_t* KeyRow(HeadStore& h, int64_t row) {
-    return pool_->data(h.blocks[row / bt_]) + static_cast<size_t>(row % bt_) * row_bytes_;
+  // Pool byte offset of physical row `row` of a head's K rows (its V row is value_delta() further on).
+  int64_t KeyOffset(const HeadStore& h, int64_t row) const {
+    return static_cast<int64_t>(pool_->offset(h.blocks[row / bt_]) + static_cast<size_t>(row % bt_) * row_bytes_);
   }
-  uint8_t* ValueRow(HeadStore& h, int64_t row) {
-    return pool_->data(h.blocks[row / bt_]) + static_cast<size_t>(bt_ + row % bt_) * row_bytes_;
-  }
+  int64_t value_delta() const { return bt_ * static_cast<int64_t>(row_bytes_); }
+  // Moves physical rows src[i] -> dst[i] (K and V) through the pool's memory, every read before any write.
+  void MoveRows(const HeadStore& h, const std::vector<int64_t>& src_rows, const std::vector<int64_t>& dst_rows);
   // Adds physical rows [r0, r1) to the head's compensation token (widened to fp32 first).
   void AddToCompensation(HeadStore& h, int64_t r0, int64_t r1);
   bool GrowTo(HeadStore& h, int64_t rows);      // ensure blocks for `rows` physical rows
@@ -125,7 +127,9 @@ class RazorKvCache final : public KvCache {
   int64_t last_window_ = 0;
   int64_t tokens_dropped_ = 0, tokens_folded_ = 0;
   std::vector<int32_t> scratch_;     // blocks being allocated
-  std::vector<float> row_k_, row_v_;  // [head_dim] fp32 rows for the compensation token
+  std::vector<int64_t> offsets_;     // pool offsets of rows being stored / loaded / moved
+  std::vector<int64_t> offsets2_;
+  std::vector<float> rows_k_, rows_v_;  // [rows, head_dim] fp32 rows for the compensation token
 };
 
 }  // namespace razor

@@ -229,4 +229,19 @@ Result<ModelWeights> LoadWeightsFromSafetensors(std::shared_ptr<SafetensorsCheck
   return w;
 }
 
+std::vector<const TensorView*> WeightMatrices(const ModelWeights& w) {
+  std::vector<const TensorView*> out;
+  auto add = [&](const TensorView& t) {
+    if (t.shape.empty()) return;  // unset (e.g. w_gate of a GELU MLP)
+    for (const TensorView* o : out)
+      if (o == &t || (t.data != nullptr && o->data == t.data)) return;  // tied
+    out.push_back(&t);
+  };
+  add(w.token_embd);
+  add(w.output);
+  for (const LayerWeights& l : w.layers)
+    for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.wqkv, &l.w_gate, &l.w_up, &l.w_down}) add(*t);
+  return out;
+}
+
 }  // namespace razor

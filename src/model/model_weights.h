@@ -45,6 +45,9 @@ struct ModelWeights {
   size_t stored_bytes = 0;
 };
 
+// Every weight matrix the forward pass multiplies by (the embedding table too), each once.
+std::vector<const TensorView*> WeightMatrices(const ModelWeights& w);
+
 Result<ModelWeights> LoadWeightsFromGguf(std::shared_ptr<GgufFile> gguf, const ModelConfig& config);
 Result<ModelWeights> LoadWeightsFromSafetensors(std::shared_ptr<SafetensorsCheckpoint> ckpt,
                                                 const ModelConfig& config, const std::string& dir);

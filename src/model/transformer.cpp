@@ -45,6 +45,7 @@ Status Transformer::Step(const std::vector<StepSequence>& batch, std::vector<flo
   Backend& be = *backend_;
   if (batch.empty()) return Err("forward pass over an empty batch");
   if (observer_ && batch.size() != 1) return Err("an attention observer needs a batch of one sequence");
+  if (observer_ && be.device() != DeviceKind::kCpu) return Err("an attention observer needs the CPU backend");
   int64_t rows = 0, out_rows = 0;
   for (size_t s = 0; s < batch.size(); ++s) {
     const StepSequence& q = batch[s];

@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/status.h"
 #include "core/tensor_view.h"
 #include "kv/kv_block_pool.h"
 #include "kv/kv_cache.h"
@@ -53,10 +54,17 @@ class Backend {
   virtual std::string Describe() const = 0;  // e.g. "cpu, 2 threads, avx512 kernels (fast)"
   virtual MathMode math_mode() const = 0;
 
+  // Makes these weight matrices resident where the backend computes (a device copies them now, before its KV
+  // pool takes the rest of its memory; the CPU reads the mapped file in place). Errors when they do not fit.
+  virtual Status PrepareWeights(const std::vector<const TensorView*>& matrices) { return Status::Ok(); }
+  // Bytes of device memory free now (0 for the CPU backend, whose pool sizes itself from the machine).
+  virtual size_t FreeDeviceBytes() const { return 0; }
+
   // A buffer of at least `floats` floats (a new one when *b is null or smaller).
   virtual void Reserve(std::unique_ptr<Buffer>* b, int64_t floats) = 0;
-  // Copies n floats of a buffer back to host memory (the logits).
+  // Copies n floats of a buffer back to host memory (the logits), and host floats into a buffer.
   virtual void ToHost(const float* src, int64_t n, float* host_dst) = 0;
+  virtual void FromHost(const float* host_src, int64_t n, float* dst) = 0;
   // The KV block pool, in this backend's memory. capacity_bytes 0: the backend's default.
   virtual std::shared_ptr<KvBlockPool> NewKvPool(size_t block_bytes, size_t capacity_bytes) = 0;
 

@@ -6,8 +6,57 @@
 #include <thread>
 
 #include "ops/cpu_backend.h"
+#if RAZOR_WITH_CUDA
+#include "cuda/cuda_backend.h"
+#endif
 
 namespace razor {
+
+bool BuiltWithCuda() { return RAZOR_WITH_CUDA != 0; }
+
+Result<EngineDevice> ParseEngineDevice(std::string_view name) {
+  if (name == "auto") return EngineDevice::kAuto;
+  if (name == "cpu") return EngineDevice::kCpu;
+  if (name == "cuda") return EngineDevice::kCuda;
+  return Err(fmt::format("unknown device '{}' (expected auto, cpu or cuda)", name));
+}
+
+EngineDevice ResolveEngineDevice(EngineDevice d, MathMode math) {
+  if (d != EngineDevice::kAuto) return d;
+#if RAZOR_WITH_CUDA
+  if (math == MathMode::kFast && CudaDeviceAvailable(nullptr)) return EngineDevice::kCuda;
+#endif
+  return EngineDevice::kCpu;
+}
+
+double MeasureGpuCopyBandwidth() {
+#if RAZOR_WITH_CUDA
+  return CudaDeviceAvailable(nullptr) ? MeasureCudaCopyBandwidth() : 0.0;
+#else
+  return 0.0;
+#endif
+}
+
+namespace {
+
+// The backend the options ask for; Err when a CUDA device is asked for and cannot be had.
+Result<std::unique_ptr<Backend>> MakeBackend(const EngineOptions& o, const ModelConfig& c, ThreadPool& pool) {
+  const bool cuda = ResolveEngineDevice(o.device, o.math) == EngineDevice::kCuda;
+#if RAZOR_WITH_CUDA
+  if (cuda) {
+    if (o.math != MathMode::kFast) return Err("--device cuda runs the default math only (--exact and --int8 are CPU kernels)");
+    if (c.head_dim % 8 != 0 || c.head_dim > 256)
+      return Err(fmt::format("--device cuda: head_dim {} is not supported (a multiple of 8, at most 256)", c.head_dim));
+    return MakeCudaBackend(o.math);
+  }
+#else
+  if (cuda)
+    return Err("--device cuda: this razor was built without CUDA (configure with -DRAZOR_CUDA=ON, as scripts/setup.sh does)");
+#endif
+  return std::unique_ptr<Backend>(new CpuBackend(pool, o.math));
+}
+
+}  // namespace
 
 Sequence::~Sequence() = default;
 
@@ -30,8 +79,10 @@ Result<std::unique_ptr<Engine>> Engine::Open(std::shared_ptr<LoadedModel> model,
   e->context_ = std::min<int64_t>(o.context > 0 ? o.context : c.context_length, INT32_MAX);
   const int threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   e->pool_ = std::make_unique<ThreadPool>(threads);
-  e->backend_ = std::make_unique<CpuBackend>(*e->pool_, o.math);
+  RAZOR_ASSIGN_OR_RETURN(e->backend_, MakeBackend(o, c, *e->pool_));
   e->transformer_ = std::make_unique<Transformer>(c, e->model_->weights, *e->backend_);
+  // Weights first (a device copies them now), so that the KV pool's default capacity is what remains.
+  RAZOR_RETURN_IF_ERROR(e->backend_->PrepareWeights(WeightMatrices(e->model_->weights)));
   e->kv_pool_ = e->backend_->NewKvPool(RazorKvCache::block_bytes(o.kv_block_tokens, c.head_dim, o.kv_type),
                                        o.kv_pool_bytes);
   if (e->kv_pool_->capacity_blocks() == 0)

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -30,8 +31,21 @@
 
 namespace razor {
 
+// Where the forward pass runs. kAuto: the GPU when razor is built with CUDA, a device is present and the math
+// mode is the default (exact / int8 are CPU kernels); else the CPU.
+enum class EngineDevice { kAuto, kCpu, kCuda };
+Result<EngineDevice> ParseEngineDevice(std::string_view name);  // "auto" | "cpu" | "cuda"
+// Whether this build has the CUDA backend.
+bool BuiltWithCuda();
+// kAuto resolved for this machine and math mode (kCpu / kCuda stay as they are).
+EngineDevice ResolveEngineDevice(EngineDevice d, MathMode math);
+// Device-to-device copy bandwidth of the GPU, bytes/s (read + written), median of several 2 GiB copies; 0
+// without a usable GPU.
+double MeasureGpuCopyBandwidth();
+
 struct EngineOptions {
-  int threads = 0;                      // 0: every core
+  EngineDevice device = EngineDevice::kCpu;
+  int threads = 0;                      // 0: every core (CPU threads; the CPU still profiles heads)
   MathMode math = MathMode::kFast;
   KvType kv_type = KvType::kF16;        // storage of every sequence's K/V rows
   size_t kv_pool_bytes = 0;             // capacity of the shared pool; 0: the machine's memory

@@ -1,0 +1,249 @@
+// Attention over ragged, paged per-head KV on the GPU (flash-decoding): every (item, query token, key split)
+// is one CTA that streams its keys once for all the query heads of the KV head's group, with an online
+// softmax; a second kernel merges the splits. Keys are read in their stored type (f32 / f16 / bf16) and
+// widened in registers; accumulation is fp32. Semantics match ops/attention.h (AttendReference): causal by
+// position (the `visible` prefix), the compensation token with its logit bias, optional ALiBi.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cfloat>
+
+#include "cuda/cuda_kernels.h"
+
+namespace razor::cuda {
+namespace {
+
+constexpr int kThreads = 128;  // 4 warps
+constexpr int kMaxG = 8;       // query heads handled per pass (larger groups take several passes)
+
+// 8 consecutive stored elements at p (16-byte aligned for 16-bit types, 32 for f32) widened to fp32.
+template <int TYPE>
+__device__ __forceinline__ void Load8(const uint8_t* p, float* f) {
+  if constexpr (TYPE == 0) {
+    const float4 a = reinterpret_cast<const float4*>(p)[0];
+    const float4 b = reinterpret_cast<const float4*>(p)[1];
+    f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w; f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+  } else {
+    const uint4 u = *reinterpret_cast<const uint4*>(p);
+    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      if constexpr (TYPE == 1) {
+        const float2 v = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
+        f[2 * i] = v.x;
+        f[2 * i + 1] = v.y;
+      } else {
+        f[2 * i] = __uint_as_float(w[i] << 16);
+        f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+      }
+    }
+  }
+}
+
+// Lanes per key: enough 8-element pieces to cover head_dim, rounded up to a power of two (<= 32).
+__device__ __forceinline__ int LanesPerKey(int head_dim) {
+  int lpk = 1;
+  while (lpk * 8 < head_dim) lpk *= 2;
+  return lpk;
+}
+
+__device__ __forceinline__ float GroupSum(float v, int lpk) {
+  for (int o = lpk / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+template <int TYPE>
+__global__ void __launch_bounds__(kThreads) AttendSplitKernel(AttnStep st) {
+  const AttnItem it = st.items[blockIdx.x];
+  const int t = blockIdx.y;
+  const int split = blockIdx.z;
+  if (t >= it.n_tokens || split >= it.splits) return;
+  const int visible = st.visible[it.visible_off + t];
+  const bool has_comp = it.comp_off >= 0;
+  const int kb = split * st.split_keys;
+  const int used_splits = max(1, (visible + st.split_keys - 1) / st.split_keys);
+  if (split >= used_splits) return;
+  const int ke = min(visible, kb + st.split_keys);
+
+  const int D = st.head_dim;
+  const int lpk = LanesPerKey(D);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int sub = lane & (lpk - 1);
+  const int per_warp = 32 / lpk;
+  const int ngroups = (kThreads / 32) * per_warp;
+  const int grp = warp * per_warp + lane / lpk;
+  const int d0 = sub * 8;
+  const bool dims = d0 < D;
+  constexpr int esize = TYPE == 0 ? 4 : 2;
+  const int64_t row_bytes = static_cast<int64_t>(D) * esize;
+  const int64_t v_delta = static_cast<int64_t>(st.block_tokens) * row_bytes;
+  const int32_t* blocks = st.block_ids + it.blocks_off;
+  const float qpos = it.alibi_off >= 0 ? static_cast<float>(st.positions[it.query_pos_off + t]) : 0.0f;
+  const int slot = it.partial_off + t * it.splits + split;
+
+  extern __shared__ float smem[];
+  float* sm_m = smem;                       // [ngroups, kMaxG]
+  float* sm_l = sm_m + ngroups * kMaxG;     // [ngroups, kMaxG]
+  float* sm_acc = sm_l + ngroups * kMaxG;   // [ngroups, kMaxG, D]
+
+  for (int g0 = 0; g0 < it.n_group_heads; g0 += kMaxG) {
+    const int gn = min(kMaxG, it.n_group_heads - g0);
+    float q[kMaxG][8], m[kMaxG], l[kMaxG], acc[kMaxG][8], slope[kMaxG];
+#pragma unroll
+    for (int g = 0; g < kMaxG; ++g) {
+      m[g] = -FLT_MAX;
+      l[g] = 0.0f;
+      slope[g] = (g < gn && it.alibi_off >= 0) ? st.bias[it.alibi_off + g0 + g] : 0.0f;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        acc[g][e] = 0.0f;
+        q[g][e] = (g < gn && dims)
+                      ? st.q[it.q_off + t * st.q_stride + static_cast<int64_t>(g0 + g) * D + d0 + e] * st.scale
+                      : 0.0f;
+      }
+    }
+    // Online softmax update with one key (k, v: this lane's 8 dims) and its per-head logit bias.
+    auto update = [&](const float* k, const float* v, const float* bias) {
+      float s[kMaxG];
+#pragma unroll
+      for (int g = 0; g < kMaxG; ++g) {
+        float d = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) d += q[g][e] * k[e];
+        s[g] = GroupSum(d, lpk) + bias[g];
+      }
+#pragma unroll
+      for (int g = 0; g < kMaxG; ++g) {
+        if (g >= gn) continue;
+        const float mn = fmaxf(m[g], s[g]);
+        const float a = __expf(m[g] - mn), p = __expf(s[g] - mn);
+        l[g] = l[g] * a + p;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[g][e] = acc[g][e] * a + p * v[e];
+        m[g] = mn;
+      }
+    };
+    // The shuffles inside update() need every lane of the warp: loops are warp-uniform, and a lane without a
+    // key of its own takes part with a -inf logit (no effect on its softmax state).
+    if (has_comp && split == 0 && warp == 0) {
+      const bool mine = grp == 0;
+      float k[8], v[8], b[kMaxG];
+      const float* c = st.comp + it.comp_off;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        k[e] = mine && dims ? c[d0 + e] : 0.0f;
+        v[e] = mine && dims ? c[D + d0 + e] : 0.0f;
+      }
+#pragma unroll
+      for (int g = 0; g < kMaxG; ++g)
+        b[g] = mine && g < gn ? st.bias[it.comp_bias_off + t * it.n_group_heads + g0 + g] : -INFINITY;
+      update(k, v, b);
+    }
+    for (int base = kb + warp * per_warp; base < ke; base += ngroups) {
+      const int j = base + lane / lpk;
+      const bool valid = j < ke;
+      float k[8], v[8], b[kMaxG];
+      if (valid && dims) {
+        const int row = it.first_row + j;
+        const uint8_t* kp = st.pool_base + static_cast<int64_t>(blocks[row / st.block_tokens]) * st.block_bytes +
+                            static_cast<int64_t>(row % st.block_tokens) * row_bytes +
+                            static_cast<int64_t>(d0) * esize;
+        Load8<TYPE>(kp, k);
+        Load8<TYPE>(kp + v_delta, v);
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) k[e] = v[e] = 0.0f;
+      }
+      const float kpos = valid && it.alibi_off >= 0 ? static_cast<float>(st.positions[it.key_pos_off + j]) : 0.0f;
+#pragma unroll
+      for (int g = 0; g < kMaxG; ++g) b[g] = valid ? -slope[g] * (qpos - kpos) : -INFINITY;
+      update(k, v, b);
+    }
+    // Merge the key groups of this CTA.
+#pragma unroll
+    for (int g = 0; g < kMaxG; ++g) {
+      if (g >= gn) continue;
+      if (sub == 0) {
+        sm_m[grp * kMaxG + g] = m[g];
+        sm_l[grp * kMaxG + g] = l[g];
+      }
+      if (dims)
+#pragma unroll
+        for (int e = 0; e < 8; ++e) sm_acc[(grp * kMaxG + g) * D + d0 + e] = acc[g][e];
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < gn * D; i += kThreads) {
+      const int g = i / D, d = i % D;
+      float mx = -FLT_MAX;
+      for (int r = 0; r < ngroups; ++r) mx = fmaxf(mx, sm_m[r * kMaxG + g]);
+      float ls = 0.0f, as = 0.0f;
+      for (int r = 0; r < ngroups; ++r) {
+        const float w = sm_l[r * kMaxG + g] > 0.0f ? __expf(sm_m[r * kMaxG + g] - mx) : 0.0f;
+        ls += sm_l[r * kMaxG + g] * w;
+        as += sm_acc[(r * kMaxG + g) * D + d] * w;
+      }
+      const int64_t ps = static_cast<int64_t>(slot) * st.max_group + g0 + g;
+      st.partial_acc[ps * D + d] = as;
+      if (d == 0) {
+        st.partial_ml[ps * 2] = mx;
+        st.partial_ml[ps * 2 + 1] = ls;
+      }
+    }
+    __syncthreads();
+  }
+}
+
+__global__ void __launch_bounds__(kThreads) AttendCombineKernel(AttnStep st) {
+  const AttnItem it = st.items[blockIdx.x];
+  const int t = blockIdx.y;
+  if (t >= it.n_tokens) return;
+  const int visible = st.visible[it.visible_off + t];
+  const int n = max(1, (visible + st.split_keys - 1) / st.split_keys);
+  const int D = st.head_dim;
+  const int slot0 = it.partial_off + t * it.splits;
+  for (int i = threadIdx.x; i < it.n_group_heads * D; i += kThreads) {
+    const int g = i / D, d = i % D;
+    float mx = -FLT_MAX;
+    for (int s = 0; s < n; ++s) mx = fmaxf(mx, st.partial_ml[(static_cast<int64_t>(slot0 + s) * st.max_group + g) * 2]);
+    float ls = 0.0f, as = 0.0f;
+    for (int s = 0; s < n; ++s) {
+      const int64_t ps = static_cast<int64_t>(slot0 + s) * st.max_group + g;
+      const float l = st.partial_ml[ps * 2 + 1];
+      const float w = l > 0.0f ? __expf(st.partial_ml[ps * 2] - mx) : 0.0f;
+      ls += l * w;
+      as += st.partial_acc[ps * D + d] * w;
+    }
+    st.out[it.out_off + t * st.out_stride + static_cast<int64_t>(g) * D + d] = ls > 0.0f ? as / ls : 0.0f;
+  }
+}
+
+}  // namespace
+
+int Attend(const AttnStep& st, cudaStream_t s) {
+  if (st.n_items == 0) return 0;
+  int lpk = 1;
+  while (lpk * 8 < st.head_dim) lpk *= 2;
+  const int ngroups = (kThreads / 32) * (32 / lpk);
+  const size_t smem = sizeof(float) * static_cast<size_t>(ngroups) * kMaxG * (2 + st.head_dim);
+  const dim3 grid(st.n_items, st.max_tokens, st.max_splits);
+  switch (st.kv_type) {
+    case 0:
+      cudaFuncSetAttribute(AttendSplitKernel<0>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+      AttendSplitKernel<0><<<grid, kThreads, smem, s>>>(st);
+      break;
+    case 1:
+      cudaFuncSetAttribute(AttendSplitKernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+      AttendSplitKernel<1><<<grid, kThreads, smem, s>>>(st);
+      break;
+    default:
+      cudaFuncSetAttribute(AttendSplitKernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+      AttendSplitKernel<2><<<grid, kThreads, smem, s>>>(st);
+      break;
+  }
+  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return static_cast<int>(e);
+  AttendCombineKernel<<<dim3(st.n_items, st.max_tokens), kThreads, 0, s>>>(st);
+  return static_cast<int>(cudaGetLastError());
+}
+
+}  // namespace razor::cuda

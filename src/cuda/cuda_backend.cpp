@@ -1,0 +1,427 @@
+#include "cuda/cuda_backend.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <unordered_map>
+#include <vector>
+
+#include "core/fp16.h"
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_kernels.h"
+#include "cuda/cuda_kv_pool_memory.h"
+#include "ops/dequantize.h"
+
+namespace razor {
+namespace {
+
+class DeviceBuffer final : public Buffer {
+ public:
+  explicit DeviceBuffer(int64_t floats) {
+    RAZOR_CUDA_CHECK(cudaMalloc(&data_, static_cast<size_t>(floats) * sizeof(float)));
+    size_ = floats;
+    device_ = DeviceKind::kCuda;
+  }
+  ~DeviceBuffer() override { cudaFree(data_); }
+};
+
+// A growable device array of T.
+template <typename T>
+class DeviceArray {
+ public:
+  ~DeviceArray() { cudaFree(p_); }
+  // Copies n host elements in (pageable source: reusable once this returns); returns the device copy.
+  T* Upload(const T* host, size_t n, cudaStream_t s) {
+    Grow(n, s);
+    if (n) RAZOR_CUDA_CHECK(cudaMemcpyAsync(p_, host, n * sizeof(T), cudaMemcpyHostToDevice, s));
+    return p_;
+  }
+  T* Grow(size_t n, cudaStream_t s) {
+    if (n > cap_) {
+      RAZOR_CUDA_CHECK(cudaStreamSynchronize(s));
+      cudaFree(p_);
+      cap_ = std::max(n, 2 * cap_);
+      RAZOR_CUDA_CHECK(cudaMalloc(&p_, cap_ * sizeof(T)));
+    }
+    return p_;
+  }
+  T* get() const { return p_; }
+
+ private:
+  T* p_ = nullptr;
+  size_t cap_ = 0;
+};
+
+struct DeviceMatrix {
+  uint16_t* bf16 = nullptr;  // [rows, cols]
+  int64_t rows = 0, cols = 0;
+};
+
+uint64_t NameSeed(const std::string& name) { return std::hash<std::string>{}(name) | 1; }
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(MathMode mode) : mode_(mode) {
+    RAZOR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    RAZOR_CUBLAS_CHECK(cublasCreate(&cublas_));
+    RAZOR_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    RAZOR_CUDA_CHECK(cudaGetDeviceProperties(&props_, 0));
+  }
+  ~CudaBackend() override {
+    cudaStreamSynchronize(stream_);
+    for (auto& [k, m] : matrices_) cudaFree(m.bf16);
+    for (auto& [k, v] : vectors_) cudaFree(v);
+    cublasDestroy(cublas_);
+    cudaStreamDestroy(stream_);
+  }
+
+  DeviceKind device() const override { return DeviceKind::kCuda; }
+  std::string Describe() const override {
+    return fmt::format("cuda, {} ({} SMs, {:.0f} GiB), bf16 weights, cuBLAS", props_.name,
+                       props_.multiProcessorCount, props_.totalGlobalMem / double(1 << 30));
+  }
+  MathMode math_mode() const override { return mode_; }
+
+  size_t FreeDeviceBytes() const override {
+    size_t free = 0, total = 0;
+    RAZOR_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+    return free;
+  }
+
+  Status PrepareWeights(const std::vector<const TensorView*>& matrices) override {
+    for (const TensorView* w : matrices) RAZOR_RETURN_IF_ERROR(Upload(*w));
+    RAZOR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return Status::Ok();
+  }
+
+  void Reserve(std::unique_ptr<Buffer>* b, int64_t floats) override {
+    if (*b && (*b)->size() >= floats) return;
+    RAZOR_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old buffer may still be read
+    b->reset();
+    *b = std::make_unique<DeviceBuffer>(std::max<int64_t>(floats, 1));
+  }
+
+  void ToHost(const float* src, int64_t n, float* host_dst) override {
+    RAZOR_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+    RAZOR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  void FromHost(const float* host_src, int64_t n, float* dst) override {
+    RAZOR_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, n * sizeof(float), cudaMemcpyHostToDevice, stream_));
+    RAZOR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  std::shared_ptr<KvBlockPool> NewKvPool(size_t block_bytes, size_t capacity_bytes) override {
+    if (capacity_bytes == 0) {
+      // Everything free but a margin for activations, cuBLAS workspaces and the step's metadata.
+      const size_t free = FreeDeviceBytes();
+      const size_t margin = std::max<size_t>(size_t{2} << 30, free / 20);
+      capacity_bytes = free > margin ? free - margin : 0;
+    }
+    return std::make_shared<KvBlockPool>(block_bytes, KvBlockPoolOptions{.capacity_bytes = capacity_bytes},
+                                         std::make_unique<CudaKvPoolMemory>(stream_));
+  }
+
+  void Embed(const TensorView& table, const int32_t* tokens, int64_t n, float* x) override {
+    const DeviceMatrix& m = Matrix(table);
+    const int32_t* d = tokens_.Upload(tokens, n, stream_);
+    RAZOR_CUDA_CHECK(cuda::Embed(m.bf16, m.cols, d, n, x, stream_));
+  }
+
+  void MatMul(const TensorView& w, const float* x, int64_t m, float* y) override {
+    const DeviceMatrix& mat = Matrix(w);
+    uint16_t* xb = act_bf16_.Grow(static_cast<size_t>(m * mat.cols), stream_);
+    RAZOR_CUDA_CHECK(cuda::ToBf16(x, m * mat.cols, xb, stream_));
+    // Row-major y[m, rows] = x[m, cols] · Wᵀ is column-major yᵀ[rows, m] = W[rows, cols] · xᵀ: W is a
+    // column-major [cols, rows] matrix, transposed (OP_T); x is column-major [cols, m] (OP_N).
+    const float alpha = 1.0f, beta = 0.0f;
+    RAZOR_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(mat.rows),
+                                    static_cast<int>(m), static_cast<int>(mat.cols), &alpha, mat.bf16, CUDA_R_16BF,
+                                    static_cast<int>(mat.cols), xb, CUDA_R_16BF, static_cast<int>(mat.cols), &beta, y,
+                                    CUDA_R_32F, static_cast<int>(mat.rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+
+  void Norm(const float* x, int64_t m, int64_t n, const std::vector<float>& gain, const std::vector<float>& bias,
+            bool layer_norm, float eps, float* out) override {
+    RAZOR_CUDA_CHECK(cuda::Norm(x, m, n, Vector(gain), layer_norm ? Vector(bias) : nullptr, eps, out, stream_));
+  }
+
+  void HeadNorm(float* x, int64_t m, int heads, int head_dim, const std::vector<float>& gain, float eps) override {
+    RAZOR_CUDA_CHECK(cuda::Norm(x, m * heads, head_dim, Vector(gain), nullptr, eps, x, stream_));
+  }
+
+  void AddBias(float* x, const std::vector<float>& bias, int64_t m, int64_t n) override {
+    RAZOR_CUDA_CHECK(cuda::AddBias(x, Vector(bias), m, n, stream_));
+  }
+  void Add(float* x, const float* y, int64_t n) override { RAZOR_CUDA_CHECK(cuda::Add(x, y, n, stream_)); }
+  void SiluMul(float* gate, const float* up, int64_t n) override {
+    RAZOR_CUDA_CHECK(cuda::SiluMul(gate, up, n, stream_));
+  }
+  void Gelu(float* x, int64_t n) override { RAZOR_CUDA_CHECK(cuda::Gelu(x, n, stream_)); }
+
+  void Rope(float* x, int64_t m, int64_t row_stride, int heads, int head_dim, RopeLayout layout, const float* cos,
+            const float* sin) override {
+    const size_t n = static_cast<size_t>(m) * (head_dim / 2);
+    const float* dc = rope_cos_.Upload(cos, n, stream_);
+    const float* ds = rope_sin_.Upload(sin, n, stream_);
+    RAZOR_CUDA_CHECK(cuda::Rope(x, m, row_stride, heads, head_dim, layout == RopeLayout::kInterleaved, dc, ds,
+                                stream_));
+  }
+
+  void GatherColumns(const float* src, int64_t src_stride, int64_t m, const int64_t* cols, int n_segments, int seg,
+                     float* dst, int64_t dst_stride) override {
+    const int64_t* dc = cols_.Upload(cols, n_segments, stream_);
+    RAZOR_CUDA_CHECK(cuda::GatherColumns(src, src_stride, m, dc, n_segments, seg, dst, dst_stride, stream_));
+  }
+
+  void Attend(const std::vector<AttentionItem>& items) override;
+
+ private:
+  Status Upload(const TensorView& w);
+  const DeviceMatrix& Matrix(const TensorView& w) {
+    auto it = matrices_.find(w.data ? static_cast<const void*>(w.data) : static_cast<const void*>(&w));
+    if (it == matrices_.end()) {
+      Status st = Upload(w);
+      if (!st.ok()) {
+        std::fprintf(stderr, "razor: %s\n", st.message().c_str());
+        std::abort();
+      }
+      it = matrices_.find(w.data ? static_cast<const void*>(w.data) : static_cast<const void*>(&w));
+    }
+    return it->second;
+  }
+  const float* Vector(const std::vector<float>& v) {
+    if (v.empty()) return nullptr;
+    auto it = vectors_.find(v.data());
+    if (it != vectors_.end()) return it->second;
+    float* d = nullptr;
+    RAZOR_CUDA_CHECK(cudaMalloc(&d, v.size() * sizeof(float)));
+    RAZOR_CUDA_CHECK(cudaMemcpy(d, v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice));
+    vectors_[v.data()] = d;
+    return d;
+  }
+
+  MathMode mode_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  cudaDeviceProp props_{};
+  // Weights by the address of their first byte (synthetic ones, which have none, by their TensorView).
+  std::unordered_map<const void*, DeviceMatrix> matrices_;
+  std::unordered_map<const float*, float*> vectors_;
+  DeviceArray<uint16_t> act_bf16_;
+  DeviceArray<int32_t> tokens_;
+  DeviceArray<float> rope_cos_, rope_sin_;
+  DeviceArray<int64_t> cols_;
+  // Attention step metadata (host staging and device copies) and split partials.
+  std::vector<cuda::AttnItem> h_items_;
+  std::vector<int32_t> h_ints_;  // block ids, then visible counts, then positions
+  std::vector<float> h_floats_;  // compensation rows, then biases
+  DeviceArray<cuda::AttnItem> d_items_;
+  DeviceArray<int32_t> d_ints_;
+  DeviceArray<float> d_floats_;
+  DeviceArray<float> partial_ml_, partial_acc_;
+};
+
+Status CudaBackend::Upload(const TensorView& w) {
+  const void* key = w.data ? static_cast<const void*>(w.data) : static_cast<const void*>(&w);
+  if (matrices_.count(key)) return Status::Ok();
+  DeviceMatrix m;
+  m.rows = w.rows();
+  m.cols = w.cols();
+  const size_t n = static_cast<size_t>(m.rows) * m.cols;
+  if (cudaMalloc(&m.bf16, n * sizeof(uint16_t)) != cudaSuccess) {
+    cudaGetLastError();
+    return Err(fmt::format("the GPU has no room for weight {} ({} MiB as bf16; {} MiB free)", w.name,
+                           (n * 2) >> 20, FreeDeviceBytes() >> 20));
+  }
+  if (w.data == nullptr) {
+    // Synthetic: uniform with the variance of a 1/sqrt(cols) init, so activations stay finite.
+    const float scale = std::sqrt(3.0f / static_cast<float>(m.cols));
+    RAZOR_CUDA_CHECK(cuda::FillRandomBf16(m.bf16, static_cast<int64_t>(n), NameSeed(w.name), scale, stream_));
+  } else if (w.type == TensorType::BF16) {
+    RAZOR_CUDA_CHECK(cudaMemcpy(m.bf16, w.data, n * sizeof(uint16_t), cudaMemcpyHostToDevice));
+  } else {
+    // Dequantize to fp32 on the host, round to bf16, copy in slabs of rows.
+    const int64_t slab = std::max<int64_t>(1, (int64_t{16} << 20) / std::max<int64_t>(1, m.cols));
+    std::vector<float> row(m.cols);
+    std::vector<uint16_t> staged(static_cast<size_t>(std::min(slab, m.rows)) * m.cols);
+    for (int64_t r0 = 0; r0 < m.rows; r0 += slab) {
+      const int64_t r1 = std::min(m.rows, r0 + slab);
+      for (int64_t r = r0; r < r1; ++r) {
+        DequantizeRow(w.type, w.row(r), row.data(), m.cols);
+        for (int64_t c = 0; c < m.cols; ++c) staged[(r - r0) * m.cols + c] = FloatToBfloat(row[c]);
+      }
+      RAZOR_CUDA_CHECK(cudaMemcpy(m.bf16 + r0 * m.cols, staged.data(), (r1 - r0) * m.cols * sizeof(uint16_t),
+                                  cudaMemcpyHostToDevice));
+    }
+  }
+  matrices_[key] = m;
+  return Status::Ok();
+}
+
+void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
+  if (items.empty()) return;
+  const AttentionQuery& q0 = items[0].q;
+  const KvHeadView& kv0 = items[0].kv;
+  const int D = q0.head_dim;
+  // Every item's q / out lie in one buffer each (the transformer's); offsets from the lowest address.
+  const float* q_base = q0.q;
+  float* out_base = q0.out;
+  int max_group = 1, max_tokens = 1, max_visible = 1;
+  int64_t total_rows = 0;
+  for (const AttentionItem& it : items) {
+    q_base = std::min(q_base, it.q.q);
+    out_base = std::min(out_base, it.q.out);
+    max_group = std::max(max_group, it.q.n_group_heads);
+    max_tokens = std::max<int>(max_tokens, static_cast<int>(it.q.n_tokens));
+    max_visible = std::max<int>(max_visible, static_cast<int>(it.kv.len));
+    total_rows += it.q.n_tokens;
+  }
+  // Keys per split: enough CTAs to fill the GPU several times over, at least 128 keys each.
+  const int64_t want_ctas = 4LL * props_.multiProcessorCount * 4;
+  const int64_t splits_wanted = std::max<int64_t>(1, want_ctas / std::max<int64_t>(1, total_rows));
+  int split_keys = static_cast<int>(std::max<int64_t>(128, (max_visible + splits_wanted - 1) / splits_wanted));
+  split_keys = (split_keys + 63) / 64 * 64;
+
+  h_items_.clear();
+  h_ints_.clear();
+  h_floats_.clear();
+  // Two passes over the host arrays: ints (blocks, visible, positions) and floats (comp rows, biases).
+  int32_t slots = 0, max_splits = 1;
+  for (const AttentionItem& it : items) {
+    const KvHeadView& kv = it.kv;
+    const AttentionQuery& q = it.q;
+    cuda::AttnItem d{};
+    d.q_off = q.q - q_base;
+    d.out_off = q.out - out_base;
+    d.n_tokens = static_cast<int32_t>(q.n_tokens);
+    d.n_group_heads = q.n_group_heads;
+    d.len = static_cast<int32_t>(kv.len);
+    d.first_row = static_cast<int32_t>(kv.first_row);
+    d.blocks_off = static_cast<int32_t>(h_ints_.size());
+    const int64_t nblocks = kv.block_tokens ? (kv.first_row + kv.len + kv.block_tokens - 1) / kv.block_tokens : 0;
+    h_ints_.insert(h_ints_.end(), kv.block_ids, kv.block_ids + nblocks);
+    d.visible_off = static_cast<int32_t>(h_ints_.size());
+    int most = 0;
+    for (int64_t t = 0; t < q.n_tokens; ++t) {
+      const int32_t pq = q.positions[t];
+      int32_t vis;
+      if (kv.positions) vis = static_cast<int32_t>(std::upper_bound(kv.positions, kv.positions + kv.len, pq) - kv.positions);
+      else vis = static_cast<int32_t>(std::min<int64_t>(kv.len, int64_t{pq} + 1));
+      h_ints_.push_back(vis);
+      most = std::max(most, vis);
+    }
+    d.splits = std::max(1, (most + split_keys - 1) / split_keys);
+    max_splits = std::max(max_splits, d.splits);
+    d.partial_off = slots;
+    slots += d.n_tokens * d.splits;
+    d.alibi_off = d.key_pos_off = d.query_pos_off = -1;
+    if (q.alibi_slopes) {
+      d.alibi_off = static_cast<int32_t>(h_floats_.size());
+      h_floats_.insert(h_floats_.end(), q.alibi_slopes, q.alibi_slopes + q.n_group_heads);
+      d.key_pos_off = static_cast<int32_t>(h_ints_.size());
+      for (int64_t j = 0; j < kv.len; ++j) h_ints_.push_back(kv.positions ? kv.positions[j] : static_cast<int32_t>(j));
+      d.query_pos_off = static_cast<int32_t>(h_ints_.size());
+      h_ints_.insert(h_ints_.end(), q.positions, q.positions + q.n_tokens);
+    }
+    d.comp_off = -1;
+    if (kv.comp_count > 0) {
+      d.comp_off = static_cast<int32_t>(h_floats_.size());
+      h_floats_.insert(h_floats_.end(), kv.comp_k, kv.comp_k + D);
+      h_floats_.insert(h_floats_.end(), kv.comp_v, kv.comp_v + D);
+      d.comp_bias_off = static_cast<int32_t>(h_floats_.size());
+      for (int64_t t = 0; t < q.n_tokens; ++t)
+        for (int g = 0; g < q.n_group_heads; ++g)
+          h_floats_.push_back(q.alibi_slopes ? AlibiCompensationBias(kv, q.alibi_slopes[g], q.positions[t])
+                                             : std::log(static_cast<float>(kv.comp_count)));
+      // Not visible to a query at or before the newest dropped position (as on the CPU).
+      for (int64_t t = 0; t < q.n_tokens; ++t)
+        if (!(kv.comp_max_position < q.positions[t]))
+          for (int g = 0; g < q.n_group_heads; ++g)
+            h_floats_[d.comp_bias_off + t * q.n_group_heads + g] = -INFINITY;
+    }
+    h_items_.push_back(d);
+  }
+  cuda::AttnStep st{};
+  st.q = q_base;
+  st.out = out_base;
+  st.q_stride = q0.q_token_stride;
+  st.out_stride = q0.out_token_stride;
+  st.pool_base = kv0.pool_base;
+  st.block_bytes = static_cast<int64_t>(kv0.block_bytes);
+  st.block_tokens = static_cast<int32_t>(kv0.block_tokens);
+  st.head_dim = D;
+  st.kv_type = static_cast<int32_t>(kv0.type);
+  st.split_keys = split_keys;
+  st.scale = q0.scale;
+  st.n_items = static_cast<int32_t>(items.size());
+  st.max_tokens = max_tokens;
+  st.max_splits = max_splits;
+  st.max_group = max_group;
+  st.items = d_items_.Upload(h_items_.data(), h_items_.size(), stream_);
+  const int32_t* ints = d_ints_.Upload(h_ints_.data(), h_ints_.size(), stream_);
+  st.block_ids = st.visible = st.positions = ints;
+  const float* floats = d_floats_.Upload(h_floats_.data(), h_floats_.size(), stream_);
+  st.comp = st.bias = floats;
+  st.partial_ml = partial_ml_.Grow(static_cast<size_t>(slots) * max_group * 2, stream_);
+  st.partial_acc = partial_acc_.Grow(static_cast<size_t>(slots) * max_group * D, stream_);
+  RAZOR_CUDA_CHECK(cuda::Attend(st, stream_));
+}
+
+}  // namespace
+
+bool CudaDeviceAvailable(std::string* why) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    if (why) *why = fmt::format("no usable CUDA driver or device ({})", cudaGetErrorString(e));
+    cudaGetLastError();
+    return false;
+  }
+  if (n == 0) {
+    if (why) *why = "no CUDA device";
+    return false;
+  }
+  return true;
+}
+
+double MeasureCudaCopyBandwidth() {
+  const size_t bytes = size_t{2} << 30;
+  void *a = nullptr, *b = nullptr;
+  if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess) {
+    cudaGetLastError();
+    cudaFree(a);
+    return 0.0;
+  }
+  RAZOR_CUDA_CHECK(cudaMemset(a, 1, bytes));
+  cudaEvent_t e0, e1;
+  RAZOR_CUDA_CHECK(cudaEventCreate(&e0));
+  RAZOR_CUDA_CHECK(cudaEventCreate(&e1));
+  std::vector<float> ms;
+  for (int i = 0; i < 12; ++i) {
+    RAZOR_CUDA_CHECK(cudaEventRecord(e0));
+    RAZOR_CUDA_CHECK(cudaMemcpyAsync(i % 2 ? a : b, i % 2 ? b : a, bytes, cudaMemcpyDeviceToDevice));
+    RAZOR_CUDA_CHECK(cudaEventRecord(e1));
+    RAZOR_CUDA_CHECK(cudaEventSynchronize(e1));
+    float t = 0;
+    RAZOR_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+    if (i >= 2) ms.push_back(t);  // two warm-ups
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  cudaFree(a);
+  cudaFree(b);
+  std::sort(ms.begin(), ms.end());
+  return 2.0 * bytes / (ms[ms.size() / 2] * 1e-3);
+}
+
+Result<std::unique_ptr<Backend>> MakeCudaBackend(MathMode mode) {
+  std::string why;
+  if (!CudaDeviceAvailable(&why)) return Err(fmt::format("--device cuda: {}", why));
+  return std::unique_ptr<Backend>(new CudaBackend(mode));
+}
+
+}  // namespace razor

@@ -1,0 +1,76 @@
+#include "cuda/cuda_kv_pool_memory.h"
+
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_kernels.h"
+
+namespace razor {
+
+CudaKvPoolMemory::~CudaKvPoolMemory() {
+  cudaStreamSynchronize(stream_);
+  cudaFree(base_);
+  cudaFree(offsets_[0]);
+  cudaFree(offsets_[1]);
+  cudaFree(scratch_);
+}
+
+bool CudaKvPoolMemory::Reserve(size_t bytes) {
+  if (base_ || bytes == 0) return false;
+  void* p = nullptr;
+  if (cudaMalloc(&p, bytes) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky-free allocation error
+    return false;
+  }
+  base_ = static_cast<uint8_t*>(p);
+  return true;
+}
+
+int64_t* CudaKvPoolMemory::Offsets(int which, const int64_t* host, int64_t n) {
+  if (n > offsets_cap_[which]) {
+    RAZOR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    cudaFree(offsets_[which]);
+    offsets_cap_[which] = std::max<int64_t>(n, 2 * offsets_cap_[which]);
+    RAZOR_CUDA_CHECK(cudaMalloc(&offsets_[which], offsets_cap_[which] * sizeof(int64_t)));
+  }
+  // Pageable source: the call returns once the host array is staged, so the caller may reuse it at once.
+  RAZOR_CUDA_CHECK(cudaMemcpyAsync(offsets_[which], host, n * sizeof(int64_t), cudaMemcpyHostToDevice, stream_));
+  return offsets_[which];
+}
+
+void* CudaKvPoolMemory::Scratch(size_t bytes) {
+  if (bytes > scratch_cap_) {
+    RAZOR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    cudaFree(scratch_);
+    scratch_cap_ = std::max(bytes, 2 * scratch_cap_);
+    RAZOR_CUDA_CHECK(cudaMalloc(&scratch_, scratch_cap_));
+  }
+  return scratch_;
+}
+
+void CudaKvPoolMemory::StoreRows(KvType type, int head_dim, const float* k, const float* v,
+                                 const int64_t* key_offsets, int64_t value_delta, int64_t n) {
+  if (n == 0) return;
+  const int64_t* d = Offsets(0, key_offsets, n);
+  RAZOR_CUDA_CHECK(cuda::StoreKvRows(base_, static_cast<int>(type), head_dim, k, v, d, value_delta, n, stream_));
+}
+
+void CudaKvPoolMemory::LoadRows(KvType type, int head_dim, const int64_t* offsets, int64_t n, float* out) {
+  if (n == 0) return;
+  const int64_t* d = Offsets(0, offsets, n);
+  auto* rows = static_cast<float*>(Scratch(static_cast<size_t>(n) * head_dim * sizeof(float)));
+  RAZOR_CUDA_CHECK(cuda::LoadKvRows(base_, static_cast<int>(type), head_dim, d, n, rows, stream_));
+  RAZOR_CUDA_CHECK(cudaMemcpyAsync(out, rows, static_cast<size_t>(n) * head_dim * sizeof(float),
+                                   cudaMemcpyDeviceToHost, stream_));
+  RAZOR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaKvPoolMemory::CopyRows(size_t row_bytes, const int64_t* src, const int64_t* dst, int64_t n) {
+  if (n == 0) return;
+  const int64_t* ds = Offsets(0, src, n);
+  const int64_t* dd = Offsets(1, dst, n);
+  auto* staged = static_cast<uint8_t*>(Scratch(static_cast<size_t>(n) * row_bytes));
+  // Every source into the staging area first, then every destination: overlap-safe.
+  RAZOR_CUDA_CHECK(cuda::GatherRows(base_, row_bytes, ds, n, staged, stream_));
+  RAZOR_CUDA_CHECK(cuda::ScatterRows(base_, row_bytes, dd, n, staged, stream_));
+}
+
+}  // namespace razor

@@ -1,0 +1,39 @@
+// A KV block pool's bytes in device memory: one cudaMalloc, and the cache's row stores, loads and moves as
+// kernels on the backend's stream (offsets copied to the device with each call).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kv/kv_pool_memory.h"
+
+typedef struct CUstream_st* cudaStream_t;
+
+namespace razor {
+
+class CudaKvPoolMemory final : public KvPoolMemory {
+ public:
+  explicit CudaKvPoolMemory(cudaStream_t stream) : stream_(stream) {}
+  ~CudaKvPoolMemory() override;
+  bool host_visible() const override { return false; }
+  bool Reserve(size_t bytes) override;
+  uint8_t* base() const override { return base_; }
+  void StoreRows(KvType type, int head_dim, const float* k, const float* v, const int64_t* key_offsets,
+                 int64_t value_delta, int64_t n) override;
+  void LoadRows(KvType type, int head_dim, const int64_t* offsets, int64_t n, float* out) override;
+  void CopyRows(size_t row_bytes, const int64_t* src, const int64_t* dst, int64_t n) override;
+
+ private:
+  // Device copies of n offsets (two sets at most in flight per call).
+  int64_t* Offsets(int which, const int64_t* host, int64_t n);
+  void* Scratch(size_t bytes);
+
+  cudaStream_t stream_;
+  uint8_t* base_ = nullptr;
+  int64_t* offsets_[2] = {nullptr, nullptr};
+  int64_t offsets_cap_[2] = {0, 0};
+  void* scratch_ = nullptr;
+  size_t scratch_cap_ = 0;
+};
+
+}  // namespace razor
