@@ -16,6 +16,7 @@ namespace {
 
 constexpr int kThreads = 128;  // 4 warps
 constexpr int kMaxG = 8;       // query heads handled per pass (larger groups take several passes)
+constexpr int kUnroll = 4;     // keys per lane group per iteration: their loads all issue before any use
 
 // 8 consecutive stored elements at p (16-byte aligned for 16-bit types, 32 for f32) widened to fp32.
 template <int TYPE>
@@ -53,7 +54,8 @@ __device__ __forceinline__ float GroupSum(float v, int lpk) {
   return v;
 }
 
-template <int TYPE>
+// G: query heads per pass (4 for groups of up to 4, else 8: fewer registers for the common GQA-4 layouts).
+template <int TYPE, int G>
 __global__ void __launch_bounds__(kThreads) AttendSplitKernel(AttnStep st) {
   const AttnItem it = st.items[blockIdx.x];
   const int t = blockIdx.y;
@@ -83,15 +85,15 @@ __global__ void __launch_bounds__(kThreads) AttendSplitKernel(AttnStep st) {
   const int slot = it.partial_off + t * it.splits + split;
 
   extern __shared__ float smem[];
-  float* sm_m = smem;                       // [ngroups, kMaxG]
-  float* sm_l = sm_m + ngroups * kMaxG;     // [ngroups, kMaxG]
-  float* sm_acc = sm_l + ngroups * kMaxG;   // [ngroups, kMaxG, D]
+  float* sm_m = smem;                       // [ngroups, G]
+  float* sm_l = sm_m + ngroups * G;     // [ngroups, G]
+  float* sm_acc = sm_l + ngroups * G;   // [ngroups, G, D]
 
-  for (int g0 = 0; g0 < it.n_group_heads; g0 += kMaxG) {
-    const int gn = min(kMaxG, it.n_group_heads - g0);
-    float q[kMaxG][8], m[kMaxG], l[kMaxG], acc[kMaxG][8], slope[kMaxG];
+  for (int g0 = 0; g0 < it.n_group_heads; g0 += G) {
+    const int gn = min(G, it.n_group_heads - g0);
+    float q[G][8], m[G], l[G], acc[G][8], slope[G];
 #pragma unroll
-    for (int g = 0; g < kMaxG; ++g) {
+    for (int g = 0; g < G; ++g) {
       m[g] = -FLT_MAX;
       l[g] = 0.0f;
       slope[g] = (g < gn && it.alibi_off >= 0) ? st.bias[it.alibi_off + g0 + g] : 0.0f;
@@ -105,16 +107,16 @@ __global__ void __launch_bounds__(kThreads) AttendSplitKernel(AttnStep st) {
     }
     // Online softmax update with one key (k, v: this lane's 8 dims) and its per-head logit bias.
     auto update = [&](const float* k, const float* v, const float* bias) {
-      float s[kMaxG];
+      float s[G];
 #pragma unroll
-      for (int g = 0; g < kMaxG; ++g) {
+      for (int g = 0; g < G; ++g) {
         float d = 0.0f;
 #pragma unroll
         for (int e = 0; e < 8; ++e) d += q[g][e] * k[e];
         s[g] = GroupSum(d, lpk) + bias[g];
       }
 #pragma unroll
-      for (int g = 0; g < kMaxG; ++g) {
+      for (int g = 0; g < G; ++g) {
         if (g >= gn) continue;
         const float mn = fmaxf(m[g], s[g]);
         const float a = __expf(m[g] - mn), p = __expf(s[g] - mn);
@@ -128,7 +130,7 @@ __global__ void __launch_bounds__(kThreads) AttendSplitKernel(AttnStep st) {
     // key of its own takes part with a -inf logit (no effect on its softmax state).
     if (has_comp && split == 0 && warp == 0) {
       const bool mine = grp == 0;
-      float k[8], v[8], b[kMaxG];
+      float k[8], v[8], b[G];
       const float* c = st.comp + it.comp_off;
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
@@ -136,52 +138,63 @@ __global__ void __launch_bounds__(kThreads) AttendSplitKernel(AttnStep st) {
         v[e] = mine && dims ? c[D + d0 + e] : 0.0f;
       }
 #pragma unroll
-      for (int g = 0; g < kMaxG; ++g)
+      for (int g = 0; g < G; ++g)
         b[g] = mine && g < gn ? st.bias[it.comp_bias_off + t * it.n_group_heads + g0 + g] : -INFINITY;
       update(k, v, b);
     }
-    for (int base = kb + warp * per_warp; base < ke; base += ngroups) {
-      const int j = base + lane / lpk;
-      const bool valid = j < ke;
-      float k[8], v[8], b[kMaxG];
-      if (valid && dims) {
-        const int row = it.first_row + j;
-        const uint8_t* kp = st.pool_base + static_cast<int64_t>(blocks[row / st.block_tokens]) * st.block_bytes +
-                            static_cast<int64_t>(row % st.block_tokens) * row_bytes +
-                            static_cast<int64_t>(d0) * esize;
-        Load8<TYPE>(kp, k);
-        Load8<TYPE>(kp + v_delta, v);
-      } else {
+    // Each warp takes per_warp * kUnroll consecutive keys per iteration (lane group g of the warp: keys
+    // base + g + u * per_warp), all loads first.
+    for (int base = kb + warp * per_warp * kUnroll; base < ke; base += ngroups * kUnroll) {
+      float k[kUnroll][8], v[kUnroll][8];
+      bool valid[kUnroll];
 #pragma unroll
-        for (int e = 0; e < 8; ++e) k[e] = v[e] = 0.0f;
+      for (int u = 0; u < kUnroll; ++u) {
+        const int j = base + lane / lpk + u * per_warp;
+        valid[u] = j < ke;
+        if (valid[u] && dims) {
+          const int row = it.first_row + j;
+          const uint8_t* kp = st.pool_base + static_cast<int64_t>(blocks[row / st.block_tokens]) * st.block_bytes +
+                              static_cast<int64_t>(row % st.block_tokens) * row_bytes +
+                              static_cast<int64_t>(d0) * esize;
+          Load8<TYPE>(kp, k[u]);
+          Load8<TYPE>(kp + v_delta, v[u]);
+        } else {
+#pragma unroll
+          for (int e = 0; e < 8; ++e) k[u][e] = v[u][e] = 0.0f;
+        }
       }
-      const float kpos = valid && it.alibi_off >= 0 ? static_cast<float>(st.positions[it.key_pos_off + j]) : 0.0f;
 #pragma unroll
-      for (int g = 0; g < kMaxG; ++g) b[g] = valid ? -slope[g] * (qpos - kpos) : -INFINITY;
-      update(k, v, b);
+      for (int u = 0; u < kUnroll; ++u) {
+        const int j = base + lane / lpk + u * per_warp;
+        const float kpos = valid[u] && it.alibi_off >= 0 ? static_cast<float>(st.positions[it.key_pos_off + j]) : 0.0f;
+        float b[G];
+#pragma unroll
+        for (int g = 0; g < G; ++g) b[g] = valid[u] ? -slope[g] * (qpos - kpos) : -INFINITY;
+        update(k[u], v[u], b);
+      }
     }
     // Merge the key groups of this CTA.
 #pragma unroll
-    for (int g = 0; g < kMaxG; ++g) {
+    for (int g = 0; g < G; ++g) {
       if (g >= gn) continue;
       if (sub == 0) {
-        sm_m[grp * kMaxG + g] = m[g];
-        sm_l[grp * kMaxG + g] = l[g];
+        sm_m[grp * G + g] = m[g];
+        sm_l[grp * G + g] = l[g];
       }
       if (dims)
 #pragma unroll
-        for (int e = 0; e < 8; ++e) sm_acc[(grp * kMaxG + g) * D + d0 + e] = acc[g][e];
+        for (int e = 0; e < 8; ++e) sm_acc[(grp * G + g) * D + d0 + e] = acc[g][e];
     }
     __syncthreads();
     for (int i = threadIdx.x; i < gn * D; i += kThreads) {
       const int g = i / D, d = i % D;
       float mx = -FLT_MAX;
-      for (int r = 0; r < ngroups; ++r) mx = fmaxf(mx, sm_m[r * kMaxG + g]);
+      for (int r = 0; r < ngroups; ++r) mx = fmaxf(mx, sm_m[r * G + g]);
       float ls = 0.0f, as = 0.0f;
       for (int r = 0; r < ngroups; ++r) {
-        const float w = sm_l[r * kMaxG + g] > 0.0f ? __expf(sm_m[r * kMaxG + g] - mx) : 0.0f;
-        ls += sm_l[r * kMaxG + g] * w;
-        as += sm_acc[(r * kMaxG + g) * D + d] * w;
+        const float w = sm_l[r * G + g] > 0.0f ? __expf(sm_m[r * G + g] - mx) : 0.0f;
+        ls += sm_l[r * G + g] * w;
+        as += sm_acc[(r * G + g) * D + d] * w;
       }
       const int64_t ps = static_cast<int64_t>(slot) * st.max_group + g0 + g;
       st.partial_acc[ps * D + d] = as;
@@ -194,6 +207,9 @@ __global__ void __launch_bounds__(kThreads) AttendSplitKernel(AttnStep st) {
   }
 }
 
+// One CTA per (item, token): the splits' (max, sum) pairs go to shared memory first and become one weight
+// per (split, head) — e^(m_s - M) / L — so that the loop over splits reads only the accumulators, as
+// independent loads (the splits of a 128K-token context number in the hundreds).
 __global__ void __launch_bounds__(kThreads) AttendCombineKernel(AttnStep st) {
   const AttnItem it = st.items[blockIdx.x];
   const int t = blockIdx.y;
@@ -201,20 +217,40 @@ __global__ void __launch_bounds__(kThreads) AttendCombineKernel(AttnStep st) {
   const int visible = st.visible[it.visible_off + t];
   const int n = max(1, (visible + st.split_keys - 1) / st.split_keys);
   const int D = st.head_dim;
+  const int G = it.n_group_heads;
   const int slot0 = it.partial_off + t * it.splits;
-  for (int i = threadIdx.x; i < it.n_group_heads * D; i += kThreads) {
-    const int g = i / D, d = i % D;
+  extern __shared__ float weight[];  // [n, G]: e^(m_s - M_g) / L_g
+  for (int i = threadIdx.x; i < n * G; i += kThreads) {
+    const int s = i / G, g = i % G;
+    weight[i] = st.partial_ml[(static_cast<int64_t>(slot0 + s) * st.max_group + g) * 2];  // m for now
+  }
+  __syncthreads();
+  // A warp per head: M = max m, L = sum l e^(m - M); then weights in place.
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int g = warp; g < G; g += kThreads / 32) {
     float mx = -FLT_MAX;
-    for (int s = 0; s < n; ++s) mx = fmaxf(mx, st.partial_ml[(static_cast<int64_t>(slot0 + s) * st.max_group + g) * 2]);
-    float ls = 0.0f, as = 0.0f;
-    for (int s = 0; s < n; ++s) {
-      const int64_t ps = static_cast<int64_t>(slot0 + s) * st.max_group + g;
-      const float l = st.partial_ml[ps * 2 + 1];
-      const float w = l > 0.0f ? __expf(st.partial_ml[ps * 2] - mx) : 0.0f;
-      ls += l * w;
-      as += st.partial_acc[ps * D + d] * w;
+    for (int s = lane; s < n; s += 32) mx = fmaxf(mx, weight[s * G + g]);
+    for (int o = 16; o > 0; o /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    float sum = 0.0f;
+    for (int s = lane; s < n; s += 32) {
+      const float l = st.partial_ml[(static_cast<int64_t>(slot0 + s) * st.max_group + g) * 2 + 1];
+      const float w = l > 0.0f ? __expf(weight[s * G + g] - mx) : 0.0f;
+      weight[s * G + g] = w;
+      sum += w * l;
     }
-    st.out[it.out_off + t * st.out_stride + static_cast<int64_t>(g) * D + d] = ls > 0.0f ? as / ls : 0.0f;
+    for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    __syncwarp();
+    for (int s = lane; s < n; s += 32) weight[s * G + g] *= inv;
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < G * D; i += kThreads) {
+    const int g = i / D, d = i % D;
+    float acc = 0.0f;
+#pragma unroll 8
+    for (int s = 0; s < n; ++s)
+      acc += weight[s * G + g] * st.partial_acc[(static_cast<int64_t>(slot0 + s) * st.max_group + g) * D + d];
+    st.out[it.out_off + t * st.out_stride + static_cast<int64_t>(g) * D + d] = acc;
   }
 }
 
@@ -225,24 +261,23 @@ int Attend(const AttnStep& st, cudaStream_t s) {
   int lpk = 1;
   while (lpk * 8 < st.head_dim) lpk *= 2;
   const int ngroups = (kThreads / 32) * (32 / lpk);
-  const size_t smem = sizeof(float) * static_cast<size_t>(ngroups) * kMaxG * (2 + st.head_dim);
+  const bool narrow = st.max_group <= 4;
+  const size_t smem = sizeof(float) * static_cast<size_t>(ngroups) * (narrow ? 4 : kMaxG) * (2 + st.head_dim);
   const dim3 grid(st.n_items, st.max_tokens, st.max_splits);
+  auto launch = [&](auto kernel) {
+    if (smem > 48 * 1024) {  // beyond the default dynamic limit (head_dim 16: 36 KiB, 128: 33 KiB; never so far)
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    }
+    kernel<<<grid, kThreads, smem, s>>>(st);
+  };
   switch (st.kv_type) {
-    case 0:
-      cudaFuncSetAttribute(AttendSplitKernel<0>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-      AttendSplitKernel<0><<<grid, kThreads, smem, s>>>(st);
-      break;
-    case 1:
-      cudaFuncSetAttribute(AttendSplitKernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-      AttendSplitKernel<1><<<grid, kThreads, smem, s>>>(st);
-      break;
-    default:
-      cudaFuncSetAttribute(AttendSplitKernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-      AttendSplitKernel<2><<<grid, kThreads, smem, s>>>(st);
-      break;
+    case 0: narrow ? launch(AttendSplitKernel<0, 4>) : launch(AttendSplitKernel<0, 8>); break;
+    case 1: narrow ? launch(AttendSplitKernel<1, 4>) : launch(AttendSplitKernel<1, 8>); break;
+    default: narrow ? launch(AttendSplitKernel<2, 4>) : launch(AttendSplitKernel<2, 8>); break;
   }
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return static_cast<int>(e);
-  AttendCombineKernel<<<dim3(st.n_items, st.max_tokens), kThreads, 0, s>>>(st);
+  const size_t combine_smem = sizeof(float) * static_cast<size_t>(st.max_splits) * st.max_group;
+  AttendCombineKernel<<<dim3(st.n_items, st.max_tokens), kThreads, combine_smem, s>>>(st);
   return static_cast<int>(cudaGetLastError());
 }
 

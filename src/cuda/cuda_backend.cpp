@@ -13,6 +13,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/cuda_kv_pool_memory.h"
+#include "cuda/cuda_upload.h"
 #include "ops/dequantize.h"
 
 namespace razor {
@@ -33,10 +34,10 @@ template <typename T>
 class DeviceArray {
  public:
   ~DeviceArray() { cudaFree(p_); }
-  // Copies n host elements in (pageable source: reusable once this returns); returns the device copy.
-  T* Upload(const T* host, size_t n, cudaStream_t s) {
-    Grow(n, s);
-    if (n) RAZOR_CUDA_CHECK(cudaMemcpyAsync(p_, host, n * sizeof(T), cudaMemcpyHostToDevice, s));
+  // Copies n host elements in through the uploader (host data reusable at once); returns the device copy.
+  T* Upload(const T* host, size_t n, CudaUploader& up) {
+    Grow(n, up.stream());
+    up.Upload(p_, host, n * sizeof(T));
     return p_;
   }
   T* Grow(size_t n, cudaStream_t s) {
@@ -69,11 +70,13 @@ class CudaBackend final : public Backend {
     RAZOR_CUBLAS_CHECK(cublasCreate(&cublas_));
     RAZOR_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
     RAZOR_CUDA_CHECK(cudaGetDeviceProperties(&props_, 0));
+    uploader_ = std::make_shared<CudaUploader>(stream_);
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
     for (auto& [k, m] : matrices_) cudaFree(m.bf16);
     for (auto& [k, v] : vectors_) cudaFree(v);
+    uploader_.reset();
     cublasDestroy(cublas_);
     cudaStreamDestroy(stream_);
   }
@@ -98,6 +101,7 @@ class CudaBackend final : public Backend {
   }
 
   void Reserve(std::unique_ptr<Buffer>* b, int64_t floats) override {
+    Forget();
     if (*b && (*b)->size() >= floats) return;
     RAZOR_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old buffer may still be read
     b->reset();
@@ -105,13 +109,17 @@ class CudaBackend final : public Backend {
   }
 
   void ToHost(const float* src, int64_t n, float* host_dst) override {
+    Forget();
     RAZOR_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     RAZOR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    uploader_->Reset();
   }
 
   void FromHost(const float* host_src, int64_t n, float* dst) override {
+    Forget();
     RAZOR_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, n * sizeof(float), cudaMemcpyHostToDevice, stream_));
     RAZOR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    uploader_->Reset();
   }
 
   std::shared_ptr<KvBlockPool> NewKvPool(size_t block_bytes, size_t capacity_bytes) override {
@@ -122,19 +130,27 @@ class CudaBackend final : public Backend {
       capacity_bytes = free > margin ? free - margin : 0;
     }
     return std::make_shared<KvBlockPool>(block_bytes, KvBlockPoolOptions{.capacity_bytes = capacity_bytes},
-                                         std::make_unique<CudaKvPoolMemory>(stream_));
+                                         std::make_unique<CudaKvPoolMemory>(uploader_));
   }
 
   void Embed(const TensorView& table, const int32_t* tokens, int64_t n, float* x) override {
+    Forget();
     const DeviceMatrix& m = Matrix(table);
-    const int32_t* d = tokens_.Upload(tokens, n, stream_);
+    const int32_t* d = tokens_.Upload(tokens, n, *uploader_);
     RAZOR_CUDA_CHECK(cuda::Embed(m.bf16, m.cols, d, n, x, stream_));
   }
 
   void MatMul(const TensorView& w, const float* x, int64_t m, float* y) override {
     const DeviceMatrix& mat = Matrix(w);
-    uint16_t* xb = act_bf16_.Grow(static_cast<size_t>(m * mat.cols), stream_);
-    RAZOR_CUDA_CHECK(cuda::ToBf16(x, m * mat.cols, xb, stream_));
+    // Consecutive matmuls of one input (q / k / v, gate / up) convert it once: every other call of the backend
+    // (the only writers of its buffers) forgets the converted copy.
+    if (x != bf16_of_ || m * mat.cols != bf16_n_) {
+      uint16_t* xb = act_bf16_.Grow(static_cast<size_t>(m * mat.cols), stream_);
+      RAZOR_CUDA_CHECK(cuda::ToBf16(x, m * mat.cols, xb, stream_));
+      bf16_of_ = x;
+      bf16_n_ = m * mat.cols;
+    }
+    const uint16_t* xb = act_bf16_.get();
     // Row-major y[m, rows] = x[m, cols] · Wᵀ is column-major yᵀ[rows, m] = W[rows, cols] · xᵀ: W is a
     // column-major [cols, rows] matrix, transposed (OP_T); x is column-major [cols, m] (OP_N).
     const float alpha = 1.0f, beta = 0.0f;
@@ -146,34 +162,46 @@ class CudaBackend final : public Backend {
 
   void Norm(const float* x, int64_t m, int64_t n, const std::vector<float>& gain, const std::vector<float>& bias,
             bool layer_norm, float eps, float* out) override {
+    Forget();
     RAZOR_CUDA_CHECK(cuda::Norm(x, m, n, Vector(gain), layer_norm ? Vector(bias) : nullptr, eps, out, stream_));
   }
 
   void HeadNorm(float* x, int64_t m, int heads, int head_dim, const std::vector<float>& gain, float eps) override {
+    Forget();
     RAZOR_CUDA_CHECK(cuda::Norm(x, m * heads, head_dim, Vector(gain), nullptr, eps, x, stream_));
   }
 
   void AddBias(float* x, const std::vector<float>& bias, int64_t m, int64_t n) override {
+    Forget();
     RAZOR_CUDA_CHECK(cuda::AddBias(x, Vector(bias), m, n, stream_));
   }
-  void Add(float* x, const float* y, int64_t n) override { RAZOR_CUDA_CHECK(cuda::Add(x, y, n, stream_)); }
+  void Add(float* x, const float* y, int64_t n) override {
+    Forget();
+    RAZOR_CUDA_CHECK(cuda::Add(x, y, n, stream_));
+  }
   void SiluMul(float* gate, const float* up, int64_t n) override {
+    Forget();
     RAZOR_CUDA_CHECK(cuda::SiluMul(gate, up, n, stream_));
   }
-  void Gelu(float* x, int64_t n) override { RAZOR_CUDA_CHECK(cuda::Gelu(x, n, stream_)); }
+  void Gelu(float* x, int64_t n) override {
+    Forget();
+    RAZOR_CUDA_CHECK(cuda::Gelu(x, n, stream_));
+  }
 
   void Rope(float* x, int64_t m, int64_t row_stride, int heads, int head_dim, RopeLayout layout, const float* cos,
             const float* sin) override {
+    Forget();
     const size_t n = static_cast<size_t>(m) * (head_dim / 2);
-    const float* dc = rope_cos_.Upload(cos, n, stream_);
-    const float* ds = rope_sin_.Upload(sin, n, stream_);
+    const float* dc = rope_cos_.Upload(cos, n, *uploader_);
+    const float* ds = rope_sin_.Upload(sin, n, *uploader_);
     RAZOR_CUDA_CHECK(cuda::Rope(x, m, row_stride, heads, head_dim, layout == RopeLayout::kInterleaved, dc, ds,
                                 stream_));
   }
 
   void GatherColumns(const float* src, int64_t src_stride, int64_t m, const int64_t* cols, int n_segments, int seg,
                      float* dst, int64_t dst_stride) override {
-    const int64_t* dc = cols_.Upload(cols, n_segments, stream_);
+    Forget();
+    const int64_t* dc = cols_.Upload(cols, n_segments, *uploader_);
     RAZOR_CUDA_CHECK(cuda::GatherColumns(src, src_stride, m, dc, n_segments, seg, dst, dst_stride, stream_));
   }
 
@@ -204,10 +232,15 @@ class CudaBackend final : public Backend {
     return d;
   }
 
+  void Forget() { bf16_of_ = nullptr; }
+
   MathMode mode_;
+  const float* bf16_of_ = nullptr;  // the fp32 buffer act_bf16_ holds a bf16 copy of (nullptr: none)
+  int64_t bf16_n_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   cudaDeviceProp props_{};
+  std::shared_ptr<CudaUploader> uploader_;  // shared with the KV pools' memories
   // Weights by the address of their first byte (synthetic ones, which have none, by their TensorView).
   std::unordered_map<const void*, DeviceMatrix> matrices_;
   std::unordered_map<const float*, float*> vectors_;
@@ -263,6 +296,7 @@ Status CudaBackend::Upload(const TensorView& w) {
 }
 
 void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
+  Forget();
   if (items.empty()) return;
   const AttentionQuery& q0 = items[0].q;
   const KvHeadView& kv0 = items[0].kv;
@@ -280,9 +314,11 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
     max_visible = std::max<int>(max_visible, static_cast<int>(it.kv.len));
     total_rows += it.q.n_tokens;
   }
-  // Keys per split: enough CTAs to fill the GPU several times over, at least 128 keys each.
-  const int64_t want_ctas = 4LL * props_.multiProcessorCount * 4;
-  const int64_t splits_wanted = std::max<int64_t>(1, want_ctas / std::max<int64_t>(1, total_rows));
+  // Keys per split: about two waves of CTAs over the GPU (three fit on a multiprocessor), at least 128 keys
+  // each, at most 256 splits per query (the combine kernel keeps one weight per split and head in shared
+  // memory).
+  const int64_t want_ctas = 2LL * props_.multiProcessorCount * 3;
+  const int64_t splits_wanted = std::clamp<int64_t>(want_ctas / std::max<int64_t>(1, total_rows), 1, 256);
   int split_keys = static_cast<int>(std::max<int64_t>(128, (max_visible + splits_wanted - 1) / splits_wanted));
   split_keys = (split_keys + 63) / 64 * 64;
 
@@ -361,10 +397,10 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
   st.max_tokens = max_tokens;
   st.max_splits = max_splits;
   st.max_group = max_group;
-  st.items = d_items_.Upload(h_items_.data(), h_items_.size(), stream_);
-  const int32_t* ints = d_ints_.Upload(h_ints_.data(), h_ints_.size(), stream_);
+  st.items = d_items_.Upload(h_items_.data(), h_items_.size(), *uploader_);
+  const int32_t* ints = d_ints_.Upload(h_ints_.data(), h_ints_.size(), *uploader_);
   st.block_ids = st.visible = st.positions = ints;
-  const float* floats = d_floats_.Upload(h_floats_.data(), h_floats_.size(), stream_);
+  const float* floats = d_floats_.Upload(h_floats_.data(), h_floats_.size(), *uploader_);
   st.comp = st.bias = floats;
   st.partial_ml = partial_ml_.Grow(static_cast<size_t>(slots) * max_group * 2, stream_);
   st.partial_acc = partial_acc_.Grow(static_cast<size_t>(slots) * max_group * D, stream_);

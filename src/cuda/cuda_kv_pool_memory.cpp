@@ -2,8 +2,12 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
+#include "cuda/cuda_upload.h"
 
 namespace razor {
+
+CudaKvPoolMemory::CudaKvPoolMemory(std::shared_ptr<CudaUploader> uploader)
+    : uploader_(std::move(uploader)), stream_(uploader_->stream()) {}
 
 CudaKvPoolMemory::~CudaKvPoolMemory() {
   cudaStreamSynchronize(stream_);
@@ -31,8 +35,7 @@ int64_t* CudaKvPoolMemory::Offsets(int which, const int64_t* host, int64_t n) {
     offsets_cap_[which] = std::max<int64_t>(n, 2 * offsets_cap_[which]);
     RAZOR_CUDA_CHECK(cudaMalloc(&offsets_[which], offsets_cap_[which] * sizeof(int64_t)));
   }
-  // Pageable source: the call returns once the host array is staged, so the caller may reuse it at once.
-  RAZOR_CUDA_CHECK(cudaMemcpyAsync(offsets_[which], host, n * sizeof(int64_t), cudaMemcpyHostToDevice, stream_));
+  uploader_->Upload(offsets_[which], host, n * sizeof(int64_t));
   return offsets_[which];
 }
 
@@ -61,6 +64,7 @@ void CudaKvPoolMemory::LoadRows(KvType type, int head_dim, const int64_t* offset
   RAZOR_CUDA_CHECK(cudaMemcpyAsync(out, rows, static_cast<size_t>(n) * head_dim * sizeof(float),
                                    cudaMemcpyDeviceToHost, stream_));
   RAZOR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  uploader_->Reset();
 }
 
 void CudaKvPoolMemory::CopyRows(size_t row_bytes, const int64_t* src, const int64_t* dst, int64_t n) {

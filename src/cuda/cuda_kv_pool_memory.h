@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "kv/kv_pool_memory.h"
@@ -11,9 +12,12 @@ typedef struct CUstream_st* cudaStream_t;
 
 namespace razor {
 
+class CudaUploader;
+
 class CudaKvPoolMemory final : public KvPoolMemory {
  public:
-  explicit CudaKvPoolMemory(cudaStream_t stream) : stream_(stream) {}
+  // Works on the uploader's stream (the backend's); shares it, so it may outlive the backend's other parts.
+  explicit CudaKvPoolMemory(std::shared_ptr<CudaUploader> uploader);
   ~CudaKvPoolMemory() override;
   bool host_visible() const override { return false; }
   bool Reserve(size_t bytes) override;
@@ -28,6 +32,7 @@ class CudaKvPoolMemory final : public KvPoolMemory {
   int64_t* Offsets(int which, const int64_t* host, int64_t n);
   void* Scratch(size_t bytes);
 
+  std::shared_ptr<CudaUploader> uploader_;
   cudaStream_t stream_;
   uint8_t* base_ = nullptr;
   int64_t* offsets_[2] = {nullptr, nullptr};

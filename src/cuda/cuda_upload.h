@@ -1,0 +1,33 @@
+// Host -> device copies that never block the host: each upload is staged in a pinned, bump-allocated arena
+// and copied with cudaMemcpyAsync on the backend's stream. The arena restarts once the stream is known idle
+// (Reset(), after a synchronisation); when it fills up first, it synchronises itself. (Pageable sources would
+// make every copy wait for the stream: one stall per upload, several per layer.)
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+typedef struct CUstream_st* cudaStream_t;
+
+namespace razor {
+
+class CudaUploader {
+ public:
+  explicit CudaUploader(cudaStream_t stream) : stream_(stream) {}
+  ~CudaUploader();
+  CudaUploader(const CudaUploader&) = delete;
+  CudaUploader& operator=(const CudaUploader&) = delete;
+
+  // Copies n bytes from host src to device dst, ordered on the stream; src may be reused at once.
+  void Upload(void* dst, const void* src, size_t n);
+  // The stream has been synchronised: every staged copy is done.
+  void Reset() { used_ = 0; }
+  cudaStream_t stream() const { return stream_; }
+
+ private:
+  cudaStream_t stream_;
+  uint8_t* base_ = nullptr;
+  size_t cap_ = 0, used_ = 0;
+};
+
+}  // namespace razor
