@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the CUDA 13.0 toolchain that builds razor's CUDA backend, from PyPI wheels, into a venv in the cache
 # (no system CUDA needed; CI runs this too). Prints, last, the toolchain root: a directory holding
-#   bin/nvcc  bin/cmake   (CMake 4.x: Debian 12's 3.25 cannot find CUDA 13)   cu13/ (the CUDA root)
+#   bin/nvcc  bin/cmake bin/ctest  (CMake 4.x: Debian 12's 3.25 cannot find CUDA 13)   cu13/ (the CUDA root)
 # Pins: these exact versions were measured to build binaries that run on the H200 GPU machine (CUDA 13.0
 # driver). Unpinned, pip mixes in 13.5 parts and ptxas rejects the PTX.
 # Usage: scripts/cuda_toolchain.sh            (quick when already installed)
@@ -11,7 +11,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 home="${RAZOR_HOME:-$HOME/.cache/razor}"
 root="$home/cuda-13.0"
 venv="$root/venv"
-stamp="$root/.installed-v1"
+stamp="$root/.installed-v2"
 pins=(nvidia-cuda-nvcc==13.0.88 nvidia-cuda-runtime==13.0.96 nvidia-cuda-cccl==13.0.85
       nvidia-cuda-crt==13.0.88 nvidia-nvvm==13.0.88 nvidia-cublas==13.0.2.14 cmake==4.4.5)
 
@@ -32,6 +32,7 @@ if [[ ! -f "$stamp" ]]; then
   ln -sfn "$cu" "$root/cu13"
   ln -sfn "$cu/bin/nvcc" "$root/bin/nvcc"
   ln -sfn "$venv/bin/cmake" "$root/bin/cmake"
+  ln -sfn "$venv/bin/ctest" "$root/bin/ctest"
   "$root/bin/nvcc" --version | tail -n 2 >&2
   touch "$stamp"
 fi

@@ -4,7 +4,8 @@
 #   2. the default model             scripts/pull_model.sh smollm2-135m   (into ${RAZOR_HOME:-~/.cache/razor})
 #   3. tokenizer test data           scripts/fetch_tokenizers.sh          (if present)
 #   4. eval haystack (essays)        scripts/fetch_eval_data.sh           (razor demo / razor eval)
-#   5. release build                 cmake --preset release && cmake --build --preset release
+#   5. release build, with the CUDA backend (its toolchain, CUDA 13.0 + CMake 4, from PyPI into the cache:
+#      scripts/cuda_toolchain.sh; RAZOR_NO_CUDA=1 builds CPU-only)      scripts/configure_release.sh
 #   6. (--with-reference only)       scripts/setup_reference_venv.sh      (torch/transformers; only to
 #                                                                          regenerate goldens, never for tests)
 # Usage: scripts/setup.sh [--with-reference] [--no-build]
@@ -41,9 +42,9 @@ step "eval haystack (scripts/fetch_eval_data.sh)"
 echo "   essays: $(bash scripts/fetch_eval_data.sh | tail -n 1)"
 
 if [[ "$build" == 1 ]]; then
-  step "release build (cmake --preset release && cmake --build --preset release)"
-  cmake --preset release >/dev/null
-  cmake --build --preset release
+  step "release build (scripts/configure_release.sh && cmake --build --preset release)"
+  cmake_bin="$(scripts/configure_release.sh | tail -n 1)"
+  "$cmake_bin" --build --preset release
 else
   step "release build skipped (--no-build)"
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it, on a fresh machine:
 #   1. scripts/setup.sh: apt packages, the default model and tokenizer data into ${RAZOR_HOME:-~/.cache/razor}
-#   2. release build + every test
+#   2. release build (with the CUDA backend: its tests skip without a GPU) + every test
 #   3. debug build with AddressSanitizer + UndefinedBehaviorSanitizer + every test
 #   4. the libFuzzer targets (GGUF reader, HF config.json, head profiles), RAZOR_FUZZ_SECONDS each (default 40)
 # Flags: --quick skips 3 and 4.
@@ -22,9 +22,9 @@ export RAZOR_TEST_MODEL
 export RAZOR_TOKENIZER_DIR="$RAZOR_HOME/tokenizers"
 
 step "release build + tests"
-cmake --preset release >/dev/null
-cmake --build --preset release -j "$jobs"
-ctest --test-dir build/release --output-on-failure -j "$jobs"
+cmake_bin="$(scripts/configure_release.sh | tail -n 1)"
+"$cmake_bin" --build --preset release -j "$jobs"
+"$(dirname "$cmake_bin")/ctest" --test-dir build/release --output-on-failure -j "$jobs"
 
 if [ "$quick" = 1 ]; then exit 0; fi
 

@@ -117,6 +117,21 @@ TEST(CliBadInputTest, NonsenseFlags) {
   ExpectCleanError(RunRazor("frobnicate"), "frobnicate");
 }
 
+// --device: a name that is no device, a GPU asked for where there is none (every CI machine), random weights
+// on the CPU, and a GPU asked for with CPU-only math: each a one-line error, never a crash or a silent CPU run.
+TEST(CliBadInputTest, DeviceChoicesThatCannotBeHad) {
+  const std::string model = testing::DefaultModelPath();
+  if (model.empty()) GTEST_SKIP() << "RAZOR_TEST_MODEL not set";
+  ExpectCleanError(RunRazor("run -m " + model + " -p hi -n 1 --device tpu"), "unknown device 'tpu'");
+  ExpectCleanError(RunRazor("bench --synthetic llama-3.1-8b --device cpu -p 64"), "GPU only");
+  ExpectCleanError(RunRazor("bench --synthetic gpt-5 --device cuda -p 64"), "unknown synthetic shape 'gpt-5'");
+  if (!std::getenv("RAZOR_TEST_HAS_GPU")) {  // the GPU machine sets it; CI has no GPU
+    ExpectCleanError(RunRazor("run -m " + model + " -p hi -n 1 --device cuda"), "--device cuda");
+    ExpectCleanError(RunRazor("bench --synthetic llama-3.1-8b -p 64"), "GPU");
+  }
+  ExpectCleanError(RunRazor("run -m " + model + " -p hi -n 1 --device cuda --exact"), "--device cuda");
+}
+
 TEST(CliBadInputTest, EmptyPromptAndPromptLongerThanContext) {
   const std::string model = testing::DefaultModelPath();
   if (model.empty()) GTEST_SKIP() << "RAZOR_TEST_MODEL not set";

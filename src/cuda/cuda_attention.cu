@@ -163,14 +163,45 @@ __global__ void __launch_bounds__(kThreads) AttendSplitKernel(AttnStep st) {
           for (int e = 0; e < 8; ++e) k[u][e] = v[u][e] = 0.0f;
         }
       }
+      // All kUnroll scores first, then one rescale of the running state per head for the whole batch of keys
+      // (the exponentials and the accumulator rescale are what bound this loop, not the loads).
+      float sc[kUnroll][G];
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         const int j = base + lane / lpk + u * per_warp;
         const float kpos = valid[u] && it.alibi_off >= 0 ? static_cast<float>(st.positions[it.key_pos_off + j]) : 0.0f;
-        float b[G];
 #pragma unroll
-        for (int g = 0; g < G; ++g) b[g] = valid[u] ? -slope[g] * (qpos - kpos) : -INFINITY;
-        update(k[u], v[u], b);
+        for (int g = 0; g < G; ++g) {
+          float d = 0.0f;
+#pragma unroll
+          for (int e = 0; e < 8; ++e) d += q[g][e] * k[u][e];
+          const float dot = GroupSum(d, lpk);  // every lane shuffles, valid or not
+          sc[u][g] = valid[u] ? dot - slope[g] * (qpos - kpos) : -INFINITY;
+        }
+      }
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        if (g >= gn) continue;
+        float mn = m[g];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) mn = fmaxf(mn, sc[u][g]);
+        const float a = __expf(m[g] - mn);
+        float p[kUnroll];
+        float ps = 0.0f;
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+          p[u] = __expf(sc[u][g] - mn);
+          ps += p[u];
+        }
+        l[g] = l[g] * a + ps;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          float x = acc[g][e] * a;
+#pragma unroll
+          for (int u = 0; u < kUnroll; ++u) x += p[u] * v[u][e];
+          acc[g][e] = x;
+        }
+        m[g] = mn;
       }
     }
     // Merge the key groups of this CTA.
