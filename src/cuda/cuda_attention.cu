@@ -244,7 +244,7 @@ __global__ void __launch_bounds__(kThreads) AttendSplitKernel(AttnStep st) {
 __global__ void __launch_bounds__(kThreads) AttendCombineKernel(AttnStep st) {
   const AttnItem it = st.items[blockIdx.x];
   const int t = blockIdx.y;
-  if (t >= it.n_tokens) return;
+  if (t >= it.n_tokens || it.tc) return;
   const int visible = st.visible[it.visible_off + t];
   const int n = max(1, (visible + st.split_keys - 1) / st.split_keys);
   const int D = st.head_dim;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <unordered_map>
@@ -235,6 +236,11 @@ class CudaBackend final : public Backend {
   void Forget() { bf16_of_ = nullptr; }
 
   MathMode mode_;
+  // RAZOR_CUDA_PREFILL_KERNEL=split sends prompt tiles to the split kernel too (A/B runs and tests).
+  const bool tensor_core_prefill_ = [] {
+    const char* e = std::getenv("RAZOR_CUDA_PREFILL_KERNEL");
+    return e == nullptr || std::string(e) != "split";
+  }();
   const float* bf16_of_ = nullptr;  // the fp32 buffer act_bf16_ holds a bf16 copy of (nullptr: none)
   int64_t bf16_n_ = 0;
   cudaStream_t stream_ = nullptr;
@@ -327,6 +333,7 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
   h_floats_.clear();
   // Two passes over the host arrays: ints (blocks, visible, positions) and floats (comp rows, biases).
   int32_t slots = 0, max_splits = 1;
+  bool any_tc = false, any_split = false;
   for (const AttentionItem& it : items) {
     const KvHeadView& kv = it.kv;
     const AttentionQuery& q = it.q;
@@ -350,7 +357,12 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
       h_ints_.push_back(vis);
       most = std::max(most, vis);
     }
-    d.splits = std::max(1, (most + split_keys - 1) / split_keys);
+    // Prompt tiles without a compensation token or ALiBi go to the tensor-core kernel (unless disabled).
+    d.tc = tensor_core_prefill_ && q.n_tokens > 1 && kv.comp_count == 0 && q.alibi_slopes == nullptr &&
+           cuda::PrefillTensorCoreHeadDim(D) && q.n_tokens * q.n_group_heads <= cuda::PrefillTensorCoreMaxRows();
+    any_tc |= d.tc != 0;
+    any_split |= d.tc == 0;
+    d.splits = d.tc ? 0 : std::max(1, (most + split_keys - 1) / split_keys);
     max_splits = std::max(max_splits, d.splits);
     d.partial_off = slots;
     slots += d.n_tokens * d.splits;
@@ -402,9 +414,10 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
   st.block_ids = st.visible = st.positions = ints;
   const float* floats = d_floats_.Upload(h_floats_.data(), h_floats_.size(), *uploader_);
   st.comp = st.bias = floats;
-  st.partial_ml = partial_ml_.Grow(static_cast<size_t>(slots) * max_group * 2, stream_);
-  st.partial_acc = partial_acc_.Grow(static_cast<size_t>(slots) * max_group * D, stream_);
-  RAZOR_CUDA_CHECK(cuda::Attend(st, stream_));
+  st.partial_ml = partial_ml_.Grow(static_cast<size_t>(std::max(slots, 1)) * max_group * 2, stream_);
+  st.partial_acc = partial_acc_.Grow(static_cast<size_t>(std::max(slots, 1)) * max_group * D, stream_);
+  if (any_split) RAZOR_CUDA_CHECK(cuda::Attend(st, stream_));
+  if (any_tc) RAZOR_CUDA_CHECK(cuda::AttendPrefill(st, stream_));
 }
 
 }  // namespace

@@ -64,6 +64,7 @@ struct AttnItem {
   int32_t query_pos_off;    // ALiBi: into positions: query positions [n_tokens]
   int32_t partial_off;      // first partial slot of this item: slot of (t, split) = partial_off + t * splits + split
   int32_t splits;           // key splits per token (each token uses ceil(visible / split_keys) <= splits)
+  int32_t tc;               // 1: taken by the tensor-core prefill kernel (splits 0), not the split kernel
 };
 
 struct AttnStep {
@@ -92,7 +93,12 @@ struct AttnStep {
   int32_t max_group;             // G
 };
 
-// Launches the split kernel and the combine kernel.
+// Launches the split kernel and the combine kernel (items with tc == 0).
 int Attend(const AttnStep& step, cudaStream_t s);
+// The tensor-core prefill kernel (cuda_attention_prefill.cu) for items with tc == 1: several query tokens, no
+// compensation token, no ALiBi, head_dim 64 or 128, at most PrefillTensorCoreMaxRows() tokens x group heads.
+int AttendPrefill(const AttnStep& step, cudaStream_t s);
+bool PrefillTensorCoreHeadDim(int head_dim);
+int PrefillTensorCoreMaxRows();
 
 }  // namespace razor::cuda
