@@ -32,6 +32,21 @@ __device__ __forceinline__ void Mma(float* c, const uint32_t* a, uint32_t b0, ui
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// Four 8x8 b16 matrices from shared memory into mma fragments; lane i gives the address of row i % 8 of
+// matrix i / 8. .trans delivers each matrix transposed (V's rows are keys, its B fragments want keys down).
+__device__ __forceinline__ void LdMatrixX4(uint32_t* r, const void* row) {
+  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+__device__ __forceinline__ void LdMatrixX4Trans(uint32_t* r, const void* row) {
+  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+
 // 8 stored elements at p widened to fp32 (16-byte aligned; 32 for f32).
 template <int TYPE>
 __device__ __forceinline__ void Load8(const uint8_t* p, float* f) {
@@ -117,16 +132,20 @@ __global__ void __launch_bounds__(kWarps * 32, 1) AttendPrefillKernel(AttnStep s
     }
     __syncthreads();
     if (!active) continue;
-    // S = Q Kᵀ for 8 n-tiles of 8 keys.
+    // S = Q Kᵀ for 8 n-tiles of 8 keys; K's B fragments for two n-tiles per ldmatrix (matrix q = lane / 8:
+    // keys of n-tile n + q / 2, dims kk * 16 + (q % 2) * 8).
     float s[kTile / 8][4];
 #pragma unroll
-    for (int n = 0; n < kTile / 8; ++n) {
-      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+    for (int n = 0; n < kTile / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+    const int lq = lane >> 3, lr = lane & 7;
+#pragma unroll
+    for (int n = 0; n < kTile / 8; n += 2) {
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
-        const uint32_t b0 = *reinterpret_cast<const uint32_t*>(&ks[n * 8 + g8][kk * 16 + 2 * t4]);
-        const uint32_t b1 = *reinterpret_cast<const uint32_t*>(&ks[n * 8 + g8][kk * 16 + 8 + 2 * t4]);
-        Mma(s[n], qa[kk], b0, b1);
+        uint32_t b[4];
+        LdMatrixX4(b, &ks[(n + (lq >> 1)) * 8 + lr][kk * 16 + (lq & 1) * 8]);
+        Mma(s[n], qa[kk], b[0], b[1]);
+        Mma(s[n + 1], qa[kk], b[2], b[3]);
       }
     }
     // Causal mask (a visible prefix per row), then the online softmax of this tile.
@@ -165,15 +184,14 @@ __global__ void __launch_bounds__(kWarps * 32, 1) AttendPrefillKernel(AttnStep s
     for (int kk = 0; kk < kTile / 16; ++kk) {
       const uint32_t pa[4] = {PackBf16(s[2 * kk][0], s[2 * kk][1]), PackBf16(s[2 * kk][2], s[2 * kk][3]),
                               PackBf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), PackBf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-      const int k0 = kk * 16 + 2 * t4;
+      // V's B fragments for two n-tiles of 8 dims per ldmatrix.trans (matrix q: keys kk * 16 + (q % 2) * 8,
+      // dims (n + q / 2) * 8).
 #pragma unroll
-      for (int n = 0; n < D / 8; ++n) {
-        const int d = n * 8 + g8;
-        const uint32_t b0 = static_cast<uint32_t>(__bfloat16_as_ushort(vs[k0][d])) |
-                            (static_cast<uint32_t>(__bfloat16_as_ushort(vs[k0 + 1][d])) << 16);
-        const uint32_t b1 = static_cast<uint32_t>(__bfloat16_as_ushort(vs[k0 + 8][d])) |
-                            (static_cast<uint32_t>(__bfloat16_as_ushort(vs[k0 + 9][d])) << 16);
-        Mma(o[n], pa, b0, b1);
+      for (int n = 0; n < D / 8; n += 2) {
+        uint32_t b[4];
+        LdMatrixX4Trans(b, &vs[kk * 16 + (lq & 1) * 8 + lr][(n + (lq >> 1)) * 8]);
+        Mma(o[n], pa, b[0], b[1]);
+        Mma(o[n + 1], pa, b[2], b[3]);
       }
     }
   }

@@ -88,6 +88,7 @@ class CudaBackend final : public Backend {
                        props_.multiProcessorCount, props_.totalGlobalMem / double(1 << 30));
   }
   MathMode math_mode() const override { return mode_; }
+  int64_t preferred_chunk_tokens() const override { return 2048; }
 
   size_t FreeDeviceBytes() const override {
     size_t free = 0, total = 0;

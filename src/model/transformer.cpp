@@ -11,6 +11,7 @@ namespace razor {
 
 Transformer::Transformer(const ModelConfig& config, const ModelWeights& weights, Backend& backend)
     : config_(config), weights_(weights), backend_(&backend), rope_(config.rope(), weights.rope_freq_factors) {
+  chunk_tokens_ = backend.preferred_chunk_tokens();
   if (config.alibi) alibi_slopes_ = AlibiSlopes(config.n_heads);
   if (config.fused_qkv)
     for (int part = 0; part < 3; ++part)

@@ -64,8 +64,9 @@ class Transformer {
   const ModelConfig& config() const { return config_; }
   Backend& backend() { return *backend_; }
   void set_observer(AttentionObserver* observer) { observer_ = observer; }
-  // Rows per chunk inside one Step (bounds activation memory; results do not depend on it).
-  void set_chunk_tokens(int64_t n) { chunk_tokens_ = n > 0 ? n : 256; }
+  // Rows per chunk inside one Step (bounds activation memory; results do not depend on it). Default: the
+  // backend's preferred_chunk_tokens().
+  void set_chunk_tokens(int64_t n) { chunk_tokens_ = n > 0 ? n : backend_->preferred_chunk_tokens(); }
   int64_t chunk_tokens() const { return chunk_tokens_; }
   MathMode mode() const { return backend_->math_mode(); }
 

@@ -57,6 +57,9 @@ class Backend {
   // Makes these weight matrices resident where the backend computes (a device copies them now, before its KV
   // pool takes the rest of its memory; the CPU reads the mapped file in place). Errors when they do not fit.
   virtual Status PrepareWeights(const std::vector<const TensorView*>& matrices) { return Status::Ok(); }
+  // Rows per chunk of a forward step that this backend runs best (the GEMMs' m): 256 on the CPU (activations
+  // stay in cache), larger on a GPU (fewer passes over the weights per prompt, more tensor-core work per pass).
+  virtual int64_t preferred_chunk_tokens() const { return 256; }
   // Bytes of device memory free now (0 for the CPU backend, whose pool sizes itself from the machine).
   virtual size_t FreeDeviceBytes() const { return 0; }
 
