@@ -177,3 +177,31 @@ TEST(KvBlockPoolTest, SharedByThreads) {
 
 }  // namespace
 }  // namespace razor
+
+namespace razor {
+namespace {
+
+// A double free would hand one block to two sequences (each overwriting the other's K/V): it must stop the
+// process with a message in every build, not only under assert.
+TEST(KvBlockPoolDeathTest, FreeingABlockTwiceOrAForeignIdAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        KvBlockPool pool(4096, KvBlockPoolOptions{.capacity_bytes = 4096 * 8});
+        std::vector<int32_t> ids;
+        ASSERT_TRUE(pool.Allocate(2, &ids));
+        pool.Free(ids.data(), 1);
+        pool.Free(ids.data(), 1);
+      },
+      "freed twice");
+  EXPECT_DEATH(
+      {
+        KvBlockPool pool(4096, KvBlockPoolOptions{.capacity_bytes = 4096 * 8});
+        const int32_t never = 5;
+        pool.Free(&never, 1);
+      },
+      "not from this pool");
+}
+
+}  // namespace
+}  // namespace razor

@@ -100,7 +100,13 @@ int Profile(ProfileOptions& o) {
 
   o.profiler.context = o.common.ctx;
   const int threads = o.common.ResolvedThreads();
-  ThreadPool pool(threads);
+  EngineOptions eo;
+  eo.device = EngineDevice::kCpu;  // the profiler reads each layer's attention on the CPU
+  eo.threads = threads;
+  eo.math = o.common.mode();
+  eo.context = o.common.ctx;
+  auto engine = Engine::Open(*loaded, eo);
+  if (!engine) return Fail(engine.error());
   const auto t0 = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   ProgressReporter progress("[profile] layer pass");
@@ -125,7 +131,7 @@ int Profile(ProfileOptions& o) {
                identity.Describe().c_str(), (long long)preview.block, preview.token_lo, preview.token_hi,
                preview.repeats, prompt->size(), threads, o.common.exact ? "exact" : "fast");
 
-  auto profile = ProfileHeads(m, pool, o.common.mode(), o.profiler);
+  auto profile = (*engine)->ProfileHeads(o.profiler);
   const double elapsed = seconds();
   progress.Finish();
   if (!profile) return Fail(profile.error());

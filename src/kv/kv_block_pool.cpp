@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cassert>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 
 namespace razor {
 namespace {
@@ -55,7 +57,9 @@ bool KvBlockPool::Allocate(size_t n, std::vector<int32_t>* out) {
       clean_.pop_back();
     } else {
       id = next_fresh_++;
+      in_use_ids_.push_back(false);
     }
+    in_use_ids_[id] = true;
     out->push_back(id);
   }
   in_use_ += n;
@@ -66,10 +70,13 @@ void KvBlockPool::Free(const int32_t* ids, size_t n) {
   if (n == 0) return;
   std::lock_guard<std::mutex> lock(mu_);
   for (size_t i = 0; i < n; ++i) {
-    assert(ids[i] >= 0 && ids[i] < next_fresh_ && "block not from this pool");
+    if (ids[i] < 0 || ids[i] >= next_fresh_ || !in_use_ids_[ids[i]]) {
+      std::fprintf(stderr, "razor: KV block %d freed twice or not from this pool\n", ids[i]);
+      std::abort();
+    }
+    in_use_ids_[ids[i]] = false;
     dirty_.push_back(ids[i]);
   }
-  assert(in_use_ >= n && "block freed twice");
   in_use_ -= n;
   if (dirty_.size() * block_bytes_ > options_.release_threshold_bytes) ReleaseLocked();
 }

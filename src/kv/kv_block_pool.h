@@ -37,7 +37,9 @@ class KvBlockPool {
 
   // Appends n block ids to *out (all or nothing). False when fewer than n blocks are left.
   bool Allocate(size_t n, std::vector<int32_t>* out);
-  // Returns blocks to the pool (each exactly once). May release memory to the system (see above).
+  // Returns blocks to the pool (each exactly once: a block freed twice, or an id this pool never handed out,
+  // aborts with a message — two sequences would otherwise share one block's K/V). May release memory to the
+  // system (see above).
   void Free(const int32_t* ids, size_t n);
   // Releases every free block's pages now, regardless of the threshold.
   void ReleaseFreeMemory();
@@ -67,6 +69,7 @@ class KvBlockPool {
   std::vector<int32_t> dirty_;  // free and probably resident: handed out first (LIFO, warm in cache)
   std::vector<int32_t> clean_;  // free and released
   int32_t next_fresh_ = 0;      // ids >= this were never handed out (not resident)
+  std::vector<bool> in_use_ids_;  // [next_fresh_] whether each id handed out is held now
   size_t in_use_ = 0;
 };
 

@@ -108,6 +108,10 @@ Status Engine::EnsureProfile(const KvCacheOptions& kv, const std::function<void(
   return Status::Ok();
 }
 
+Result<HeadProfile> Engine::ProfileHeads(const HeadProfilerOptions& options) {
+  return razor::ProfileHeads(*model_, *pool_, options_.math, options);
+}
+
 Result<std::unique_ptr<Sequence>> Engine::NewSequence(const SequenceOptions& so) {
   KvCacheOptions kv = so.kv;
   kv.kv_type = options_.kv_type;

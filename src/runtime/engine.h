@@ -24,6 +24,7 @@
 #include "kv/kv_block_pool.h"
 #include "kv/razor_kv_cache.h"
 #include "model/transformer.h"
+#include "runtime/head_profiler.h"
 #include "ops/backend.h"
 #include "runtime/kv_cache_factory.h"
 #include "runtime/loaded_model.h"
@@ -137,6 +138,10 @@ class Engine {
   // model's cached profile, or made now (minutes; progress by callback). Once per engine.
   Status EnsureProfile(const KvCacheOptions& kv, const std::function<void(int64_t, int64_t)>& on_progress = {});
   const HeadProfile* profile() const { return profile_ ? &*profile_ : nullptr; }
+  // Profiles the model's retrieval heads now (razor profile): on the CPU, on the engine's thread pool and math
+  // mode (the profiler reads every layer's attention, which only the CPU backend exposes). Progress by
+  // options.on_progress. Does not install the result (EnsureProfile loads or makes the cached one).
+  Result<HeadProfile> ProfileHeads(const HeadProfilerOptions& options);
 
   // A new sequence (no blocks yet). Errors on a policy the profile cannot serve (EnsureProfile not called).
   Result<std::unique_ptr<Sequence>> NewSequence(const SequenceOptions& options);
