@@ -71,6 +71,7 @@ void RegisterPull(CLI::App& app, int* exit_code);
 void RegisterProfile(CLI::App& app, int* exit_code);
 void RegisterEval(CLI::App& app, int* exit_code);
 void RegisterDemo(CLI::App& app, int* exit_code);
+void RegisterServe(CLI::App& app, int* exit_code);
 
 // Checks NAME (ValidateCatalogName), runs `scripts/pull_model.sh NAME` without a shell and returns its last
 // stdout line (the model path); a failure's message is the script's own error line.

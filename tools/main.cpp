@@ -26,6 +26,7 @@ int Main(int argc, char** argv) {
   razor::cli::RegisterProfile(app, &exit_code);
   razor::cli::RegisterEval(app, &exit_code);
   razor::cli::RegisterDemo(app, &exit_code);
+  razor::cli::RegisterServe(app, &exit_code);
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     std::string names;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
+
 namespace razor {
 namespace {
 
@@ -12,63 +13,7 @@ double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_cloc
   return std::chrono::duration<double>(b - a).count();
 }
 
-// Holds back text that may still become a stop string, and emits the rest.
-class StopStringFilter {
- public:
-  explicit StopStringFilter(const std::vector<std::string>& stops) : stops_(stops) {}
-  // Adds text; returns the part safe to emit. Sets *stopped when a stop string completed (its text and
-  // anything after it are dropped).
-  std::string Push(const std::string& text, bool* stopped) {
-    pending_ += text;
-    for (const auto& s : stops_) {
-      if (s.empty()) continue;
-      size_t at = pending_.find(s);
-      if (at != std::string::npos) {
-        *stopped = true;
-        std::string out = pending_.substr(0, at);
-        pending_.clear();
-        return out;
-      }
-    }
-    size_t hold = 0;  // longest suffix of pending_ that is a proper prefix of some stop string
-    for (const auto& s : stops_)
-      for (size_t k = std::min(s.size() - (s.empty() ? 0 : 1), pending_.size()); k > hold; --k)
-        if (pending_.compare(pending_.size() - k, k, s, 0, k) == 0) {
-          hold = k;
-          break;
-        }
-    std::string out = pending_.substr(0, pending_.size() - hold);
-    pending_.erase(0, pending_.size() - hold);
-    return out;
-  }
-  std::string Flush() { return std::exchange(pending_, {}); }
-
- private:
-  const std::vector<std::string>& stops_;
-  std::string pending_;
-};
-
 }  // namespace
-
-size_t CompleteUtf8Prefix(const std::string& s) {
-  // Walk back over at most 3 continuation bytes to the last lead byte and check its sequence is whole.
-  size_t n = s.size();
-  size_t i = n;
-  int cont = 0;
-  while (i > 0 && cont < 4 && (static_cast<unsigned char>(s[i - 1]) & 0xC0) == 0x80) {
-    --i;
-    ++cont;
-  }
-  if (i == 0) return cont == 0 ? n : n;  // only continuation bytes: nothing sensible to hold
-  const unsigned char lead = static_cast<unsigned char>(s[i - 1]);
-  int need = 0;
-  if ((lead & 0x80) == 0) need = 0;
-  else if ((lead & 0xE0) == 0xC0) need = 1;
-  else if ((lead & 0xF0) == 0xE0) need = 2;
-  else if ((lead & 0xF8) == 0xF0) need = 3;
-  else return n;  // invalid lead byte: emit as is
-  return cont >= need ? n : i - 1;
-}
 
 Status Prefill(Transformer& model, KvCache& cache, const std::vector<int32_t>& prompt, int64_t batch,
                const std::function<void(int64_t, int64_t)>& on_progress, std::vector<float>* last_logits) {
@@ -101,8 +46,7 @@ Result<GenerationResult> GenerateLoop(const std::function<Status(std::vector<flo
 
   Sampler sampler(opt.sampler);
   std::vector<int32_t> history = prompt;
-  StopStringFilter stops(opt.stop_strings);
-  std::string undecoded;  // bytes of pieces not yet complete UTF-8
+  TokenTextStream text(tokenizer, opt.stop_strings);
   r.stop_reason = "length";
   auto emit = [&](const std::string& s) {
     if (s.empty()) return;
@@ -118,12 +62,7 @@ Result<GenerationResult> GenerateLoop(const std::function<Status(std::vector<flo
     r.output_ids.push_back(id);
     history.push_back(id);
     bool stopped = false;
-    if (tokenizer != nullptr) {
-      undecoded += tokenizer->TokenToPiece(id);
-      const size_t whole = CompleteUtf8Prefix(undecoded);
-      emit(stops.Push(undecoded.substr(0, whole), &stopped));
-      undecoded.erase(0, whole);
-    }
+    emit(text.Push(id, &stopped));
     if (stopped) {
       r.stop_reason = "stop-string";
       break;
@@ -135,11 +74,7 @@ Result<GenerationResult> GenerateLoop(const std::function<Status(std::vector<flo
     }
     RAZOR_RETURN_IF_ERROR(decode(id, &logits));
   }
-  if (r.stop_reason != "stop-string") {
-    bool ignored = false;
-    emit(stops.Push(undecoded, &ignored));
-    emit(stops.Flush());
-  }
+  if (r.stop_reason != "stop-string") emit(text.Finish());
   r.decode_seconds = Seconds(t1, std::chrono::steady_clock::now());
   return r;
 }

@@ -12,6 +12,7 @@
 #include "model/transformer.h"
 #include "runtime/engine.h"
 #include "runtime/sampler.h"
+#include "runtime/token_text_stream.h"
 #include "tokenizer/tokenizer.h"
 
 namespace razor {
@@ -53,8 +54,5 @@ Status PrefillSequence(Engine& engine, Sequence& seq, const std::vector<int32_t>
 // Prefill only: runs the prompt through the model in batches; returns the last token's logits.
 Status Prefill(Transformer& model, KvCache& cache, const std::vector<int32_t>& prompt, int64_t batch,
                const std::function<void(int64_t, int64_t)>& on_progress, std::vector<float>* last_logits);
-
-// Length of the longest prefix of s that is complete UTF-8 (an incomplete trailing sequence is held back).
-size_t CompleteUtf8Prefix(const std::string& s);
 
 }  // namespace razor

@@ -1,0 +1,222 @@
+#include "serve/scheduler.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "runtime/token_text_stream.h"
+
+namespace razor::serve {
+
+void JobChannel::Push(JobEvent event) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    events_.push_back(std::move(event));
+  }
+  cv_.notify_one();
+}
+
+std::optional<JobEvent> JobChannel::Pop(std::chrono::milliseconds wait) {
+  std::unique_lock<std::mutex> l(mu_);
+  if (!cv_.wait_for(l, wait, [&] { return !events_.empty(); })) return std::nullopt;
+  JobEvent e = std::move(events_.front());
+  events_.pop_front();
+  return e;
+}
+
+struct Scheduler::Running {
+  Running(GenerationJob j, std::shared_ptr<JobChannel> c, std::unique_ptr<Sequence> s, size_t reserved,
+          const Tokenizer* tokenizer)
+      : job(std::move(j)), channel(std::move(c)), seq(std::move(s)), reserved(reserved),
+        text(tokenizer, job.stops) {}
+  GenerationJob job;
+  std::shared_ptr<JobChannel> channel;
+  std::unique_ptr<Sequence> seq;
+  size_t reserved;
+  TokenTextStream text;
+  int64_t prefilled = 0;  // prompt tokens already stepped
+  int32_t next = -1;      // the sampled token its next decode feeds
+  int64_t generated = 0;
+  int stalls = 0;
+  bool done = false;
+};
+
+Scheduler::Scheduler(Engine& engine, KvCacheOptions base_kv, SchedulerLimits limits)
+    : engine_(engine), base_kv_(std::move(base_kv)), limits_(limits),
+      pool_bytes_(engine.kv_pool().capacity_bytes()) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Scheduler::~Scheduler() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+size_t Scheduler::ReservationBytes(int64_t tokens) const {
+  const int64_t bt = std::max<int64_t>(1, engine_.options().kv_block_tokens);
+  return static_cast<size_t>((tokens + bt - 1) / bt * bt) * engine_.full_kv_bytes_per_token();
+}
+
+std::shared_ptr<JobChannel> Scheduler::Submit(GenerationJob job) {
+  auto channel = std::make_shared<JobChannel>();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (static_cast<int>(waiting_.size()) >= limits_.max_queue) return nullptr;
+    waiting_.push_back({std::move(job), channel});
+    metrics_.waiting = static_cast<int64_t>(waiting_.size());
+  }
+  cv_.notify_all();
+  return channel;
+}
+
+SchedulerMetrics Scheduler::metrics() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return metrics_;
+}
+
+void Scheduler::Loop() {
+  while (true) {
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [&] { return stop_ || !waiting_.empty() || !running_.empty(); });
+      if (stop_) return;
+    }
+    // A cancelled job's sequence is destroyed here, at once: its blocks go back to the pool.
+    for (auto& r : running_)
+      if (r->channel->cancelled()) r->done = true;
+    Admit();
+    StepAll();
+    std::erase_if(running_, [&](const std::unique_ptr<Running>& r) {
+      if (r->done) reserved_bytes_ -= r->reserved;
+      return r->done;
+    });
+    PublishMetrics();
+  }
+}
+
+void Scheduler::Admit() {
+  while (static_cast<int>(running_.size()) < limits_.max_running) {
+    Waiting w;
+    size_t need = 0;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (waiting_.empty()) return;
+      Waiting& front = waiting_.front();
+      need = ReservationBytes(static_cast<int64_t>(front.job.prompt.size()) + front.job.max_tokens);
+      // First come, first served: the head waits for memory (later jobs do not overtake it).
+      if (!front.channel->cancelled() && reserved_bytes_ + need > pool_bytes_) return;
+      w = std::move(front);
+      waiting_.pop_front();
+    }
+    if (w.channel->cancelled()) continue;
+    SequenceOptions so;
+    so.kv = base_kv_;
+    so.kv.mode = w.job.kv;
+    so.prompt_tokens = static_cast<int64_t>(w.job.prompt.size());
+    so.sampler = w.job.sampler;
+    auto seq = engine_.NewSequence(so);
+    if (!seq) {
+      w.channel->Push(JobEvent::Failed(seq.error()));
+      continue;
+    }
+    reserved_bytes_ += need;
+    running_.push_back(
+        std::make_unique<Running>(std::move(w.job), w.channel, std::move(*seq), need, engine_.tokenizer()));
+  }
+}
+
+void Scheduler::StepAll() {
+  std::vector<SequenceInput> inputs;
+  std::vector<Running*> owners;
+  for (auto& rp : running_) {
+    Running& r = *rp;
+    if (r.done) continue;
+    SequenceInput in;
+    in.sequence = r.seq.get();
+    const int64_t n = static_cast<int64_t>(r.job.prompt.size());
+    if (r.prefilled < n) {
+      const int64_t chunk = r.seq->cache().wants_single_prefill_call() ? n : limits_.prefill_chunk;
+      const int64_t end = std::min(n, r.prefilled + chunk);
+      in.tokens.assign(r.job.prompt.begin() + r.prefilled, r.job.prompt.begin() + end);
+      in.begins_prompt = r.prefilled == 0;  // the whole prompt announced once, though it comes in chunks
+      in.prompt_tokens = n;
+    } else {
+      in.tokens = {r.next};
+    }
+    inputs.push_back(std::move(in));
+    owners.push_back(&r);
+  }
+  if (inputs.empty()) return;
+  const Status step = engine_.Step(inputs);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    Running& r = *owners[i];
+    const SequenceInput& in = inputs[i];
+    if (in.status.ok() && !step.ok()) {  // the whole step was refused: every input fails with it
+      Fail(r, step.message());
+      continue;
+    }
+    if (!in.status.ok()) {
+      if (r.seq->failed()) Fail(r, in.status.message());
+      else if (++r.stalls > limits_.max_stalled_steps)
+        Fail(r, fmt::format("{} for {} steps in a row; try again later", in.status.message(), r.stalls));
+      continue;
+    }
+    r.stalls = 0;
+    if (r.prefilled < static_cast<int64_t>(r.job.prompt.size())) {
+      r.prefilled += static_cast<int64_t>(in.tokens.size());
+      prompt_tokens_total_ += static_cast<int64_t>(in.tokens.size());
+      if (r.prefilled < static_cast<int64_t>(r.job.prompt.size())) continue;
+    }
+    Advance(r);
+  }
+}
+
+void Scheduler::Advance(Running& r) {
+  const int32_t id = r.seq->Sample();
+  const Tokenizer* tokenizer = engine_.tokenizer();
+  if (tokenizer != nullptr && tokenizer->IsEndOfGeneration(id)) return Finish(r, "stop", true);
+  ++r.generated;
+  ++generation_tokens_total_;
+  bool stopped = false;
+  std::string delta = r.text.Push(id, &stopped);
+  if (!delta.empty()) r.channel->Push(JobEvent::Text(std::move(delta)));
+  if (stopped) return Finish(r, "stop", false);
+  if (r.generated >= r.job.max_tokens || r.seq->length() + 1 > r.seq->cache().capacity())
+    return Finish(r, "length", true);
+  r.next = id;
+}
+
+void Scheduler::Finish(Running& r, const char* reason, bool flush) {
+  JobEvent e;
+  e.kind = JobEvent::Kind::kFinished;
+  e.finish_reason = reason;
+  if (flush) e.text = r.text.Finish();
+  e.prompt_tokens = static_cast<int64_t>(r.job.prompt.size());
+  e.completion_tokens = r.generated;
+  r.channel->Push(std::move(e));
+  r.done = true;
+}
+
+void Scheduler::Fail(Running& r, const std::string& message) {
+  r.channel->Push(JobEvent::Failed(message));
+  r.done = true;
+}
+
+void Scheduler::PublishMetrics() {
+  SchedulerMetrics m;
+  for (const auto& r : running_) m.kv_bytes_full_equivalent += r->seq->kv_stats().full_cache_bytes;
+  m.running = static_cast<int64_t>(running_.size());
+  m.prompt_tokens_total = prompt_tokens_total_;
+  m.generation_tokens_total = generation_tokens_total_;
+  m.kv_bytes_held = engine_.kv_pool().bytes_in_use();
+  m.kv_pool_bytes = pool_bytes_;
+  std::lock_guard<std::mutex> l(mu_);
+  m.waiting = static_cast<int64_t>(waiting_.size());
+  metrics_ = m;
+}
+
+}  // namespace razor::serve

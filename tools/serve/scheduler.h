@@ -1,0 +1,121 @@
+// Continuous batching: one thread owns the Engine (which is not thread-safe). Connection threads Submit()
+// jobs and read their events from a JobChannel; every iteration the scheduler drops cancelled jobs, admits
+// waiting ones while the KV pool's unreserved bytes cover their full-cache footprint (prompt + max_tokens),
+// then runs ONE Engine::Step over every running sequence: decodes and prompt chunks together.
+//
+// Prompts enter in chunks of `prefill_chunk` tokens per step, so a long prompt does not stall the running
+// decodes; a compressing (RazorAttention) cache wants its whole prompt in one call
+// (KvCache::wants_single_prefill_call) and gets it in one step.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/engine.h"
+
+namespace razor::serve {
+
+struct GenerationJob {
+  std::vector<int32_t> prompt;
+  int64_t max_tokens = 16;
+  SamplerParams sampler;
+  std::vector<std::string> stops;
+  KvMode kv = KvMode::kFull;
+};
+
+struct JobEvent {
+  enum class Kind { kText, kFinished, kFailed };
+  Kind kind = Kind::kText;
+  std::string text;           // kText: a delta; kFinished: the last held-back text (may be empty)
+  std::string finish_reason;  // kFinished: "stop" | "length"
+  std::string error;          // kFailed
+  int64_t prompt_tokens = 0, completion_tokens = 0;  // kFinished
+
+  static JobEvent Text(std::string text) { return {Kind::kText, std::move(text), "", "", 0, 0}; }
+  static JobEvent Failed(std::string error) { return {Kind::kFailed, "", "", std::move(error), 0, 0}; }
+};
+
+// Scheduler -> one connection thread. Cancel() (the client left) makes the scheduler drop the job.
+class JobChannel {
+ public:
+  void Push(JobEvent event);
+  // The next event, or nothing after `wait`.
+  std::optional<JobEvent> Pop(std::chrono::milliseconds wait);
+  void Cancel() { cancelled_ = true; }
+  bool cancelled() const { return cancelled_; }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<JobEvent> events_;
+  std::atomic<bool> cancelled_{false};
+};
+
+struct SchedulerLimits {
+  int max_running = 16;
+  int max_queue = 64;
+  int64_t prefill_chunk = 256;  // prompt tokens per sequence per step (when its cache allows chunks)
+  int max_stalled_steps = 32;   // steps a sequence may sit out for want of KV blocks before it fails
+};
+
+struct SchedulerMetrics {
+  int64_t running = 0, waiting = 0;
+  int64_t prompt_tokens_total = 0, generation_tokens_total = 0;
+  size_t kv_bytes_held = 0, kv_bytes_full_equivalent = 0, kv_pool_bytes = 0;
+};
+
+class Scheduler {
+ public:
+  // base_kv: the KV options of every sequence (a job sets only the mode).
+  Scheduler(Engine& engine, KvCacheOptions base_kv, SchedulerLimits limits);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Queues a job; nullptr when the queue is full.
+  std::shared_ptr<JobChannel> Submit(GenerationJob job);
+  // KV bytes admission reserves for a sequence of this many tokens (a full cache's, in whole blocks).
+  size_t ReservationBytes(int64_t tokens) const;
+  size_t pool_bytes() const { return pool_bytes_; }
+  SchedulerMetrics metrics() const;
+
+ private:
+  struct Waiting {
+    GenerationJob job;
+    std::shared_ptr<JobChannel> channel;
+  };
+  struct Running;
+  void Loop();
+  void Admit();
+  void StepAll();
+  void Advance(Running& r);  // samples the next token after a step that completed its prompt or a decode
+  void Finish(Running& r, const char* reason, bool flush);
+  void Fail(Running& r, const std::string& message);
+  void PublishMetrics();
+
+  Engine& engine_;
+  KvCacheOptions base_kv_;
+  SchedulerLimits limits_;
+  size_t pool_bytes_;
+  size_t reserved_bytes_ = 0;  // scheduler thread only
+  std::vector<std::unique_ptr<Running>> running_;  // scheduler thread only
+  int64_t prompt_tokens_total_ = 0, generation_tokens_total_ = 0;
+
+  mutable std::mutex mu_;  // waiting_, stop_, metrics_
+  std::condition_variable cv_;
+  std::deque<Waiting> waiting_;
+  bool stop_ = false;
+  SchedulerMetrics metrics_;
+  std::thread thread_;
+};
+
+}  // namespace razor::serve
