@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <unordered_map>
 #include <vector>
 
@@ -129,7 +130,8 @@ class CudaBackend final : public Backend {
       // Everything free but a margin for activations, cuBLAS workspaces and the step's metadata.
       const size_t free = FreeDeviceBytes();
       const size_t margin = std::max<size_t>(size_t{2} << 30, free / 20);
-      capacity_bytes = free > margin ? free - margin : 0;
+      capacity_bytes = free > 2 * margin ? free - margin : free / 2;  // never 0: that means "host memory"
+      capacity_bytes = std::max(capacity_bytes, block_bytes);
     }
     return std::make_shared<KvBlockPool>(block_bytes, KvBlockPoolOptions{.capacity_bytes = capacity_bytes},
                                          std::make_unique<CudaKvPoolMemory>(uploader_));
@@ -223,14 +225,17 @@ class CudaBackend final : public Backend {
     }
     return it->second;
   }
+  // A weight vector's device copy, made on first use (on the stream: ordered before the kernel that reads it).
+  // Keyed by address and length, so a vector freed and another allocated at its address never reuses it.
   const float* Vector(const std::vector<float>& v) {
     if (v.empty()) return nullptr;
-    auto it = vectors_.find(v.data());
+    const auto key = std::make_pair(v.data(), v.size());
+    auto it = vectors_.find(key);
     if (it != vectors_.end()) return it->second;
     float* d = nullptr;
     RAZOR_CUDA_CHECK(cudaMalloc(&d, v.size() * sizeof(float)));
-    RAZOR_CUDA_CHECK(cudaMemcpy(d, v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice));
-    vectors_[v.data()] = d;
+    RAZOR_CUDA_CHECK(cudaMemcpyAsync(d, v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice, stream_));
+    vectors_[key] = d;
     return d;
   }
 
@@ -250,7 +255,7 @@ class CudaBackend final : public Backend {
   std::shared_ptr<CudaUploader> uploader_;  // shared with the KV pools' memories
   // Weights by the address of their first byte (synthetic ones, which have none, by their TensorView).
   std::unordered_map<const void*, DeviceMatrix> matrices_;
-  std::unordered_map<const float*, float*> vectors_;
+  std::map<std::pair<const float*, size_t>, float*> vectors_;
   DeviceArray<uint16_t> act_bf16_;
   DeviceArray<int32_t> tokens_;
   DeviceArray<float> rope_cos_, rope_sin_;
@@ -282,7 +287,7 @@ Status CudaBackend::Upload(const TensorView& w) {
     const float scale = std::sqrt(3.0f / static_cast<float>(m.cols));
     RAZOR_CUDA_CHECK(cuda::FillRandomBf16(m.bf16, static_cast<int64_t>(n), NameSeed(w.name), scale, stream_));
   } else if (w.type == TensorType::BF16) {
-    RAZOR_CUDA_CHECK(cudaMemcpy(m.bf16, w.data, n * sizeof(uint16_t), cudaMemcpyHostToDevice));
+    RAZOR_CUDA_CHECK(cudaMemcpyAsync(m.bf16, w.data, n * sizeof(uint16_t), cudaMemcpyHostToDevice, stream_));
   } else {
     // Dequantize to fp32 on the host, round to bf16, copy in slabs of rows.
     const int64_t slab = std::max<int64_t>(1, (int64_t{16} << 20) / std::max<int64_t>(1, m.cols));
@@ -294,8 +299,9 @@ Status CudaBackend::Upload(const TensorView& w) {
         DequantizeRow(w.type, w.row(r), row.data(), m.cols);
         for (int64_t c = 0; c < m.cols; ++c) staged[(r - r0) * m.cols + c] = FloatToBfloat(row[c]);
       }
-      RAZOR_CUDA_CHECK(cudaMemcpy(m.bf16 + r0 * m.cols, staged.data(), (r1 - r0) * m.cols * sizeof(uint16_t),
-                                  cudaMemcpyHostToDevice));
+      // Pageable source: the call returns once `staged` is copied out, so the next slab may overwrite it.
+      RAZOR_CUDA_CHECK(cudaMemcpyAsync(m.bf16 + r0 * m.cols, staged.data(), (r1 - r0) * m.cols * sizeof(uint16_t),
+                                       cudaMemcpyHostToDevice, stream_));
     }
   }
   matrices_[key] = m;
@@ -433,6 +439,19 @@ bool CudaDeviceAvailable(std::string* why) {
   }
   if (n == 0) {
     if (why) *why = "no CUDA device";
+    return false;
+  }
+  // The build holds sm_90a code and compute_90 PTX: only Hopper (compute capability 9.x) or newer runs it.
+  cudaDeviceProp p{};
+  if (cudaGetDeviceProperties(&p, 0) != cudaSuccess) {
+    cudaGetLastError();
+    if (why) *why = "cannot read the CUDA device's properties";
+    return false;
+  }
+  if (p.major < 9) {
+    if (why)
+      *why = fmt::format("{} has compute capability {}.{}; this build runs on 9.0 (Hopper) or newer", p.name, p.major,
+                         p.minor);
     return false;
   }
   return true;

@@ -45,7 +45,9 @@ Result<std::unique_ptr<Backend>> MakeBackend(const EngineOptions& o, const Model
 #if RAZOR_WITH_CUDA
   if (cuda) {
     if (o.math != MathMode::kFast) return Err("--device cuda runs the default math only (--exact and --int8 are CPU kernels)");
-    if (c.head_dim % 8 != 0 || c.head_dim > 256)
+    const bool head_ok = c.head_dim % 8 == 0 && c.head_dim <= 256;
+    if (!head_ok && o.device == EngineDevice::kAuto) return std::unique_ptr<Backend>(new CpuBackend(pool, o.math));
+    if (!head_ok)
       return Err(fmt::format("--device cuda: head_dim {} is not supported (a multiple of 8, at most 256)", c.head_dim));
     return MakeCudaBackend(o.math);
   }
@@ -80,9 +82,13 @@ Result<std::unique_ptr<Engine>> Engine::Open(std::shared_ptr<LoadedModel> model,
   const int threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   e->pool_ = std::make_unique<ThreadPool>(threads);
   RAZOR_ASSIGN_OR_RETURN(e->backend_, MakeBackend(o, c, *e->pool_));
+  // Weights first (a device copies them now), so that the KV pool's default capacity is what remains. A model
+  // the GPU cannot hold runs on the CPU when the device was left to auto; asked for explicitly, it is an error.
+  if (Status st = e->backend_->PrepareWeights(WeightMatrices(e->model_->weights)); !st.ok()) {
+    if (o.device != EngineDevice::kAuto || e->backend_->device() == DeviceKind::kCpu) return st;
+    e->backend_ = std::make_unique<CpuBackend>(*e->pool_, o.math);
+  }
   e->transformer_ = std::make_unique<Transformer>(c, e->model_->weights, *e->backend_);
-  // Weights first (a device copies them now), so that the KV pool's default capacity is what remains.
-  RAZOR_RETURN_IF_ERROR(e->backend_->PrepareWeights(WeightMatrices(e->model_->weights)));
   e->kv_pool_ = e->backend_->NewKvPool(RazorKvCache::block_bytes(o.kv_block_tokens, c.head_dim, o.kv_type),
                                        o.kv_pool_bytes);
   if (e->kv_pool_->capacity_blocks() == 0)
