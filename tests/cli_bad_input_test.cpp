@@ -130,6 +130,7 @@ TEST(CliBadInputTest, DeviceChoicesThatCannotBeHad) {
     ExpectCleanError(RunRazor("bench --synthetic llama-3.1-8b -p 64"), "GPU");
   }
   ExpectCleanError(RunRazor("run -m " + model + " -p hi -n 1 --device cuda --exact"), "--device cuda");
+  ExpectCleanError(RunRazor("profile -m " + model + " --device cuda"), "runs on the CPU");
 }
 
 TEST(CliBadInputTest, EmptyPromptAndPromptLongerThanContext) {

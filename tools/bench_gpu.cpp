@@ -55,7 +55,7 @@ int BenchOnGpu(const std::shared_ptr<LoadedModel>& m, const GpuBenchOptions& o) 
   const double bw = MeasureGpuCopyBandwidth();
   if (bw <= 0) return Fail("--device cuda: no usable GPU");
   const size_t kv_token = c.kv_bytes_per_token(KvTypeBytes(o.kv_type));
-  std::printf("model: %s | weights %.2f GB bf16 on the GPU | KV %s %zu B/token\n", m->path.c_str(),
+  std::printf("model: %s | weights %.2f GB as bf16 on the GPU | KV %s %zu B/token\n", m->path.c_str(),
               m->weights.parameter_count * 2 / 1e9, KvTypeName(o.kv_type), kv_token);
   std::printf("bandwidth: %.2f TB/s (device-to-device copy, read + write)\n", bw / 1e12);
   std::printf("| shape | context | batch | prefill tok/s | decode ms/token | decode tok/s | floor ms/token | "
@@ -110,7 +110,9 @@ int BenchOnGpu(const std::shared_ptr<LoadedModel>& m, const GpuBenchOptions& o) 
       double kv_bytes = 0;
       for (const auto& s : seqs) kv_bytes += s->cache().bytes_allocated();
       const double step_ms = MedianOf(ms);
-      const double floor_ms = (m->weights.stored_bytes + kv_bytes) / bw * 1e3;
+      // The GPU holds every matrix as bf16 (quantized GGUF tensors are widened at load): 2 bytes a parameter.
+      const double weight_bytes = 2.0 * m->weights.parameter_count;
+      const double floor_ms = (weight_bytes + kv_bytes) / bw * 1e3;
       std::printf("| %s | %d | %d | %s | %.2f | %.1f | %.2f | %.2f | %.1f | %s |\n", c.name.c_str(), len, batch,
                   prefill && batch == 1 ? fmt::format("{:.1f}", prefill_tok_s).c_str() : "-", step_ms,
                   batch * 1e3 / step_ms, floor_ms, step_ms / floor_ms, kv_bytes / 1048576.0,

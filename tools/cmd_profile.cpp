@@ -100,6 +100,9 @@ int Profile(ProfileOptions& o) {
 
   o.profiler.context = o.common.ctx;
   const int threads = o.common.ResolvedThreads();
+  if (o.common.device == "cuda")
+    return Fail("--device cuda: razor profile runs on the CPU (the profiler reads every layer's attention there); "
+                "the profile it writes serves GPU runs too");
   EngineOptions eo;
   eo.device = EngineDevice::kCpu;  // the profiler reads each layer's attention on the CPU
   eo.threads = threads;

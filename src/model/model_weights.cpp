@@ -234,7 +234,8 @@ std::vector<const TensorView*> WeightMatrices(const ModelWeights& w) {
   auto add = [&](const TensorView& t) {
     if (t.shape.empty()) return;  // unset (e.g. w_gate of a GELU MLP)
     for (const TensorView* o : out)
-      if (o == &t || (t.data != nullptr && o->data == t.data)) return;  // tied
+      // Tied: the same bytes, or (synthetic weights, no bytes) the same tensor name.
+      if (o == &t || (t.data != nullptr && o->data == t.data) || (t.data == nullptr && o->name == t.name)) return;
     out.push_back(&t);
   };
   add(w.token_embd);
