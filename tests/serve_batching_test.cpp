@@ -49,6 +49,14 @@ TEST(ServeBatching, ConcurrentStreamsEqualEachAlone) {
   }
   const std::string metrics = Get(server.port(), "/metrics").body;
   EXPECT_GT(MetricValue(metrics, "razor:generation_tokens_total"), 0) << metrics;
+  // Six requests finished: six first tokens and six ends observed; every other generated token is one
+  // inter-token gap; every bucket count is cumulative up to the +Inf one.
+  const double generated = MetricValue(metrics, "razor:generation_tokens_total");
+  EXPECT_EQ(MetricValue(metrics, "razor:time_to_first_token_seconds_count"), 6) << metrics;
+  EXPECT_EQ(MetricValue(metrics, "razor:e2e_request_latency_seconds_count"), 6) << metrics;
+  EXPECT_EQ(MetricValue(metrics, "razor:inter_token_latency_seconds_count"), generated - 6) << metrics;
+  EXPECT_EQ(MetricValue(metrics, "razor:time_to_first_token_seconds_bucket{le=\"+Inf\"}"), 6) << metrics;
+  EXPECT_GT(MetricValue(metrics, "razor:e2e_request_latency_seconds_sum"), 0) << metrics;
 }
 
 TEST(ServeBatching, DisconnectMidStreamCancelsTheSequence) {

@@ -24,6 +24,11 @@ std::string FormatPrometheusMetrics(const SchedulerMetrics& m) {
   Metric(&out, "kv_bytes_full_equivalent", "gauge",
          "K/V bytes full caches of the running sequences would hold at their lengths.",
          double(m.kv_bytes_full_equivalent));
+  m.time_to_first_token.Format("time_to_first_token_seconds",
+                               "From a request's arrival to its first generated token, seconds.", &out);
+  m.inter_token_latency.Format("inter_token_latency_seconds", "Between consecutive generated tokens, seconds.", &out);
+  m.e2e_request_latency.Format("e2e_request_latency_seconds",
+                               "From a request's arrival to its last token (requests that finished), seconds.", &out);
   return out;
 }
 

@@ -26,9 +26,9 @@ std::optional<JobEvent> JobChannel::Pop(std::chrono::milliseconds wait) {
 
 struct Scheduler::Running {
   Running(GenerationJob j, std::shared_ptr<JobChannel> c, std::unique_ptr<Sequence> s, size_t reserved,
-          const Tokenizer* tokenizer)
+          const Tokenizer* tokenizer, std::chrono::steady_clock::time_point arrived)
       : job(std::move(j)), channel(std::move(c)), seq(std::move(s)), reserved(reserved),
-        text(tokenizer, job.stops) {}
+        text(tokenizer, job.stops), arrived(arrived), last_token(arrived) {}
   GenerationJob job;
   std::shared_ptr<JobChannel> channel;
   std::unique_ptr<Sequence> seq;
@@ -39,7 +39,14 @@ struct Scheduler::Running {
   int64_t generated = 0;
   int stalls = 0;
   bool done = false;
+  std::chrono::steady_clock::time_point arrived, last_token;
 };
+
+namespace {
+double SecondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+}  // namespace
 
 Scheduler::Scheduler(Engine& engine, KvCacheOptions base_kv, SchedulerLimits limits)
     : engine_(engine), base_kv_(std::move(base_kv)), limits_(limits),
@@ -66,7 +73,7 @@ std::shared_ptr<JobChannel> Scheduler::Submit(GenerationJob job) {
   {
     std::lock_guard<std::mutex> l(mu_);
     if (static_cast<int>(waiting_.size()) >= limits_.max_queue) return nullptr;
-    waiting_.push_back({std::move(job), channel});
+    waiting_.push_back({std::move(job), channel, std::chrono::steady_clock::now()});
     metrics_.waiting = static_cast<int64_t>(waiting_.size());
   }
   cv_.notify_all();
@@ -125,7 +132,7 @@ void Scheduler::Admit() {
     }
     reserved_bytes_ += need;
     running_.push_back(
-        std::make_unique<Running>(std::move(w.job), w.channel, std::move(*seq), need, engine_.tokenizer()));
+        std::make_unique<Running>(std::move(w.job), w.channel, std::move(*seq), need, engine_.tokenizer(), w.arrived));
   }
 }
 
@@ -181,6 +188,8 @@ void Scheduler::Advance(Running& r) {
   if (tokenizer != nullptr && tokenizer->IsEndOfGeneration(id)) return Finish(r, "stop", true);
   ++r.generated;
   ++generation_tokens_total_;
+  (r.generated == 1 ? ttft_ : itl_).Observe(SecondsSince(r.generated == 1 ? r.arrived : r.last_token));
+  r.last_token = std::chrono::steady_clock::now();
   bool stopped = false;
   std::string delta = r.text.Push(id, &stopped);
   if (!delta.empty()) r.channel->Push(JobEvent::Text(std::move(delta)));
@@ -199,6 +208,7 @@ void Scheduler::Finish(Running& r, const char* reason, bool flush) {
   e.completion_tokens = r.generated;
   r.channel->Push(std::move(e));
   r.done = true;
+  e2e_.Observe(SecondsSince(r.arrived));
 }
 
 void Scheduler::Fail(Running& r, const std::string& message) {
@@ -214,6 +224,9 @@ void Scheduler::PublishMetrics() {
   m.generation_tokens_total = generation_tokens_total_;
   m.kv_bytes_held = engine_.kv_pool().bytes_in_use();
   m.kv_pool_bytes = pool_bytes_;
+  m.time_to_first_token = ttft_;
+  m.inter_token_latency = itl_;
+  m.e2e_request_latency = e2e_;
   std::lock_guard<std::mutex> l(mu_);
   m.waiting = static_cast<int64_t>(waiting_.size());
   metrics_ = m;

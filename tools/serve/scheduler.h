@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "runtime/engine.h"
+#include "serve/latency_histogram.h"
 
 namespace razor::serve {
 
@@ -71,6 +72,8 @@ struct SchedulerMetrics {
   int64_t running = 0, waiting = 0;
   int64_t prompt_tokens_total = 0, generation_tokens_total = 0;
   size_t kv_bytes_held = 0, kv_bytes_full_equivalent = 0, kv_pool_bytes = 0;
+  // From a request's arrival: to its first generated token; between its tokens; to its end.
+  LatencyHistogram time_to_first_token, inter_token_latency, e2e_request_latency;
 };
 
 class Scheduler {
@@ -92,6 +95,7 @@ class Scheduler {
   struct Waiting {
     GenerationJob job;
     std::shared_ptr<JobChannel> channel;
+    std::chrono::steady_clock::time_point arrived;
   };
   struct Running;
   void Loop();
@@ -109,6 +113,7 @@ class Scheduler {
   size_t reserved_bytes_ = 0;  // scheduler thread only
   std::vector<std::unique_ptr<Running>> running_;  // scheduler thread only
   int64_t prompt_tokens_total_ = 0, generation_tokens_total_ = 0;
+  LatencyHistogram ttft_, itl_, e2e_;  // scheduler thread only; copied by PublishMetrics
 
   mutable std::mutex mu_;  // waiting_, stop_, metrics_
   std::condition_variable cv_;
