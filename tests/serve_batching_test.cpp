@@ -2,6 +2,7 @@
 // (temperature 0); a client that leaves mid-stream has its sequence dropped and the server goes on.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <thread>
 
 #include "serve_test_support.h"
@@ -47,7 +48,14 @@ TEST(ServeBatching, ConcurrentStreamsEqualEachAlone) {
     EXPECT_EQ(replies[i].Events().back(), "[DONE]");
     EXPECT_EQ(StreamText(replies[i]), alone[i]) << "prompt " << i;
   }
-  const std::string metrics = Get(server.port(), "/metrics").body;
+  // A client has its last event before the scheduler's iteration ends and publishes the metrics: wait for it.
+  std::string metrics;
+  for (int i = 0; i < 100; ++i) {
+    metrics = Get(server.port(), "/metrics").body;
+    if (MetricValue(metrics, "razor:num_requests_running") == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(MetricValue(metrics, "razor:num_requests_running"), 0) << metrics;
   EXPECT_GT(MetricValue(metrics, "razor:generation_tokens_total"), 0) << metrics;
   // Six requests finished: six first tokens and six ends observed; every other generated token is one
   // inter-token gap; every bucket count is cumulative up to the +Inf one.
