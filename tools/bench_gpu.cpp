@@ -10,16 +10,12 @@
 #include <cstdio>
 #include <random>
 
+#include "median.h"
 #include "progress.h"
 #include "runtime/generator.h"
 
 namespace razor::cli {
 namespace {
-
-double MedianOf(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
 
 // Appends n tokens of random K/V to every layer of seq's cache, in chunks, through the cache's own Append
 // (device rows: the engine's backend buffers).
@@ -109,7 +105,7 @@ int BenchOnGpu(const std::shared_ptr<LoadedModel>& m, const GpuBenchOptions& o) 
       }
       double kv_bytes = 0;
       for (const auto& s : seqs) kv_bytes += s->cache().bytes_allocated();
-      const double step_ms = MedianOf(ms);
+      const double step_ms = Median(ms);
       // The GPU holds every matrix as bf16 (quantized GGUF tensors are widened at load): 2 bytes a parameter.
       const double weight_bytes = 2.0 * m->weights.parameter_count;
       const double floor_ms = (weight_bytes + kv_bytes) / bw * 1e3;

@@ -12,6 +12,7 @@
 
 #include "bench_gpu.h"
 #include "cli_common.h"
+#include "median.h"
 #include "core/thread_pool.h"
 #include "model/transformer.h"
 #include "progress.h"
@@ -136,11 +137,6 @@ Measurement MeasureInChild(const std::shared_ptr<LoadedModel>& m, const BenchOpt
   waitpid(pid, &status, 0);
   if (got != sizeof r) std::snprintf(r.error, sizeof r.error, "benchmark child died (status %d)", status);
   return r;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
 }
 
 int Bench(BenchOptions& o) {

@@ -11,6 +11,7 @@
 #include <cfloat>
 
 #include "cuda/cuda_kernels.h"
+#include "cuda/cuda_kv_load.cuh"
 
 namespace razor::cuda {
 namespace {
@@ -45,27 +46,6 @@ __device__ __forceinline__ void LdMatrixX4Trans(uint32_t* r, const void* row) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(a));
-}
-
-// 8 stored elements at p widened to fp32 (16-byte aligned; 32 for f32).
-template <int TYPE>
-__device__ __forceinline__ void Load8(const uint8_t* p, float* f) {
-  if constexpr (TYPE == 0) {
-    const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
-    f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w; f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
-  } else {
-    const uint4 u = *reinterpret_cast<const uint4*>(p);
-    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      if constexpr (TYPE == 1) {
-        const float2 v = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
-        f[2 * i] = v.x, f[2 * i + 1] = v.y;
-      } else {
-        f[2 * i] = __uint_as_float(w[i] << 16), f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-      }
-    }
-  }
 }
 
 template <int D, int TYPE>

@@ -338,7 +338,7 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
   h_items_.clear();
   h_ints_.clear();
   h_floats_.clear();
-  // Two passes over the host arrays: ints (blocks, visible, positions) and floats (comp rows, biases).
+  // One pass filling the host arrays: ints (blocks, visible counts, positions), floats (comp rows, biases).
   int32_t slots = 0, max_splits = 1;
   bool any_tc = false, any_split = false;
   for (const AttentionItem& it : items) {
@@ -357,10 +357,7 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
     d.visible_off = static_cast<int32_t>(h_ints_.size());
     int most = 0;
     for (int64_t t = 0; t < q.n_tokens; ++t) {
-      const int32_t pq = q.positions[t];
-      int32_t vis;
-      if (kv.positions) vis = static_cast<int32_t>(std::upper_bound(kv.positions, kv.positions + kv.len, pq) - kv.positions);
-      else vis = static_cast<int32_t>(std::min<int64_t>(kv.len, int64_t{pq} + 1));
+      const int32_t vis = static_cast<int32_t>(VisibleKeys(kv, q.positions[t]));
       h_ints_.push_back(vis);
       most = std::max(most, vis);
     }
@@ -388,15 +385,11 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
       h_floats_.insert(h_floats_.end(), kv.comp_k, kv.comp_k + D);
       h_floats_.insert(h_floats_.end(), kv.comp_v, kv.comp_v + D);
       d.comp_bias_off = static_cast<int32_t>(h_floats_.size());
+      // -inf where the query does not see it yet (a logit that adds nothing).
       for (int64_t t = 0; t < q.n_tokens; ++t)
         for (int g = 0; g < q.n_group_heads; ++g)
-          h_floats_.push_back(q.alibi_slopes ? AlibiCompensationBias(kv, q.alibi_slopes[g], q.positions[t])
-                                             : std::log(static_cast<float>(kv.comp_count)));
-      // Not visible to a query at or before the newest dropped position (as on the CPU).
-      for (int64_t t = 0; t < q.n_tokens; ++t)
-        if (!(kv.comp_max_position < q.positions[t]))
-          for (int g = 0; g < q.n_group_heads; ++g)
-            h_floats_[d.comp_bias_off + t * q.n_group_heads + g] = -INFINITY;
+          h_floats_.push_back(CompensationVisible(kv, q.positions[t]) ? CompensationBias(kv, q, g, q.positions[t])
+                                                                      : -INFINITY);
     }
     h_items_.push_back(d);
   }

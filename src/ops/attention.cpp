@@ -20,7 +20,8 @@ inline int32_t KeyPosition(const KvHeadView& kv, int64_t j) {
   return kv.positions ? kv.positions[j] : static_cast<int32_t>(j);
 }
 
-// Keys with position <= p are visible; positions ascend, so they form a prefix [0, n).
+}  // namespace
+
 int64_t VisibleKeys(const KvHeadView& kv, int32_t p) {
   if (kv.positions == nullptr) return std::min<int64_t>(kv.len, static_cast<int64_t>(p) + 1);
   return std::upper_bound(kv.positions, kv.positions + kv.len, p) - kv.positions;
@@ -30,13 +31,10 @@ bool CompensationVisible(const KvHeadView& kv, int32_t p) {
   return kv.comp_count > 0 && kv.comp_max_position < p;
 }
 
-// Logit bias of the compensation token: ln(count), or its ALiBi form.
 float CompensationBias(const KvHeadView& kv, const AttentionQuery& a, int g, int32_t pq) {
   if (a.alibi_slopes == nullptr) return std::log(static_cast<float>(kv.comp_count));
   return AlibiCompensationBias(kv, a.alibi_slopes[g], pq);
 }
-
-}  // namespace
 
 float AlibiCompensationBias(const KvHeadView& kv, float slope, int32_t pq) {
   const double m = slope;

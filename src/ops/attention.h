@@ -37,6 +37,14 @@ struct AttentionQuery {
 // slope == 0 gives ln Nd.
 float AlibiCompensationBias(const KvHeadView& kv, float slope, int32_t pq);
 
+// What every attention kernel (CPU and GPU) agrees on, per query at position p:
+// keys with position <= p are visible; positions ascend, so they form a prefix [0, VisibleKeys).
+int64_t VisibleKeys(const KvHeadView& kv, int32_t p);
+// The compensation token is visible only after every token it stands for.
+bool CompensationVisible(const KvHeadView& kv, int32_t p);
+// Its logit bias for group head g: ln(comp_count), or the ALiBi form (AlibiCompensationBias).
+float CompensationBias(const KvHeadView& kv, const AttentionQuery& a, int g, int32_t pq);
+
 // Query tokens AttendFlash takes together in one tile (fewer when the group is so large that tokens x group
 // heads would pass its row limit); callers that split a prompt into work items use the same number, so a
 // work item is one whole tile.
