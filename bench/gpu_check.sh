@@ -22,6 +22,7 @@ if [[ ! -f .gpu/model.gguf ]] && compgen -G ".gpu/model.part-*" >/dev/null; then
   cat .gpu/model.part-* > /tmp/razor-model.gguf
   if [[ "$(sha256sum < /tmp/razor-model.gguf | cut -d' ' -f1)" == "$(cat .gpu/model.sha256 2>/dev/null)" ]]; then
     export RAZOR_TEST_MODEL=/tmp/razor-model.gguf
+    [[ -f .gpu/model.razor-profile.json ]] && cp .gpu/model.razor-profile.json /tmp/razor-model.gguf.razor-profile.json
   else
     echo "== gpu_check: model pieces incomplete so far ($(ls .gpu/model.part-* | wc -l) here): model checks skip"
   fi

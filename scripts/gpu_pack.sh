@@ -2,7 +2,8 @@
 # Packs what a GPU machine needs to run razor's CUDA checks and benchmarks into .gpu/ (git-ignored): stripped
 # razor and razor_tests from a CUDA build (build/release configured with -DRAZOR_CUDA=ON, as scripts/setup.sh
 # does) and the shared libraries that machine lacks (fmt, pcre2, png). Optionally a model split in pieces of
-# at most 40 MiB, for transfers with a size limit: scripts/gpu_pack.sh [MODEL.gguf]
+# at most 40 MiB, for transfers with a size limit, and its cached head profile when there is one (so the GPU
+# machine does not profile it again): scripts/gpu_pack.sh [MODEL.gguf]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build="${RAZOR_BUILD:-build/release}"
@@ -19,5 +20,7 @@ if [[ $# -ge 1 ]]; then
   rm -f .gpu/model.part-* .gpu/model.gguf
   split -b 40M -d "$1" .gpu/model.part-
   sha256sum < "$1" | cut -d' ' -f1 > .gpu/model.sha256
+  rm -f .gpu/model.razor-profile.json
+  [[ -f "$1.razor-profile.json" ]] && cp "$1.razor-profile.json" .gpu/model.razor-profile.json
 fi
 du -sh .gpu

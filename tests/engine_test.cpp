@@ -238,5 +238,32 @@ TEST(EngineTest, APromptThatExhaustsThePoolFailsOnlyItself) {
   EXPECT_EQ(e->kv_pool().bytes_in_use(), a->kv().kv_block_bytes());
 }
 
+// SetProfile takes a profile made elsewhere for this model (razor sequences then open), and refuses one made
+// for another model, naming both.
+TEST(EngineTest, SetProfileTakesOnlyAProfileOfThisModel) {
+  auto llama = Load("llama"), qwen = Load("qwen2");
+  ASSERT_TRUE(llama && qwen);
+  auto e = Open(llama, {.threads = 1});
+  ASSERT_TRUE(e);
+  HeadProfile p;
+  p.model = ModelIdentityOf(*llama);
+  p.params.induction_ratio = 0.5;
+  p.params.echo_ratio = 0;
+  p.q_induction.assign(static_cast<size_t>(llama->config.n_layers) * llama->config.n_heads, 0.0f);
+  p.q_induction[0] = 1.0f;
+  p.q_echo.assign(p.q_induction.size(), 0.0f);
+  p.SelectRetrievalHeads();
+  HeadProfile foreign = p;
+  foreign.model = ModelIdentityOf(*qwen);
+  Status st = e->SetProfile(foreign);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("head profile is for"), std::string::npos) << st.message();
+  EXPECT_EQ(e->profile(), nullptr);
+  ASSERT_TRUE(e->SetProfile(p).ok());
+  ASSERT_NE(e->profile(), nullptr);
+  EXPECT_TRUE(e->profile()->IsRetrieval(0, 0));
+  EXPECT_NE(NewSeq(*e, KvMode::kRazor), nullptr);
+}
+
 }  // namespace
 }  // namespace razor

@@ -203,5 +203,25 @@ TEST(KvBlockPoolDeathTest, FreeingABlockTwiceOrAForeignIdAborts) {
       "not from this pool");
 }
 
+// The peak counts the most blocks held at once (not allocations summed), and ResetPeak starts it from now.
+TEST(KvBlockPoolTest, PeakIsTheMostBlocksHeldAtOnce) {
+  KvBlockPool pool(4096, {.capacity_bytes = 64 * 4096});
+  std::vector<int32_t> a, b, c;
+  ASSERT_TRUE(pool.Allocate(10, &a));
+  pool.Free(a.data() + 4, 6);  // 4 held
+  ASSERT_TRUE(pool.Allocate(3, &b));  // 7 held
+  EXPECT_EQ(pool.peak_blocks_in_use(), 10u);
+  EXPECT_EQ(pool.peak_bytes_in_use(), 10u * 4096);
+  pool.ResetPeak();
+  EXPECT_EQ(pool.peak_blocks_in_use(), 7u);
+  pool.Free(a.data(), 4);
+  ASSERT_TRUE(pool.Allocate(5, &c));  // 8 held
+  EXPECT_EQ(pool.peak_blocks_in_use(), 8u);
+  pool.Free(b.data(), b.size());
+  pool.Free(c.data(), c.size());
+  EXPECT_EQ(pool.blocks_in_use(), 0u);
+  EXPECT_EQ(pool.peak_blocks_in_use(), 8u);
+}
+
 }  // namespace
 }  // namespace razor

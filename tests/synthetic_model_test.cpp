@@ -1,7 +1,12 @@
 // Synthetic (random-weight) models of named shapes: the real models' sizes, every matrix without host data
-// (the GPU fills it), a tied output counted once, and a clear error for an unknown shape.
+// (the GPU fills it), a tied output counted once, and a clear error for an unknown shape; their synthetic head
+// profiles pick the asked-for share of KV heads, reproducibly per seed.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <set>
+
+#include "runtime/engine.h"
 #include "runtime/synthetic_model.h"
 
 namespace razor {
@@ -33,6 +38,34 @@ TEST(SyntheticModelTest, UnknownShapeIsAClearError) {
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.error().find("unknown synthetic shape 'gpt-5'"), std::string::npos) << m.error();
   EXPECT_NE(m.error().find("llama-3.1-8b"), std::string::npos) << m.error();
+}
+
+// 15 % of Llama-3.1-8B's 256 KV heads is ceil(38.4) = 39 heads, spread over the layers; the same seed picks the
+// same heads, another seed others; the profile matches its model and not another shape.
+TEST(SyntheticModelTest, SyntheticProfilePicksTheFractionOfHeadsPerSeed) {
+  auto m = MakeSyntheticModel("llama-3.1-8b");
+  ASSERT_TRUE(m.ok()) << m.error();
+  auto a = MakeSyntheticProfile(**m, 0.15, 1), b = MakeSyntheticProfile(**m, 0.15, 1),
+       c = MakeSyntheticProfile(**m, 0.15, 2);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ(a->retrieval.size(), 39u);
+  EXPECT_EQ(a->retrieval, b->retrieval);
+  EXPECT_NE(a->retrieval, c->retrieval);
+  std::set<int> layers;
+  for (const KvHeadId& h : a->retrieval) layers.insert(h.layer);
+  EXPECT_GT(layers.size(), 10u);
+  const auto mask = a->RetrievalMask();
+  EXPECT_EQ(std::count(mask.begin(), mask.end(), true), 39);
+  EXPECT_TRUE(a->CheckMatches(ModelIdentityOf(**m)).ok());
+  auto other = MakeSyntheticModel("qwen2.5-7b");
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(a->CheckMatches(ModelIdentityOf(**other)).ok());
+  auto zero = MakeSyntheticProfile(**m, 0.0, 1);
+  ASSERT_TRUE(zero.ok());
+  EXPECT_TRUE(zero->retrieval.empty());
+  auto bad = MakeSyntheticProfile(**m, 1.5, 1);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().find("fraction 1.5"), std::string::npos) << bad.error();
 }
 
 }  // namespace

@@ -37,6 +37,8 @@ struct BenchOptions {
   uint64_t seed = 1;
   std::string synthetic;      // a shape name: random weights made on the GPU
   int prefill_max = 32768;    // GPU: longer contexts get synthetic K/V instead of a prefill
+  double synthetic_profile = -1;  // GPU: this fraction of KV heads as retrieval heads, seeded (no profiling)
+  bool fill_pool = false;     // GPU: as many sequences as the KV pool holds
 };
 
 // What one child measures (sent back through a pipe as raw bytes).
@@ -154,14 +156,21 @@ int Bench(BenchOptions& o) {
   const bool gpu = !o.synthetic.empty() || ResolveEngineDevice(*device, o.common.mode()) == EngineDevice::kCuda;
   if (gpu) {
     if (*device == EngineDevice::kCpu) return Fail("--synthetic: random-weight models run on the GPU only (--device cuda)");
-    if (*modes != std::vector<KvMode>{KvMode::kFull})
-      return Fail("--device cuda: bench measures the full KV cache (RazorAttention on the GPU is not built yet)");
+    if (!o.synthetic.empty() && o.synthetic_profile < 0 &&
+        std::any_of(modes->begin(), modes->end(), [](KvMode k) { return k != KvMode::kFull; }))
+      return Fail("--synthetic: random weights have no retrieval heads to profile; give --synthetic-profile FRACTION "
+                  "(RazorAttention's share is 0.15)");
     if (o.common.exact || o.common.int8) return Fail("--device cuda runs the default math only");
     auto model = o.synthetic.empty() ? LoadModelFromOption(o.common.model, false) : MakeSyntheticModel(o.synthetic);
     if (!model) return Fail(model.error());
     GpuBenchOptions g;
     g.contexts = *lengths;
     g.batches = *batches;
+    g.modes = *modes;
+    g.cache = o.kv.cache;
+    g.synthetic_profile = o.synthetic_profile;
+    g.fill_pool = o.fill_pool;
+    g.kv_pool_bytes = static_cast<size_t>(o.kv.kv_pool_mib) << 20;
     g.n_decode = o.n_decode;
     g.prefill_max = o.prefill_max;
     g.kv_type = o.kv.cache.kv_type;
@@ -268,6 +277,8 @@ void RegisterBench(CLI::App& app, int* exit_code) {
                   "comma-separated batch sizes: sequences prefilled, then decoded together (aggregate tok/s)")
       ->capture_default_str();
   AddNumber(cmd, "-r,--reps", &o.reps, "repetitions per figure (median reported)", 1, 1000);
+  AddNumber(cmd, "--seed", &o.seed, "seed of the random prompts (and of --synthetic-profile's heads)", uint64_t{0},
+            UINT64_MAX);
   AddNumber(cmd, "--ctx", &o.common.ctx, "context limit (0: the model's)", 0, int(kMaxTokens));
   cmd->add_flag("--exact", o.common.exact, "reference kernels");
   cmd->add_flag("--int8", o.common.int8, "8-bit activations in Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q6_K decode (llama.cpp-style; faster decode, less exact)");
@@ -279,6 +290,13 @@ void RegisterBench(CLI::App& app, int* exit_code) {
                       fmt::format("{}", fmt::join(SyntheticShapeNames(), " | ")));
   AddNumber(cmd, "--prefill-max", &o.prefill_max,
             "GPU: contexts above this are filled with synthetic K/V rows instead of a prefill", 0, int(kMaxTokens));
+  AddNumber(cmd, "--synthetic-profile", &o.synthetic_profile,
+            "GPU: this fraction of KV heads, chosen at random (seeded by --seed), as retrieval heads instead of a "
+            "profile (for --synthetic; RazorAttention's share is 0.15)",
+            0.0, 1.0);
+  cmd->add_flag("--fill-pool", o.fill_pool,
+                "GPU: instead of -b, as many sequences of each context as the KV pool holds (synthetic K/V), "
+                "decoded together");
   cmd->callback([exit_code] { *exit_code = Bench(o); });
 }
 

@@ -96,6 +96,11 @@ class CudaBackend final : public Backend {
     RAZOR_CUDA_CHECK(cudaMemGetInfo(&free, &total));
     return free;
   }
+  size_t TotalDeviceBytes() const override {
+    size_t free = 0, total = 0;
+    RAZOR_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+    return total;
+  }
 
   Status PrepareWeights(const std::vector<const TensorView*>& matrices) override {
     for (const TensorView* w : matrices) RAZOR_RETURN_IF_ERROR(Upload(*w));
@@ -125,10 +130,12 @@ class CudaBackend final : public Backend {
     uploader_->Reset();
   }
 
-  std::shared_ptr<KvBlockPool> NewKvPool(size_t block_bytes, size_t capacity_bytes) override {
+  std::shared_ptr<KvBlockPool> NewKvPool(size_t block_bytes, size_t capacity_bytes,
+                                         size_t keep_free_bytes) override {
     if (capacity_bytes == 0) {
-      // Everything free but a margin for activations, cuBLAS workspaces and the step's metadata.
-      const size_t free = FreeDeviceBytes();
+      // Everything free but the activations to come and a margin for cuBLAS workspaces and step metadata.
+      const size_t free_now = FreeDeviceBytes();
+      const size_t free = free_now > keep_free_bytes ? free_now - keep_free_bytes : 0;
       const size_t margin = std::max<size_t>(size_t{2} << 30, free / 20);
       capacity_bytes = free > 2 * margin ? free - margin : free / 2;  // never 0: that means "host memory"
       capacity_bytes = std::max(capacity_bytes, block_bytes);
@@ -241,6 +248,17 @@ class CudaBackend final : public Backend {
 
   void Forget() { bf16_of_ = nullptr; }
 
+  // Offset in h_ints_ of the n ints at `host`, appended unless this step already staged that array (a view's
+  // arrays do not change during a step, and one of n ints serves any item reading at most n of them).
+  int32_t Staged(const int32_t* host, int64_t n, std::unordered_map<const int32_t*, int32_t>* staged) {
+    auto it = staged->find(host);
+    if (it != staged->end()) return it->second;
+    const auto off = static_cast<int32_t>(h_ints_.size());
+    h_ints_.insert(h_ints_.end(), host, host + n);
+    (*staged)[host] = off;
+    return off;
+  }
+
   MathMode mode_;
   // RAZOR_CUDA_PREFILL_KERNEL=split sends prompt tiles to the split kernel too (A/B runs and tests).
   const bool tensor_core_prefill_ = [] {
@@ -264,6 +282,8 @@ class CudaBackend final : public Backend {
   std::vector<cuda::AttnItem> h_items_;
   std::vector<int32_t> h_ints_;  // block ids, then visible counts, then positions
   std::vector<float> h_floats_;  // compensation rows, then biases
+  // Host arrays already in h_ints_ this step, by address: their offset there.
+  std::unordered_map<const int32_t*, int32_t> blocks_staged_, positions_staged_;
   DeviceArray<cuda::AttnItem> d_items_;
   DeviceArray<int32_t> d_ints_;
   DeviceArray<float> d_floats_;
@@ -317,27 +337,35 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
   // Every item's q / out lie in one buffer each (the transformer's); offsets from the lowest address.
   const float* q_base = q0.q;
   float* out_base = q0.out;
+  // Prompt tiles without a compensation token or ALiBi go to the tensor-core kernel (unless disabled).
+  auto on_tensor_cores = [&](const AttentionItem& it) {
+    return tensor_core_prefill_ && it.q.n_tokens > 1 && it.kv.comp_count == 0 && it.q.alibi_slopes == nullptr &&
+           cuda::PrefillTensorCoreHeadDim(D) && it.q.n_tokens * it.q.n_group_heads <= cuda::PrefillTensorCoreMaxRows();
+  };
   int max_group = 1, max_tokens = 1, max_visible = 1;
-  int64_t total_rows = 0;
+  int64_t total_keys = 0;  // keys the split kernel's items read (a bound: visible <= len)
   for (const AttentionItem& it : items) {
     q_base = std::min(q_base, it.q.q);
     out_base = std::min(out_base, it.q.out);
     max_group = std::max(max_group, it.q.n_group_heads);
     max_tokens = std::max<int>(max_tokens, static_cast<int>(it.q.n_tokens));
+    if (on_tensor_cores(it)) continue;
     max_visible = std::max<int>(max_visible, static_cast<int>(it.kv.len));
-    total_rows += it.q.n_tokens;
+    total_keys += it.q.n_tokens * (it.kv.len + 1);
   }
-  // Keys per split: about two waves of CTAs over the GPU (three fit on a multiprocessor), at least 128 keys
-  // each, at most 256 splits per query (the combine kernel keeps one weight per split and head in shared
-  // memory).
+  // Keys per split: all the step's keys over about two waves of CTAs (three fit on a multiprocessor), so that
+  // a ragged step (4K-token window heads beside 1M-token retrieval heads, or many sequences) splits the long
+  // heads most; at least 128 keys a split, at most 256 splits per query (the combine kernel keeps one weight
+  // per split and head in shared memory).
   const int64_t want_ctas = 2LL * props_.multiProcessorCount * 3;
-  const int64_t splits_wanted = std::clamp<int64_t>(want_ctas / std::max<int64_t>(1, total_rows), 1, 256);
-  int split_keys = static_cast<int>(std::max<int64_t>(128, (max_visible + splits_wanted - 1) / splits_wanted));
-  split_keys = (split_keys + 63) / 64 * 64;
+  int64_t keys = std::max<int64_t>({128, (total_keys + want_ctas - 1) / want_ctas, (max_visible + 255) / 256});
+  int split_keys = static_cast<int>((keys + 63) / 64 * 64);
 
   h_items_.clear();
   h_ints_.clear();
   h_floats_.clear();
+  blocks_staged_.clear();
+  positions_staged_.clear();
   // One pass filling the host arrays: ints (blocks, visible counts, positions), floats (comp rows, biases).
   int32_t slots = 0, max_splits = 1;
   bool any_tc = false, any_split = false;
@@ -351,9 +379,10 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
     d.n_group_heads = q.n_group_heads;
     d.len = static_cast<int32_t>(kv.len);
     d.first_row = static_cast<int32_t>(kv.first_row);
-    d.blocks_off = static_cast<int32_t>(h_ints_.size());
+    // A head's block table goes up once per step, however many query tiles read it (a 1M-token prompt chunk
+    // has 128 tiles per head, each over the same table).
     const int64_t nblocks = kv.block_tokens ? (kv.first_row + kv.len + kv.block_tokens - 1) / kv.block_tokens : 0;
-    h_ints_.insert(h_ints_.end(), kv.block_ids, kv.block_ids + nblocks);
+    d.blocks_off = Staged(kv.block_ids, nblocks, &blocks_staged_);
     d.visible_off = static_cast<int32_t>(h_ints_.size());
     int most = 0;
     for (int64_t t = 0; t < q.n_tokens; ++t) {
@@ -361,9 +390,7 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
       h_ints_.push_back(vis);
       most = std::max(most, vis);
     }
-    // Prompt tiles without a compensation token or ALiBi go to the tensor-core kernel (unless disabled).
-    d.tc = tensor_core_prefill_ && q.n_tokens > 1 && kv.comp_count == 0 && q.alibi_slopes == nullptr &&
-           cuda::PrefillTensorCoreHeadDim(D) && q.n_tokens * q.n_group_heads <= cuda::PrefillTensorCoreMaxRows();
+    d.tc = on_tensor_cores(it);
     any_tc |= d.tc != 0;
     any_split |= d.tc == 0;
     d.splits = d.tc ? 0 : std::max(1, (most + split_keys - 1) / split_keys);
@@ -374,8 +401,12 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
     if (q.alibi_slopes) {
       d.alibi_off = static_cast<int32_t>(h_floats_.size());
       h_floats_.insert(h_floats_.end(), q.alibi_slopes, q.alibi_slopes + q.n_group_heads);
-      d.key_pos_off = static_cast<int32_t>(h_ints_.size());
-      for (int64_t j = 0; j < kv.len; ++j) h_ints_.push_back(kv.positions ? kv.positions[j] : static_cast<int32_t>(j));
+      if (kv.positions) {
+        d.key_pos_off = Staged(kv.positions, kv.len, &positions_staged_);
+      } else {
+        d.key_pos_off = static_cast<int32_t>(h_ints_.size());
+        for (int64_t j = 0; j < kv.len; ++j) h_ints_.push_back(static_cast<int32_t>(j));
+      }
       d.query_pos_off = static_cast<int32_t>(h_ints_.size());
       h_ints_.insert(h_ints_.end(), q.positions, q.positions + q.n_tokens);
     }

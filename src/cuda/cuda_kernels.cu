@@ -1,6 +1,8 @@
 // The elementwise, normalisation, RoPE and KV-row kernels of the CUDA backend. Each matches its CPU
 // counterpart in ops/elementwise.cpp, ops/rope.cpp and kv/kv_type.cpp (same formulas, fp32 arithmetic;
 // LayerNorm's statistics in double as on the CPU).
+#include <algorithm>
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -182,6 +184,20 @@ __global__ void LoadKvRowsKernel(const uint8_t* base, int head_dim, const int64_
   for (int d = threadIdx.x; d < head_dim; d += blockDim.x) out[i * head_dim + d] = LoadElem<TYPE>(base + offsets[i], d);
 }
 
+// Block b adds rows b, b + gridDim.x, ...; thread d owns dimension d (blockDim.x = head_dim).
+template <int TYPE>
+__global__ void SumKvRowsKernel(const uint8_t* base, int head_dim, const int64_t* key_offsets, int64_t value_delta,
+                                int64_t n, double* sums) {
+  const int d = threadIdx.x;
+  double k = 0.0, v = 0.0;
+  for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
+    k += LoadElem<TYPE>(base + key_offsets[i], d);
+    v += LoadElem<TYPE>(base + key_offsets[i] + value_delta, d);
+  }
+  atomicAdd(&sums[d], k);
+  atomicAdd(&sums[head_dim + d], v);
+}
+
 __global__ void GatherRowsKernel(const uint8_t* base, size_t row_bytes, const int64_t* offsets, uint8_t* staging) {
   const int64_t i = blockIdx.x;
   const uint32_t* s = reinterpret_cast<const uint32_t*>(base + offsets[i]);
@@ -276,6 +292,17 @@ int LoadKvRows(const uint8_t* base, int type, int head_dim, const int64_t* offse
   if (type == 0) LoadKvRowsKernel<0><<<b, 32, 0, s>>>(base, head_dim, offsets, out);
   else if (type == 1) LoadKvRowsKernel<1><<<b, 32, 0, s>>>(base, head_dim, offsets, out);
   else LoadKvRowsKernel<2><<<b, 32, 0, s>>>(base, head_dim, offsets, out);
+  return Check();
+}
+
+int SumKvRows(const uint8_t* base, int type, int head_dim, const int64_t* key_offsets, int64_t value_delta, int64_t n,
+              double* sums, cudaStream_t s) {
+  if (n == 0) return 0;
+  const unsigned b = static_cast<unsigned>(std::min<int64_t>(n, 1024));
+  const unsigned t = static_cast<unsigned>(head_dim);
+  if (type == 0) SumKvRowsKernel<0><<<b, t, 0, s>>>(base, head_dim, key_offsets, value_delta, n, sums);
+  else if (type == 1) SumKvRowsKernel<1><<<b, t, 0, s>>>(base, head_dim, key_offsets, value_delta, n, sums);
+  else SumKvRowsKernel<2><<<b, t, 0, s>>>(base, head_dim, key_offsets, value_delta, n, sums);
   return Check();
 }
 

@@ -45,6 +45,10 @@ int GatherRows(const uint8_t* base, size_t row_bytes, const int64_t* offsets, in
                cudaStream_t s);
 int ScatterRows(uint8_t* base, size_t row_bytes, const int64_t* offsets, int64_t n, const uint8_t* staging,
                 cudaStream_t s);
+// sums[d] += Σ_i key row i [d], sums[head_dim + d] += Σ_i value row i [d], in double (the value row of key
+// row i is at key_offsets[i] + value_delta).   sums: [2, head_dim] (device), zeroed by the caller
+int SumKvRows(const uint8_t* base, int type, int head_dim, const int64_t* key_offsets, int64_t value_delta, int64_t n,
+              double* sums, cudaStream_t s);
 
 // ---- attention over ragged paged per-head KV (cuda_attention.cu) ----
 // One (KV head of one sequence, its query tokens) item of a step. Offsets index the step's device arrays.

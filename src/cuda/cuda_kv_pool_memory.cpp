@@ -1,5 +1,7 @@
 #include "cuda/cuda_kv_pool_memory.h"
 
+#include <vector>
+
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/cuda_upload.h"
@@ -75,6 +77,23 @@ void CudaKvPoolMemory::CopyRows(size_t row_bytes, const int64_t* src, const int6
   // Every source into the staging area first, then every destination: overlap-safe.
   RAZOR_CUDA_CHECK(cuda::GatherRows(base_, row_bytes, ds, n, staged, stream_));
   RAZOR_CUDA_CHECK(cuda::ScatterRows(base_, row_bytes, dd, n, staged, stream_));
+}
+
+void CudaKvPoolMemory::SumRows(KvType type, int head_dim, const int64_t* key_offsets, int64_t value_delta, int64_t n,
+                               double* sum_k, double* sum_v) {
+  if (n == 0) return;
+  const int64_t* d = Offsets(0, key_offsets, n);
+  auto* sums = static_cast<double*>(Scratch(2 * static_cast<size_t>(head_dim) * sizeof(double)));
+  RAZOR_CUDA_CHECK(cudaMemsetAsync(sums, 0, 2 * static_cast<size_t>(head_dim) * sizeof(double), stream_));
+  RAZOR_CUDA_CHECK(cuda::SumKvRows(base_, static_cast<int>(type), head_dim, d, value_delta, n, sums, stream_));
+  std::vector<double> host(2 * static_cast<size_t>(head_dim));
+  RAZOR_CUDA_CHECK(cudaMemcpyAsync(host.data(), sums, host.size() * sizeof(double), cudaMemcpyDeviceToHost, stream_));
+  RAZOR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  uploader_->Reset();
+  for (int i = 0; i < head_dim; ++i) {
+    sum_k[i] += host[i];
+    sum_v[i] += host[head_dim + i];
+  }
 }
 
 }  // namespace razor

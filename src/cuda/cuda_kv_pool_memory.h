@@ -26,6 +26,8 @@ class CudaKvPoolMemory final : public KvPoolMemory {
                  int64_t value_delta, int64_t n) override;
   void LoadRows(KvType type, int head_dim, const int64_t* offsets, int64_t n, float* out) override;
   void CopyRows(size_t row_bytes, const int64_t* src, const int64_t* dst, int64_t n) override;
+  void SumRows(KvType type, int head_dim, const int64_t* key_offsets, int64_t value_delta, int64_t n, double* sum_k,
+               double* sum_v) override;
 
  private:
   // Device copies of n offsets (two sets at most in flight per call).

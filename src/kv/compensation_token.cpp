@@ -18,6 +18,21 @@ void CompensationToken::Add(const float* k, const float* v, int32_t position) {
   max_position_ = position;
 }
 
+void CompensationToken::AddSums(const double* sum_k, const double* sum_v, int64_t count, int32_t max_position) {
+  if (count == 0) return;
+  if (sum_k_.empty()) {
+    assert(count_ == 0 && "tokens added after DropSums()");
+    sum_k_.assign(head_dim_, 0.0);
+    sum_v_.assign(head_dim_, 0.0);
+  }
+  for (int i = 0; i < head_dim_; ++i) {
+    sum_k_[i] += sum_k[i];
+    sum_v_[i] += sum_v[i];
+  }
+  count_ += count;
+  max_position_ = max_position;
+}
+
 void CompensationToken::Publish() {
   if (count_ == 0) return;
   k_.resize(head_dim_);

@@ -16,6 +16,8 @@ class CompensationToken {
 
   // Adds one dropped token (key after RoPE, value) at absolute position `position`.
   void Add(const float* k, const float* v, int32_t position);
+  // Adds `count` dropped tokens at once from their sums (double, [head_dim] each); the last is at `max_position`.
+  void AddSums(const double* sum_k, const double* sum_v, int64_t count, int32_t max_position);
   // Recomputes the fp32 mean from the sums; call after a run of Add().
   void Publish();
   // Frees the double sums once no more tokens will be added (the fp32 mean stays valid).

@@ -63,6 +63,7 @@ bool KvBlockPool::Allocate(size_t n, std::vector<int32_t>* out) {
     out->push_back(id);
   }
   in_use_ += n;
+  peak_in_use_ = std::max(peak_in_use_, in_use_);
   return true;
 }
 
@@ -104,6 +105,16 @@ void KvBlockPool::ReleaseLocked() {
 size_t KvBlockPool::blocks_in_use() const {
   std::lock_guard<std::mutex> lock(mu_);
   return in_use_;
+}
+
+size_t KvBlockPool::peak_blocks_in_use() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return peak_in_use_;
+}
+
+void KvBlockPool::ResetPeak() {
+  std::lock_guard<std::mutex> lock(mu_);
+  peak_in_use_ = in_use_;
 }
 
 size_t KvBlockPool::bytes_free_resident() const {

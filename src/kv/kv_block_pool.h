@@ -56,6 +56,11 @@ class KvBlockPool {
   size_t bytes_in_use() const { return blocks_in_use() * block_bytes_; }
   size_t blocks_free() const { return capacity_blocks_ - blocks_in_use(); }
   size_t bytes_free_resident() const;  // free blocks not yet released (reused first)
+  // Most blocks held at once since the pool was made or ResetPeak() (measured peaks: a compressing prefill's
+  // one full layer plus the compressed rest).
+  size_t peak_blocks_in_use() const;
+  size_t peak_bytes_in_use() const { return peak_blocks_in_use() * block_bytes_; }
+  void ResetPeak();  // the peak starts again from the blocks held now
 
  private:
   void ReleaseLocked();
@@ -71,6 +76,7 @@ class KvBlockPool {
   int32_t next_fresh_ = 0;      // ids >= this were never handed out (not resident)
   std::vector<bool> in_use_ids_;  // [next_fresh_] whether each id handed out is held now
   size_t in_use_ = 0;
+  size_t peak_in_use_ = 0;
 };
 
 }  // namespace razor

@@ -57,4 +57,17 @@ void HostKvPoolMemory::CopyRows(size_t row_bytes, const int64_t* src, const int6
   for (int64_t i = 0; i < n; ++i) std::memcpy(base_ + dst[i], &staged[i * row_bytes], row_bytes);
 }
 
+void HostKvPoolMemory::SumRows(KvType type, int head_dim, const int64_t* key_offsets, int64_t value_delta, int64_t n,
+                               double* sum_k, double* sum_v) {
+  std::vector<float> k(head_dim), v(head_dim);
+  for (int64_t i = 0; i < n; ++i) {  // row by row, in order: the same sums as adding the tokens one at a time
+    LoadKvRow(type, base_ + key_offsets[i], head_dim, k.data());
+    LoadKvRow(type, base_ + key_offsets[i] + value_delta, head_dim, v.data());
+    for (int d = 0; d < head_dim; ++d) {
+      sum_k[d] += k[d];
+      sum_v[d] += v[d];
+    }
+  }
+}
+
 }  // namespace razor

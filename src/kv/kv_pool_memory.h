@@ -34,6 +34,11 @@ class KvPoolMemory {
   // Copies row_bytes from src[i] to dst[i] for every i, as if every source were read before any write
   // (sources and destinations may overlap).
   virtual void CopyRows(size_t row_bytes, const int64_t* src, const int64_t* dst, int64_t n) = 0;
+  // Adds every key row (stored as `type` at key_offsets[i]) widened to fp32 into host sum_k, and every value
+  // row (at key_offsets[i] + value_delta) into host sum_v, in double: the compensation token's sums, reduced
+  // where the rows live (a device adds them on the device and returns only the sums).   sum_k, sum_v: [head_dim]
+  virtual void SumRows(KvType type, int head_dim, const int64_t* key_offsets, int64_t value_delta, int64_t n,
+                       double* sum_k, double* sum_v) = 0;
 };
 
 // Host memory: MAP_NORESERVE address space, pages resident when first written, madvise(DONTNEED) on Discard.
@@ -48,6 +53,8 @@ class HostKvPoolMemory final : public KvPoolMemory {
                  int64_t value_delta, int64_t n) override;
   void LoadRows(KvType type, int head_dim, const int64_t* offsets, int64_t n, float* out) override;
   void CopyRows(size_t row_bytes, const int64_t* src, const int64_t* dst, int64_t n) override;
+  void SumRows(KvType type, int head_dim, const int64_t* key_offsets, int64_t value_delta, int64_t n, double* sum_k,
+               double* sum_v) override;
 
  private:
   uint8_t* base_ = nullptr;

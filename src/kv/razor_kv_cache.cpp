@@ -50,24 +50,17 @@ void RazorKvCache::TrimBlocks(HeadStore& h, size_t keep) {
 }
 
 void RazorKvCache::AddToCompensation(HeadStore& h, int64_t r0, int64_t r1) {
-  // In pieces of a bounded number of rows, widened to fp32 through the pool's memory (a device's too).
-  constexpr int64_t kPiece = 1024;
+  // Summed where the rows live (a device reduces them there), in pieces of a bounded number of offsets.
+  constexpr int64_t kPiece = 65536;
   KvPoolMemory& mem = pool_->memory();
+  std::vector<double> sum_k(head_dim_), sum_v(head_dim_);
   for (int64_t p0 = r0; p0 < r1; p0 += kPiece) {
     const int64_t n = std::min(kPiece, r1 - p0);
     offsets_.resize(n);
-    offsets2_.resize(n);
-    for (int64_t r = p0; r < p0 + n; ++r) {
-      offsets_[r - p0] = KeyOffset(h, r);
-      offsets2_[r - p0] = offsets_[r - p0] + value_delta();
-    }
-    rows_k_.resize(n * head_dim_);
-    rows_v_.resize(n * head_dim_);
-    mem.LoadRows(type_, head_dim_, offsets_.data(), n, rows_k_.data());
-    mem.LoadRows(type_, head_dim_, offsets2_.data(), n, rows_v_.data());
-    for (int64_t r = p0; r < p0 + n; ++r)
-      h.comp.Add(&rows_k_[(r - p0) * head_dim_], &rows_v_[(r - p0) * head_dim_], h.positions[r]);
+    for (int64_t r = p0; r < p0 + n; ++r) offsets_[r - p0] = KeyOffset(h, r);
+    mem.SumRows(type_, head_dim_, offsets_.data(), value_delta(), n, sum_k.data(), sum_v.data());
   }
+  if (r1 > r0) h.comp.AddSums(sum_k.data(), sum_v.data(), r1 - r0, h.positions[r1 - 1]);
 }
 
 void RazorKvCache::MoveRows(const HeadStore& h, const std::vector<int64_t>& src_rows,

@@ -129,7 +129,6 @@ class RazorKvCache final : public KvCache {
   std::vector<int32_t> scratch_;     // blocks being allocated
   std::vector<int64_t> offsets_;     // pool offsets of rows being stored / loaded / moved
   std::vector<int64_t> offsets2_;
-  std::vector<float> rows_k_, rows_v_;  // [rows, head_dim] fp32 rows for the compensation token
 };
 
 }  // namespace razor

@@ -62,14 +62,18 @@ class Backend {
   virtual int64_t preferred_chunk_tokens() const { return 256; }
   // Bytes of device memory free now (0 for the CPU backend, whose pool sizes itself from the machine).
   virtual size_t FreeDeviceBytes() const { return 0; }
+  // Bytes of device memory in all (0 for the CPU backend).
+  virtual size_t TotalDeviceBytes() const { return 0; }
 
   // A buffer of at least `floats` floats (a new one when *b is null or smaller).
   virtual void Reserve(std::unique_ptr<Buffer>* b, int64_t floats) = 0;
   // Copies n floats of a buffer back to host memory (the logits), and host floats into a buffer.
   virtual void ToHost(const float* src, int64_t n, float* host_dst) = 0;
   virtual void FromHost(const float* host_src, int64_t n, float* dst) = 0;
-  // The KV block pool, in this backend's memory. capacity_bytes 0: the backend's default.
-  virtual std::shared_ptr<KvBlockPool> NewKvPool(size_t block_bytes, size_t capacity_bytes) = 0;
+  // The KV block pool, in this backend's memory. capacity_bytes 0: the backend's default (a device: what is
+  // free now, less a margin and less keep_free_bytes, the activations that will be allocated later).
+  virtual std::shared_ptr<KvBlockPool> NewKvPool(size_t block_bytes, size_t capacity_bytes,
+                                                 size_t keep_free_bytes = 0) = 0;
 
   // x[t, :] = row tokens[t] of the embedding table, widened to fp32.   x: [n, dim]
   virtual void Embed(const TensorView& table, const int32_t* tokens, int64_t n, float* x) = 0;

@@ -43,7 +43,7 @@ void CpuBackend::ToHost(const float* src, int64_t n, float* host_dst) {
   if (src != host_dst) std::memcpy(host_dst, src, static_cast<size_t>(n) * sizeof(float));
 }
 
-std::shared_ptr<KvBlockPool> CpuBackend::NewKvPool(size_t block_bytes, size_t capacity_bytes) {
+std::shared_ptr<KvBlockPool> CpuBackend::NewKvPool(size_t block_bytes, size_t capacity_bytes, size_t) {
   return std::make_shared<KvBlockPool>(block_bytes, KvBlockPoolOptions{.capacity_bytes = capacity_bytes});
 }
 

@@ -18,7 +18,8 @@ class CpuBackend final : public Backend {
   void Reserve(std::unique_ptr<Buffer>* b, int64_t floats) override;
   void ToHost(const float* src, int64_t n, float* host_dst) override;
   void FromHost(const float* host_src, int64_t n, float* dst) override { ToHost(host_src, n, dst); }
-  std::shared_ptr<KvBlockPool> NewKvPool(size_t block_bytes, size_t capacity_bytes) override;
+  std::shared_ptr<KvBlockPool> NewKvPool(size_t block_bytes, size_t capacity_bytes,
+                                         size_t keep_free_bytes = 0) override;
 
   void Embed(const TensorView& table, const int32_t* tokens, int64_t n, float* x) override;
   void MatMul(const TensorView& w, const float* x, int64_t m, float* y) override;

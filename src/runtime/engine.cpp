@@ -89,8 +89,10 @@ Result<std::unique_ptr<Engine>> Engine::Open(std::shared_ptr<LoadedModel> model,
     e->backend_ = std::make_unique<CpuBackend>(*e->pool_, o.math);
   }
   e->transformer_ = std::make_unique<Transformer>(c, e->model_->weights, *e->backend_);
+  // A compressing prompt runs in one forward call, whose residual stream holds every row: [context, dim] fp32.
+  const size_t residual_bytes = static_cast<size_t>(e->context_) * c.dim * sizeof(float);
   e->kv_pool_ = e->backend_->NewKvPool(RazorKvCache::block_bytes(o.kv_block_tokens, c.head_dim, o.kv_type),
-                                       o.kv_pool_bytes);
+                                       o.kv_pool_bytes, residual_bytes);
   if (e->kv_pool_->capacity_blocks() == 0)
     return Err(o.kv_pool_bytes == 0 ? std::string("cannot reserve address space for the KV pool")
                                     : fmt::format("a KV pool of {} MiB holds not one block of {} KiB (raise --kv-pool-mib)",
@@ -111,6 +113,12 @@ Status Engine::EnsureProfile(const KvCacheOptions& kv, const std::function<void(
   o.on_profile_progress = on_progress;
   RAZOR_ASSIGN_OR_RETURN(HeadProfile p, LoadOrMakeProfile(*model_, o, *pool_));
   profile_ = std::move(p);
+  return Status::Ok();
+}
+
+Status Engine::SetProfile(HeadProfile profile) {
+  RAZOR_RETURN_IF_ERROR(profile.CheckMatches(ModelIdentityOf(*model_)));
+  profile_ = std::move(profile);
   return Status::Ok();
 }
 

@@ -138,6 +138,9 @@ class Engine {
   // model's cached profile, or made now (minutes; progress by callback). Once per engine.
   Status EnsureProfile(const KvCacheOptions& kv, const std::function<void(int64_t, int64_t)>& on_progress = {});
   const HeadProfile* profile() const { return profile_ ? &*profile_ : nullptr; }
+  // Uses this profile for razor / streaming sequences from now on (a synthetic one, or one made elsewhere);
+  // an error when it was made for another model (shapes or tensor table).
+  Status SetProfile(HeadProfile profile);
   // Profiles the model's retrieval heads now (razor profile): on the CPU, on the engine's thread pool and math
   // mode (the profiler reads every layer's attention, which only the CPU backend exposes). Progress by
   // options.on_progress. Does not install the result (EnsureProfile loads or makes the cached one).

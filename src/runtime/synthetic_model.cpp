@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <random>
+
+#include "runtime/head_profiler.h"
+
 namespace razor {
 namespace {
 
@@ -79,6 +83,26 @@ Result<std::shared_ptr<LoadedModel>> MakeSyntheticModel(std::string_view shape) 
     w.stored_bytes += t->nbytes;
   }
   return m;
+}
+
+Result<HeadProfile> MakeSyntheticProfile(const LoadedModel& model, double fraction, uint64_t seed) {
+  if (!(fraction >= 0.0 && fraction <= 1.0))
+    return Err(fmt::format("synthetic profile fraction {} (expected 0 to 1)", fraction));
+  const ModelConfig& c = model.config;
+  HeadProfile p;
+  p.model = ModelIdentityOf(model);
+  p.params.induction_ratio = fraction;
+  p.params.echo_ratio = 0.0;
+  p.params.seed = seed;
+  p.params.block = 0;
+  p.params.repeats = 0;
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  p.q_induction.resize(static_cast<size_t>(c.n_layers) * c.n_heads);
+  for (float& s : p.q_induction) s = u(rng);
+  p.q_echo.assign(p.q_induction.size(), 0.0f);
+  p.SelectRetrievalHeads();  // the top ceil(fraction * total) by the random scores
+  return p;
 }
 
 }  // namespace razor
