@@ -25,27 +25,34 @@ namespace {
 
 bool IsPoolExhausted(const Status& st) { return st.message().rfind("KV pool exhausted", 0) == 0; }
 
+// Random K/V rows in device buffers, made once per configuration: [kChunk, kv_dim] fp32 each.
+struct SyntheticRows {
+  static constexpr int64_t kChunk = 8192;
+  std::unique_ptr<Buffer> k, v;
+  explicit SyntheticRows(Engine& e) {
+    const int64_t n = kChunk * e.config().kv_dim();
+    e.backend().Reserve(&k, n);
+    e.backend().Reserve(&v, n);
+    std::mt19937 rng(7);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> host(n);
+    for (auto& x : host) x = nd(rng);
+    e.backend().FromHost(host.data(), host.size(), k->data());
+    for (auto& x : host) x = nd(rng);
+    e.backend().FromHost(host.data(), host.size(), v->data());
+  }
+};
+
 // Appends n tokens of random K/V to every layer of seq's cache as one prompt, layer after layer (so a
 // compressing cache holds one layer's full K/V at a time), in chunks, through the cache's own Append (device
 // rows: the engine's backend buffers).
-Status SyntheticFill(Engine& e, Sequence& seq, int64_t n) {
-  const ModelConfig& c = e.config();
-  const int64_t chunk = 1024;
-  std::unique_ptr<Buffer> k, v;
-  e.backend().Reserve(&k, chunk * c.kv_dim());
-  e.backend().Reserve(&v, chunk * c.kv_dim());
-  std::mt19937 rng(7);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<float> host(chunk * c.kv_dim());
-  for (auto& x : host) x = nd(rng);
-  e.backend().FromHost(host.data(), host.size(), k->data());
-  for (auto& x : host) x = nd(rng);
-  e.backend().FromHost(host.data(), host.size(), v->data());
+Status SyntheticFill(Engine& e, Sequence& seq, int64_t n, const SyntheticRows& rows) {
   KvCache& cache = seq.cache();
   cache.BeginPrefill(n);
-  for (int l = 0; l < c.n_layers; ++l) {
-    for (int64_t done = 0; done < n; done += chunk)
-      RAZOR_RETURN_IF_ERROR(cache.Append(l, done, std::min(chunk, n - done), k->data(), v->data()));
+  for (int l = 0; l < e.config().n_layers; ++l) {
+    for (int64_t done = 0; done < n; done += SyntheticRows::kChunk)
+      RAZOR_RETURN_IF_ERROR(
+          cache.Append(l, done, std::min(SyntheticRows::kChunk, n - done), rows.k->data(), rows.v->data()));
     cache.OnLayerDone(l, true);
   }
   cache.CommitTokens(n);
@@ -88,6 +95,8 @@ Row Measure(const std::shared_ptr<LoadedModel>& m, const GpuBenchOptions& o, con
   std::uniform_int_distribution<int32_t> tok(100, c.vocab_size - 1);
   const bool prefill = len <= o.prefill_max && !o.fill_pool;
   const int most = o.fill_pool ? 256 : batch;
+  std::unique_ptr<SyntheticRows> rows;
+  if (!prefill) rows = std::make_unique<SyntheticRows>(e);
   std::vector<std::unique_ptr<Sequence>> seqs;
   for (int b = 0; b < most; ++b) {
     auto s = e.NewSequence(so);
@@ -102,7 +111,7 @@ Row Measure(const std::shared_ptr<LoadedModel>& m, const GpuBenchOptions& o, con
       const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (b == 0) r.prefill_tok_s = len / sec;
     } else {
-      st = SyntheticFill(e, seq, len);
+      st = SyntheticFill(e, seq, len, *rows);
     }
     if (!st.ok()) {
       if (o.fill_pool && IsPoolExhausted(st) && !seqs.empty()) break;  // the pool is full: this many fit

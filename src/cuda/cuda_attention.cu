@@ -1,12 +1,14 @@
 // Attention over ragged, paged per-head KV on the GPU (flash-decoding): every (item, query token, key split)
 // is one CTA that streams its keys once for all the query heads of the KV head's group, with an online
-// softmax; a second kernel merges the splits. Keys are read in their stored type (f32 / f16 / bf16) and
+// softmax; a second kernel merges the splits. Keys and values reach shared memory in tiles through a cp.async
+// pipeline of kStages tiles, so that the next tiles' loads are in flight while one tile is computed on. Keys are read in their stored type (f32 / f16 / bf16) and
 // widened in registers; accumulation is fp32. Semantics match ops/attention.h (AttendReference): causal by
 // position (the `visible` prefix), the compensation token with its logit bias, optional ALiBi.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cfloat>
 
 #include "cuda/cuda_kernels.h"
@@ -17,7 +19,17 @@ namespace {
 
 constexpr int kThreads = 128;  // 4 warps
 constexpr int kMaxG = 8;       // query heads handled per pass (larger groups take several passes)
-constexpr int kUnroll = 4;     // keys per lane group per iteration: their loads all issue before any use
+constexpr int kUnroll = 4;     // keys per lane group per tile
+constexpr int kStages = 3;     // K/V tiles in shared memory: one computed on, the others loading
+
+// 16 bytes global -> shared, asynchronously; src_bytes 0 fills the 16 bytes with zeros (keys past the end).
+__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, int src_bytes) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(src_bytes));
+}
+__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void CpAsyncWait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 // Lanes per key: enough 8-element pieces to cover head_dim, rounded up to a power of two (<= 32).
 __device__ __forceinline__ int LanesPerKey(int head_dim) {
@@ -33,7 +45,7 @@ __device__ __forceinline__ float GroupSum(float v, int lpk) {
 
 // G: query heads per pass (4 for groups of up to 4, else 8: fewer registers for the common GQA-4 layouts).
 template <int TYPE, int G>
-__global__ void __launch_bounds__(kThreads) AttendSplitKernel(AttnStep st) {
+__global__ void __launch_bounds__(kThreads, G <= 4 ? 3 : 1) AttendSplitKernel(AttnStep st) {
   const AttnItem it = st.items[blockIdx.x];
   const int t = blockIdx.y;
   const int split = blockIdx.z;
@@ -51,7 +63,8 @@ __global__ void __launch_bounds__(kThreads) AttendSplitKernel(AttnStep st) {
   const int sub = lane & (lpk - 1);
   const int per_warp = 32 / lpk;
   const int ngroups = (kThreads / 32) * per_warp;
-  const int grp = warp * per_warp + lane / lpk;
+  const int key_lane = lane / lpk;  // which of the warp's per_warp keys this lane works on
+  const int grp = warp * per_warp + key_lane;
   const int d0 = sub * 8;
   const bool dims = d0 < D;
   constexpr int esize = TYPE == 0 ? 4 : 2;
@@ -61,10 +74,49 @@ __global__ void __launch_bounds__(kThreads) AttendSplitKernel(AttnStep st) {
   const float qpos = it.alibi_off >= 0 ? static_cast<float>(st.positions[it.query_pos_off + t]) : 0.0f;
   const int slot = it.partial_off + t * it.splits + split;
 
-  extern __shared__ float smem[];
-  float* sm_m = smem;                       // [ngroups, G]
+  // Shared memory: kStages tiles of [K rows, V rows] of tile_keys stored rows each, then the merge area.
+  const int tile_keys = ngroups * kUnroll;
+  const int64_t tile_bytes = 2LL * tile_keys * row_bytes;
+  extern __shared__ __align__(16) uint8_t smem_bytes[];
+  float* sm_m = reinterpret_cast<float*>(smem_bytes + kStages * tile_bytes);  // [ngroups, G]
   float* sm_l = sm_m + ngroups * G;     // [ngroups, G]
   float* sm_acc = sm_l + ngroups * G;   // [ngroups, G, D]
+  const int chunks_per_row = static_cast<int>(row_bytes / 16);
+  // Each thread copies the same 16-byte piece of every rows_step-th row of a tile (no division per chunk when
+  // chunks_per_row divides kThreads, as for every power-of-two row); else a general loop.
+  const bool even = kThreads % chunks_per_row == 0;
+  const int my_piece = threadIdx.x % chunks_per_row, my_row = threadIdx.x / chunks_per_row;
+  const int rows_step = kThreads / chunks_per_row;
+  const int n_tiles = (ke - kb + tile_keys - 1) / tile_keys;
+  auto copy_chunk = [&](uint8_t* stage, int t0, int r, int piece) {
+    const int j = t0 + r;
+    const uint8_t* src = st.pool_base;
+    int bytes = 0;
+    if (j < ke) {
+      const int row = it.first_row + j;
+      const int blk = st.block_shift >= 0 ? row >> st.block_shift : row / st.block_tokens;
+      const int in_blk = row - blk * st.block_tokens;
+      src = st.pool_base + static_cast<int64_t>(blocks[blk]) * st.block_bytes +
+            static_cast<int64_t>(in_blk) * row_bytes + piece * 16;
+      bytes = 16;
+    }
+    CpAsync16(stage + r * row_bytes + piece * 16, src, bytes);
+    CpAsync16(stage + (tile_keys + r) * row_bytes + piece * 16, bytes ? src + v_delta : src, bytes);
+  };
+  // Starts the copy of tile `tile` (keys kb + tile * tile_keys ...) into its stage; one commit group per call.
+  auto issue = [&](int tile) {
+    if (tile < n_tiles) {
+      uint8_t* stage = smem_bytes + (tile % kStages) * tile_bytes;
+      const int t0 = kb + tile * tile_keys;
+      if (even) {
+        for (int r = my_row; r < tile_keys; r += rows_step) copy_chunk(stage, t0, r, my_piece);
+      } else {
+        for (int c = threadIdx.x; c < tile_keys * chunks_per_row; c += kThreads)
+          copy_chunk(stage, t0, c / chunks_per_row, c % chunks_per_row);
+      }
+    }
+    CpAsyncCommit();
+  };
 
   for (int g0 = 0; g0 < it.n_group_heads; g0 += G) {
     const int gn = min(G, it.n_group_heads - g0);
@@ -119,22 +171,25 @@ __global__ void __launch_bounds__(kThreads) AttendSplitKernel(AttnStep st) {
         b[g] = mine && g < gn ? st.bias[it.comp_bias_off + t * it.n_group_heads + g0 + g] : -INFINITY;
       update(k, v, b);
     }
-    // Each warp takes per_warp * kUnroll consecutive keys per iteration (lane group g of the warp: keys
-    // base + g + u * per_warp), all loads first.
-    for (int base = kb + warp * per_warp * kUnroll; base < ke; base += ngroups * kUnroll) {
+    // Tiles of tile_keys keys; within one, each warp takes per_warp * kUnroll consecutive keys (lane group g of
+    // the warp: keys warp_base + g + u * per_warp), read from shared memory.
+#pragma unroll
+    for (int p = 0; p < kStages - 1; ++p) issue(p);
+    for (int tile = 0; tile < n_tiles; ++tile) {
+      issue(tile + kStages - 1);
+      CpAsyncWait<kStages - 1>();  // this tile's group is complete (at most kStages - 1 younger ones pending)
+      __syncthreads();
+      const uint8_t* stage = smem_bytes + (tile % kStages) * tile_bytes;
+      const int base = kb + tile * tile_keys + warp * per_warp * kUnroll;
       float k[kUnroll][8], v[kUnroll][8];
       bool valid[kUnroll];
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
-        const int j = base + lane / lpk + u * per_warp;
-        valid[u] = j < ke;
-        if (valid[u] && dims) {
-          const int row = it.first_row + j;
-          const uint8_t* kp = st.pool_base + static_cast<int64_t>(blocks[row / st.block_tokens]) * st.block_bytes +
-                              static_cast<int64_t>(row % st.block_tokens) * row_bytes +
-                              static_cast<int64_t>(d0) * esize;
-          Load8<TYPE>(kp, k[u]);
-          Load8<TYPE>(kp + v_delta, v[u]);
+        const int r = warp * per_warp * kUnroll + key_lane + u * per_warp;
+        valid[u] = base + key_lane + u * per_warp < ke;
+        if (dims) {
+          Load8<TYPE>(stage + r * row_bytes + static_cast<int64_t>(d0) * esize, k[u]);  // zeros past the end
+          Load8<TYPE>(stage + (tile_keys + r) * row_bytes + static_cast<int64_t>(d0) * esize, v[u]);
         } else {
 #pragma unroll
           for (int e = 0; e < 8; ++e) k[u][e] = v[u][e] = 0.0f;
@@ -145,7 +200,7 @@ __global__ void __launch_bounds__(kThreads) AttendSplitKernel(AttnStep st) {
       float sc[kUnroll][G];
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
-        const int j = base + lane / lpk + u * per_warp;
+        const int j = base + key_lane + u * per_warp;
         const float kpos = valid[u] && it.alibi_off >= 0 ? static_cast<float>(st.positions[it.key_pos_off + j]) : 0.0f;
 #pragma unroll
         for (int g = 0; g < G; ++g) {
@@ -180,7 +235,9 @@ __global__ void __launch_bounds__(kThreads) AttendSplitKernel(AttnStep st) {
         }
         m[g] = mn;
       }
+      __syncthreads();  // every warp is done with this stage before a later issue() overwrites it
     }
+    CpAsyncWait<0>();
     // Merge the key groups of this CTA.
 #pragma unroll
     for (int g = 0; g < G; ++g) {
@@ -215,50 +272,73 @@ __global__ void __launch_bounds__(kThreads) AttendSplitKernel(AttnStep st) {
   }
 }
 
-// One CTA per (item, token): the splits' (max, sum) pairs go to shared memory first and become one weight
-// per (split, head) — e^(m_s - M) / L — so that the loop over splits reads only the accumulators, as
-// independent loads (the splits of a 128K-token context number in the hundreds).
-__global__ void __launch_bounds__(kThreads) AttendCombineKernel(AttnStep st) {
+// One CTA per (item, token, group head): the splits' (max, sum) pairs become one weight per split,
+// e^(m_s - M) / L, in shared memory; then kCombineThreads / D thread groups each add every groups-th split's
+// accumulator for the D dims (independent loads: the splits of a long context number in the hundreds), and
+// the groups' sums are added at the end.
+constexpr int kCombineThreads = 256;
+
+__device__ __forceinline__ float BlockMax(float v, float* red) {
+  for (int o = 16; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+  __syncthreads();
+  float r = red[0];
+  for (int w = 1; w < kCombineThreads / 32; ++w) r = fmaxf(r, red[w]);
+  __syncthreads();
+  return r;
+}
+
+__device__ __forceinline__ float BlockAdd(float v, float* red) {
+  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+  __syncthreads();
+  float r = 0.0f;
+  for (int w = 0; w < kCombineThreads / 32; ++w) r += red[w];
+  __syncthreads();
+  return r;
+}
+
+__global__ void __launch_bounds__(kCombineThreads) AttendCombineKernel(AttnStep st) {
   const AttnItem it = st.items[blockIdx.x];
-  const int t = blockIdx.y;
-  if (t >= it.n_tokens || it.tc) return;
+  const int t = blockIdx.y, g = blockIdx.z;
+  if (t >= it.n_tokens || g >= it.n_group_heads || it.tc) return;
   const int visible = st.visible[it.visible_off + t];
   const int n = max(1, (visible + st.split_keys - 1) / st.split_keys);
   const int D = st.head_dim;
-  const int G = it.n_group_heads;
-  const int slot0 = it.partial_off + t * it.splits;
-  extern __shared__ float weight[];  // [n, G]: e^(m_s - M_g) / L_g
-  for (int i = threadIdx.x; i < n * G; i += kThreads) {
-    const int s = i / G, g = i % G;
-    weight[i] = st.partial_ml[(static_cast<int64_t>(slot0 + s) * st.max_group + g) * 2];  // m for now
+  const int64_t slot0 = it.partial_off + static_cast<int64_t>(t) * it.splits;
+  extern __shared__ float weight[];  // [n] split weights, then [groups, D] partial sums
+  __shared__ float red[kCombineThreads / 32];
+  float mx = -FLT_MAX;
+  for (int s = threadIdx.x; s < n; s += kCombineThreads) {
+    const float m = st.partial_ml[((slot0 + s) * st.max_group + g) * 2];
+    weight[s] = m;
+    mx = fmaxf(mx, m);
   }
-  __syncthreads();
-  // A warp per head: M = max m, L = sum l e^(m - M); then weights in place.
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  for (int g = warp; g < G; g += kThreads / 32) {
-    float mx = -FLT_MAX;
-    for (int s = lane; s < n; s += 32) mx = fmaxf(mx, weight[s * G + g]);
-    for (int o = 16; o > 0; o /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    float sum = 0.0f;
-    for (int s = lane; s < n; s += 32) {
-      const float l = st.partial_ml[(static_cast<int64_t>(slot0 + s) * st.max_group + g) * 2 + 1];
-      const float w = l > 0.0f ? __expf(weight[s * G + g] - mx) : 0.0f;
-      weight[s * G + g] = w;
-      sum += w * l;
-    }
-    for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    __syncwarp();
-    for (int s = lane; s < n; s += 32) weight[s * G + g] *= inv;
+  mx = BlockMax(mx, red);
+  float sum = 0.0f;
+  for (int s = threadIdx.x; s < n; s += kCombineThreads) {
+    const float l = st.partial_ml[((slot0 + s) * st.max_group + g) * 2 + 1];
+    const float w = l > 0.0f ? __expf(weight[s] - mx) : 0.0f;
+    weight[s] = w;
+    sum += w * l;
   }
-  __syncthreads();
-  for (int i = threadIdx.x; i < G * D; i += kThreads) {
-    const int g = i / D, d = i % D;
+  sum = BlockAdd(sum, red);  // its barrier also publishes weight[]
+  const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+  const int groups = kCombineThreads / D;  // >= 1: head_dim <= 256, the backend's limit
+  const int grp = threadIdx.x / D, d = threadIdx.x % D;
+  float* partial = weight + n;  // [groups, D]
+  if (grp < groups) {
     float acc = 0.0f;
-#pragma unroll 8
-    for (int s = 0; s < n; ++s)
-      acc += weight[s * G + g] * st.partial_acc[(static_cast<int64_t>(slot0 + s) * st.max_group + g) * D + d];
-    st.out[it.out_off + t * st.out_stride + static_cast<int64_t>(g) * D + d] = acc;
+#pragma unroll 4
+    for (int s = grp; s < n; s += groups)
+      acc += weight[s] * st.partial_acc[((slot0 + s) * st.max_group + g) * D + d];
+    partial[grp * D + d] = acc;
+  }
+  __syncthreads();
+  for (int dd = threadIdx.x; dd < D; dd += kCombineThreads) {
+    float acc = 0.0f;
+    for (int r = 0; r < groups; ++r) acc += partial[r * D + dd];
+    st.out[it.out_off + t * st.out_stride + static_cast<int64_t>(g) * D + dd] = acc * inv;
   }
 }
 
@@ -270,10 +350,13 @@ int Attend(const AttnStep& st, cudaStream_t s) {
   while (lpk * 8 < st.head_dim) lpk *= 2;
   const int ngroups = (kThreads / 32) * (32 / lpk);
   const bool narrow = st.max_group <= 4;
-  const size_t smem = sizeof(float) * static_cast<size_t>(ngroups) * (narrow ? 4 : kMaxG) * (2 + st.head_dim);
+  const size_t row_bytes = static_cast<size_t>(st.head_dim) * (st.kv_type == 0 ? 4 : 2);
+  const size_t stages = kStages * 2 * static_cast<size_t>(ngroups) * kUnroll * row_bytes;  // K/V tiles
+  const size_t smem =
+      stages + sizeof(float) * static_cast<size_t>(ngroups) * (narrow ? 4 : kMaxG) * (2 + st.head_dim);
   const dim3 grid(st.n_items, st.max_tokens, st.max_splits);
   auto launch = [&](auto kernel) {
-    if (smem > 48 * 1024) {  // beyond the default dynamic limit (head_dim 16: 36 KiB, 128: 33 KiB; never so far)
+    if (smem > 48 * 1024) {  // beyond the default dynamic limit (bf16 head_dim 128: 48 KiB of tiles + 17 KiB)
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     }
     kernel<<<grid, kThreads, smem, s>>>(st);
@@ -284,8 +367,9 @@ int Attend(const AttnStep& st, cudaStream_t s) {
     default: narrow ? launch(AttendSplitKernel<2, 4>) : launch(AttendSplitKernel<2, 8>); break;
   }
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return static_cast<int>(e);
-  const size_t combine_smem = sizeof(float) * static_cast<size_t>(st.max_splits) * st.max_group;
-  AttendCombineKernel<<<dim3(st.n_items, st.max_tokens), kThreads, combine_smem, s>>>(st);
+  const size_t combine_groups = kCombineThreads / st.head_dim;
+  const size_t combine_smem = sizeof(float) * (static_cast<size_t>(st.max_splits) + combine_groups * st.head_dim);
+  AttendCombineKernel<<<dim3(st.n_items, st.max_tokens, st.max_group), kCombineThreads, combine_smem, s>>>(st);
   return static_cast<int>(cudaGetLastError());
 }
 

@@ -96,8 +96,10 @@ __global__ void __launch_bounds__(kWarps * 32, 1) AttendPrefillKernel(AttnStep s
       float k[8], v[8];
       if (j < max_vis) {
         const int row = it.first_row + j;
-        const uint8_t* kp = st.pool_base + static_cast<int64_t>(blocks[row / st.block_tokens]) * st.block_bytes +
-                            static_cast<int64_t>(row % st.block_tokens) * row_bytes + static_cast<int64_t>(c8) * esize;
+        const int blk = st.block_shift >= 0 ? row >> st.block_shift : row / st.block_tokens;
+        const uint8_t* kp = st.pool_base + static_cast<int64_t>(blocks[blk]) * st.block_bytes +
+                            static_cast<int64_t>(row - blk * st.block_tokens) * row_bytes +
+                            static_cast<int64_t>(c8) * esize;
         Load8<TYPE>(kp, k);
         Load8<TYPE>(kp + v_delta, v);
       } else {

@@ -432,6 +432,9 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
   st.pool_base = kv0.pool_base;
   st.block_bytes = static_cast<int64_t>(kv0.block_bytes);
   st.block_tokens = static_cast<int32_t>(kv0.block_tokens);
+  st.block_shift = -1;
+  for (int b = 0; b < 31; ++b)
+    if ((int64_t{1} << b) == kv0.block_tokens) st.block_shift = b;
   st.head_dim = D;
   st.kv_type = static_cast<int32_t>(kv0.type);
   st.split_keys = split_keys;

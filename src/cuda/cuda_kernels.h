@@ -78,6 +78,7 @@ struct AttnStep {
   const uint8_t* pool_base;
   int64_t block_bytes;
   int32_t block_tokens;
+  int32_t block_shift;           // log2(block_tokens) when a power of two, else -1
   int32_t head_dim;
   int32_t kv_type;               // 0 f32, 1 f16, 2 bf16
   int32_t split_keys;            // keys per split

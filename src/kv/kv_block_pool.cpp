@@ -79,12 +79,12 @@ void KvBlockPool::Free(const int32_t* ids, size_t n) {
     dirty_.push_back(ids[i]);
   }
   in_use_ -= n;
-  if (dirty_.size() * block_bytes_ > options_.release_threshold_bytes) ReleaseLocked();
+  if (memory_->discards() && dirty_.size() * block_bytes_ > options_.release_threshold_bytes) ReleaseLocked();
 }
 
 void KvBlockPool::ReleaseFreeMemory() {
   std::lock_guard<std::mutex> lock(mu_);
-  ReleaseLocked();
+  if (memory_->discards()) ReleaseLocked();
 }
 
 void KvBlockPool::ReleaseLocked() {
@@ -96,9 +96,11 @@ void KvBlockPool::ReleaseLocked() {
     memory_->Discard(offset(dirty_[i]), static_cast<size_t>(dirty_[j - 1] - dirty_[i] + 1) * block_bytes_);
     i = j;
   }
-  // Highest ids first out of clean_ would spread the pool; lowest first keeps it compact.
+  // Highest ids first out of clean_ would spread the pool; lowest first keeps it compact. clean_ stays sorted
+  // descending by a merge (linear: a pool of millions of blocks releases often during a long compression).
+  const auto mid = static_cast<std::ptrdiff_t>(clean_.size());
   clean_.insert(clean_.end(), dirty_.rbegin(), dirty_.rend());
-  std::sort(clean_.begin(), clean_.end(), std::greater<int32_t>());
+  std::inplace_merge(clean_.begin(), clean_.begin() + mid, clean_.end(), std::greater<int32_t>());
   dirty_.clear();
 }
 

@@ -24,6 +24,9 @@ class KvPoolMemory {
   virtual uint8_t* base() const = 0;
   // Freed blocks [offset, offset + bytes): their memory may go back to the system (whole pages only).
   virtual void Discard(size_t offset, size_t bytes) {}
+  // True when Discard gives memory back (the pool then releases free blocks past its threshold); a device
+  // allocation keeps its bytes, and its free blocks simply wait for reuse.
+  virtual bool discards() const { return false; }
 
   // Key row i (k + i * head_dim, fp32) is stored as `type` at key_offsets[i], value row i at
   // key_offsets[i] + value_delta.   k, v: [n, head_dim]
@@ -49,6 +52,7 @@ class HostKvPoolMemory final : public KvPoolMemory {
   bool Reserve(size_t bytes) override;
   uint8_t* base() const override { return base_; }
   void Discard(size_t offset, size_t bytes) override;
+  bool discards() const override { return true; }
   void StoreRows(KvType type, int head_dim, const float* k, const float* v, const int64_t* key_offsets,
                  int64_t value_delta, int64_t n) override;
   void LoadRows(KvType type, int head_dim, const int64_t* offsets, int64_t n, float* out) override;
