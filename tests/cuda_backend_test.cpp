@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -228,10 +229,24 @@ TEST_F(CudaBackendTest, AttentionOverRaggedPagedCompressedHeadsMatchesTheCpu) {
       {2, 4, 4, 128, KvType::kF16, 333, 0, false},   // prompt tiles on tensor cores: Llama-3 8B's group of 4
       {2, 2, 7, 128, KvType::kBF16, 150, 0, false},  // Qwen2.5-7B's group of 7 (112 rows a tile)
       {1, 3, 3, 64, KvType::kF32, 70, 0, false},     // SmolLM2's heads, one partial key tile
+      {2, 2, 16, 128, KvType::kBF16, 700, 3, true},  // a group of 16: every row of the decode mma tile
   };
+  // Decode on tensor cores (f16 / bf16 storage, head_dim 64 / 128, groups <= 16; the compensation token added
+  // by the combine kernel), then every decode item on the split kernel (RAZOR_CUDA_DECODE_KERNEL=split).
+  for (const bool split_decode : {false, true}) {
+  if (split_decode) {
+    setenv("RAZOR_CUDA_DECODE_KERNEL", "split", 1);
+    auto g = MakeCudaBackend(MathMode::kFast);
+    unsetenv("RAZOR_CUDA_DECODE_KERNEL");
+    ASSERT_TRUE(g.ok()) << g.error();
+    gpu_ = std::move(g).value();
+  }
   for (const AttnCase& c : cases) {
     const std::string at = std::string(KvTypeName(c.type)) + " d" + std::to_string(c.head_dim) + " g" +
-                           std::to_string(c.group) + (c.razor ? " razor" : " full");
+                           std::to_string(c.group) + (c.razor ? " razor" : " full") +
+                           (split_decode ? " (split decode)" : "");
+    const bool decode_tc = !split_decode && c.type != KvType::kF32 && (c.head_dim == 64 || c.head_dim == 128) &&
+                           c.group <= 16;
     RazorParams p;
     p.mode = c.razor ? KvMode::kRazor : KvMode::kFull;
     p.sinks = 4;
@@ -315,14 +330,14 @@ TEST_F(CudaBackendTest, AttentionOverRaggedPagedCompressedHeadsMatchesTheCpu) {
         }
         cpu_.Attend(hi);
         gpu_->Attend(di);
-        // Decode (the split kernel, fp32 throughout): fp32 rounding. Prompt tiles without a compensation token
-        // run on tensor cores (Q, K, V and P rounded to bf16): the bf16 bound.
-        const double bound = nq > 1 ? 5e-4 : 1e-9;
+        // The split kernel (fp32 throughout): fp32 rounding. Prompt tiles without a compensation token run on
+        // tensor cores (Q, K, V and P rounded to bf16), and so do decodes of f16 / bf16 storage (Q and P
+        // rounded to the storage type): the bf16 bound.
+        const bool on_tc = nq > 1 ? !c.razor && c.head_dim >= 64 : decode_tc;
+        const double bound = nq > 1 || decode_tc ? 5e-4 : 1e-9;
         const double e = Nmse(Host(dout, want.size()), want);
         EXPECT_LE(e, bound) << at << " layer " << l << " queries " << nq;
-        if (nq > 1 && !c.razor && c.head_dim >= 64) {
-          EXPECT_GT(e, 1e-9) << at << ": the tensor-core kernel (bf16 operands) should have run";
-        }
+        if (on_tc) EXPECT_GT(e, 1e-9) << at << " queries " << nq << ": a tensor-core kernel should have run";
       }
     }
     if (c.razor) {
@@ -332,6 +347,7 @@ TEST_F(CudaBackendTest, AttentionOverRaggedPagedCompressedHeadsMatchesTheCpu) {
         EXPECT_TRUE(any_offset) << at << ": folding should offset first rows";
       }
     }
+  }
   }
 }
 

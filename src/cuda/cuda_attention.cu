@@ -49,7 +49,7 @@ __global__ void __launch_bounds__(kThreads, G <= 4 ? 3 : 1) AttendSplitKernel(At
   const AttnItem it = st.items[blockIdx.x];
   const int t = blockIdx.y;
   const int split = blockIdx.z;
-  if (t >= it.n_tokens || split >= it.splits) return;
+  if (it.tc != 0 || t >= it.n_tokens || split >= it.splits) return;
   const int visible = st.visible[it.visible_off + t];
   const bool has_comp = it.comp_off >= 0;
   const int kb = split * st.split_keys;
@@ -301,7 +301,7 @@ __device__ __forceinline__ float BlockAdd(float v, float* red) {
 __global__ void __launch_bounds__(kCombineThreads) AttendCombineKernel(AttnStep st) {
   const AttnItem it = st.items[blockIdx.x];
   const int t = blockIdx.y, g = blockIdx.z;
-  if (t >= it.n_tokens || g >= it.n_group_heads || it.tc) return;
+  if (t >= it.n_tokens || g >= it.n_group_heads || it.tc == 1) return;
   const int visible = st.visible[it.visible_off + t];
   const int n = max(1, (visible + st.split_keys - 1) / st.split_keys);
   const int D = st.head_dim;
@@ -314,6 +314,16 @@ __global__ void __launch_bounds__(kCombineThreads) AttendCombineKernel(AttnStep 
     weight[s] = m;
     mx = fmaxf(mx, m);
   }
+  // The decode tensor-core kernel (tc == 2) leaves the compensation token to this kernel: its logit
+  // q·k̂ * scale + bias (-inf while not visible) joins as one more split of weight 1 and value v̂.
+  float comp_s = -INFINITY;
+  if (it.tc == 2 && it.comp_off >= 0) {
+    const float* q = st.q + it.q_off + static_cast<int64_t>(t) * st.q_stride + static_cast<int64_t>(g) * D;
+    float dot = 0.0f;
+    for (int d = threadIdx.x; d < D; d += kCombineThreads) dot += q[d] * st.comp[it.comp_off + d];
+    comp_s = BlockAdd(dot, red) * st.scale + st.bias[it.comp_bias_off + t * it.n_group_heads + g];
+    mx = fmaxf(mx, comp_s);
+  }
   mx = BlockMax(mx, red);
   float sum = 0.0f;
   for (int s = threadIdx.x; s < n; s += kCombineThreads) {
@@ -322,6 +332,8 @@ __global__ void __launch_bounds__(kCombineThreads) AttendCombineKernel(AttnStep 
     weight[s] = w;
     sum += w * l;
   }
+  const float comp_w = comp_s > -INFINITY ? __expf(comp_s - mx) : 0.0f;
+  if (threadIdx.x == 0) sum += comp_w;
   sum = BlockAdd(sum, red);  // its barrier also publishes weight[]
   const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
   const int groups = kCombineThreads / D;  // >= 1: head_dim <= 256, the backend's limit
@@ -338,14 +350,18 @@ __global__ void __launch_bounds__(kCombineThreads) AttendCombineKernel(AttnStep 
   for (int dd = threadIdx.x; dd < D; dd += kCombineThreads) {
     float acc = 0.0f;
     for (int r = 0; r < groups; ++r) acc += partial[r * D + dd];
+    if (comp_w > 0.0f) acc += comp_w * st.comp[it.comp_off + D + dd];
     st.out[it.out_off + t * st.out_stride + static_cast<int64_t>(g) * D + dd] = acc * inv;
   }
 }
 
 }  // namespace
 
-int Attend(const AttnStep& st, cudaStream_t s) {
+int Attend(const AttnStep& st, cudaStream_t s, bool split_items, bool decode_items) {
   if (st.n_items == 0) return 0;
+  if (decode_items)
+    if (int e = AttendDecode(st, s); e != 0) return e;
+  if (!split_items) return CombineSplits(st, s);
   int lpk = 1;
   while (lpk * 8 < st.head_dim) lpk *= 2;
   const int ngroups = (kThreads / 32) * (32 / lpk);
@@ -367,6 +383,10 @@ int Attend(const AttnStep& st, cudaStream_t s) {
     default: narrow ? launch(AttendSplitKernel<2, 4>) : launch(AttendSplitKernel<2, 8>); break;
   }
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return static_cast<int>(e);
+  return CombineSplits(st, s);
+}
+
+int CombineSplits(const AttnStep& st, cudaStream_t s) {
   const size_t combine_groups = kCombineThreads / st.head_dim;
   const size_t combine_smem = sizeof(float) * (static_cast<size_t>(st.max_splits) + combine_groups * st.head_dim);
   AttendCombineKernel<<<dim3(st.n_items, st.max_tokens, st.max_group), kCombineThreads, combine_smem, s>>>(st);

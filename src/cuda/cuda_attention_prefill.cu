@@ -51,7 +51,7 @@ __device__ __forceinline__ void LdMatrixX4Trans(uint32_t* r, const void* row) {
 template <int D, int TYPE>
 __global__ void __launch_bounds__(kWarps * 32, 1) AttendPrefillKernel(AttnStep st) {
   const AttnItem it = st.items[blockIdx.x];
-  if (!it.tc) return;
+  if (it.tc != 1) return;
   __shared__ __align__(16) __nv_bfloat16 ks[kTile][D + kPad];
   __shared__ __align__(16) __nv_bfloat16 vs[kTile][D + kPad];
   const int G = it.n_group_heads, rows = G * it.n_tokens;

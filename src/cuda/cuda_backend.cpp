@@ -265,6 +265,11 @@ class CudaBackend final : public Backend {
     const char* e = std::getenv("RAZOR_CUDA_PREFILL_KERNEL");
     return e == nullptr || std::string(e) != "split";
   }();
+  // RAZOR_CUDA_DECODE_KERNEL=split sends decode items to the split kernel too (A/B runs and tests).
+  const bool tensor_core_decode_ = [] {
+    const char* e = std::getenv("RAZOR_CUDA_DECODE_KERNEL");
+    return e == nullptr || std::string(e) != "split";
+  }();
   const float* bf16_of_ = nullptr;  // the fp32 buffer act_bf16_ holds a bf16 copy of (nullptr: none)
   int64_t bf16_n_ = 0;
   cudaStream_t stream_ = nullptr;
@@ -342,6 +347,11 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
     return tensor_core_prefill_ && it.q.n_tokens > 1 && it.kv.comp_count == 0 && it.q.alibi_slopes == nullptr &&
            cuda::PrefillTensorCoreHeadDim(D) && it.q.n_tokens * it.q.n_group_heads <= cuda::PrefillTensorCoreMaxRows();
   };
+  // Decode items (one token, no ALiBi) of f16 / bf16 storage go to the tensor-core decode kernel.
+  auto on_decode_tensor_cores = [&](const AttentionItem& it) {
+    return tensor_core_decode_ && it.q.n_tokens == 1 && it.q.alibi_slopes == nullptr &&
+           cuda::DecodeTensorCoreFits(D, static_cast<int>(it.kv.type), it.q.n_group_heads);
+  };
   int max_group = 1, max_tokens = 1, max_visible = 1;
   int64_t total_keys = 0;  // keys the split kernel's items read (a bound: visible <= len)
   for (const AttentionItem& it : items) {
@@ -368,7 +378,7 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
   positions_staged_.clear();
   // One pass filling the host arrays: ints (blocks, visible counts, positions), floats (comp rows, biases).
   int32_t slots = 0, max_splits = 1;
-  bool any_tc = false, any_split = false;
+  bool any_tc = false, any_decode_tc = false, any_split = false;
   for (const AttentionItem& it : items) {
     const KvHeadView& kv = it.kv;
     const AttentionQuery& q = it.q;
@@ -390,10 +400,11 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
       h_ints_.push_back(vis);
       most = std::max(most, vis);
     }
-    d.tc = on_tensor_cores(it);
-    any_tc |= d.tc != 0;
+    d.tc = on_tensor_cores(it) ? 1 : on_decode_tensor_cores(it) ? 2 : 0;
+    any_tc |= d.tc == 1;
+    any_decode_tc |= d.tc == 2;
     any_split |= d.tc == 0;
-    d.splits = d.tc ? 0 : std::max(1, (most + split_keys - 1) / split_keys);
+    d.splits = d.tc == 1 ? 0 : std::max(1, (most + split_keys - 1) / split_keys);
     max_splits = std::max(max_splits, d.splits);
     d.partial_off = slots;
     slots += d.n_tokens * d.splits;
@@ -450,7 +461,7 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
   st.comp = st.bias = floats;
   st.partial_ml = partial_ml_.Grow(static_cast<size_t>(std::max(slots, 1)) * max_group * 2, stream_);
   st.partial_acc = partial_acc_.Grow(static_cast<size_t>(std::max(slots, 1)) * max_group * D, stream_);
-  if (any_split) RAZOR_CUDA_CHECK(cuda::Attend(st, stream_));
+  if (any_split || any_decode_tc) RAZOR_CUDA_CHECK(cuda::Attend(st, stream_, any_split, any_decode_tc));
   if (any_tc) RAZOR_CUDA_CHECK(cuda::AttendPrefill(st, stream_));
 }
 

@@ -68,7 +68,8 @@ struct AttnItem {
   int32_t query_pos_off;    // ALiBi: into positions: query positions [n_tokens]
   int32_t partial_off;      // first partial slot of this item: slot of (t, split) = partial_off + t * splits + split
   int32_t splits;           // key splits per token (each token uses ceil(visible / split_keys) <= splits)
-  int32_t tc;               // 1: taken by the tensor-core prefill kernel (splits 0), not the split kernel
+  int32_t tc;               // 0: the split kernel; 1: the tensor-core prefill kernel (splits 0); 2: the
+                            // tensor-core decode kernel (splits, compensation token added by the combine)
 };
 
 struct AttnStep {
@@ -98,8 +99,14 @@ struct AttnStep {
   int32_t max_group;             // G
 };
 
-// Launches the split kernel and the combine kernel (items with tc == 0).
-int Attend(const AttnStep& step, cudaStream_t s);
+// Launches the split kernel (items with tc == 0, when split_items), the tensor-core decode kernel (tc == 2,
+// when decode_items) and the combine kernel that finishes both.
+int Attend(const AttnStep& step, cudaStream_t s, bool split_items, bool decode_items);
+int CombineSplits(const AttnStep& step, cudaStream_t s);
+// The tensor-core decode kernel (cuda_attention_decode.cu) for one-token items stored in f16 / bf16 with at most
+// 16 query heads per KV head and head_dim 64 or 128; writes split partials only (CombineSplits finishes).
+int AttendDecode(const AttnStep& step, cudaStream_t s);
+bool DecodeTensorCoreFits(int head_dim, int kv_type, int group);
 // The tensor-core prefill kernel (cuda_attention_prefill.cu) for items with tc == 1: several query tokens, no
 // compensation token, no ALiBi, head_dim 64 or 128, at most PrefillTensorCoreMaxRows() tokens x group heads.
 int AttendPrefill(const AttnStep& step, cudaStream_t s);
