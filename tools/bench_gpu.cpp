@@ -62,6 +62,7 @@ Status SyntheticFill(Engine& e, Sequence& seq, int64_t n, const SyntheticRows& r
 struct Row {
   std::string error;            // non-empty: the configuration could not run (printed instead of figures)
   int batch = 0;
+  bool capped = false;          // --fill-pool stopped at its limit of sequences, not at a full pool
   double prefill_tok_s = 0;     // 0: no prefill (synthetic fill)
   double step_ms = 0, floor_ms = 0;
   double kv_bytes = 0, full_kv_bytes = 0, pool_peak = 0, device_peak = 0;
@@ -98,6 +99,8 @@ Row Measure(const std::shared_ptr<LoadedModel>& m, const GpuBenchOptions& o, con
   std::unique_ptr<SyntheticRows> rows;
   if (!prefill) rows = std::make_unique<SyntheticRows>(e);
   std::vector<std::unique_ptr<Sequence>> seqs;
+  size_t peak_ok = 0;  // the pool's high-water mark over the fills that succeeded
+  bool capped = o.fill_pool;
   for (int b = 0; b < most; ++b) {
     auto s = e.NewSequence(so);
     if (!s) return {.error = s.error()};
@@ -114,7 +117,10 @@ Row Measure(const std::shared_ptr<LoadedModel>& m, const GpuBenchOptions& o, con
       st = SyntheticFill(e, seq, len, *rows);
     }
     if (!st.ok()) {
-      if (o.fill_pool && IsPoolExhausted(st) && !seqs.empty()) break;  // the pool is full: this many fit
+      if (o.fill_pool && IsPoolExhausted(st) && !seqs.empty()) {  // the pool is full: this many fit
+        capped = false;
+        break;
+      }
       if (IsPoolExhausted(st))
         return {.error = fmt::format("does not fit: {} (a full cache of {} tokens is {:.1f} GiB)", st.message(), len,
                                      static_cast<double>(len) * c.kv_bytes_per_token(KvTypeBytes(o.kv_type)) /
@@ -122,7 +128,9 @@ Row Measure(const std::shared_ptr<LoadedModel>& m, const GpuBenchOptions& o, con
       return {.error = st.message()};
     }
     seqs.push_back(std::move(s).value());
+    peak_ok = e.kv_pool().peak_bytes_in_use();
   }
+  e.kv_pool().ResetPeak();  // a failed last fill's blocks are back; decode's growth counts from here
   // Room for every sequence to decode its tokens (each head grows by one a step): drop sequences until it fits.
   const size_t grow_blocks = static_cast<size_t>(c.n_layers) * c.n_kv_heads *
                              ((o.n_decode + 8 + eo.kv_block_tokens - 1) / eo.kv_block_tokens + 1);
@@ -151,7 +159,8 @@ Row Measure(const std::shared_ptr<LoadedModel>& m, const GpuBenchOptions& o, con
   r.step_ms = Median(ms);
   // The GPU holds every matrix as bf16 (quantized GGUF tensors are widened at load): 2 bytes a parameter.
   r.floor_ms = (2.0 * m->weights.parameter_count + r.kv_bytes) / bw * 1e3;
-  r.pool_peak = static_cast<double>(e.kv_pool().peak_bytes_in_use());
+  r.capped = capped;
+  r.pool_peak = static_cast<double>(std::max(peak_ok, e.kv_pool().peak_bytes_in_use()));
   const double used = static_cast<double>(e.backend().TotalDeviceBytes() - e.backend().FreeDeviceBytes());
   r.device_peak = used - static_cast<double>(e.kv_pool().capacity_bytes()) + r.pool_peak;
   return r;
@@ -197,7 +206,8 @@ int BenchOnGpu(const std::shared_ptr<LoadedModel>& m, const GpuBenchOptions& o) 
         }
         const bool prefill = len <= o.prefill_max && !o.fill_pool;
         std::printf("| %s | %s | %d | %d%s | %s | %.2f | %.1f | %.2f | %.2f | %.1f | %.3f | %.1f | %.2f | %s |\n",
-                    c.name.c_str(), KvModeName(mode), len, r.batch, o.fill_pool ? " (max)" : "",
+                    c.name.c_str(), KvModeName(mode), len, r.batch,
+                    !o.fill_pool ? "" : r.capped ? " (the limit; more fit)" : " (max)",
                     r.prefill_tok_s > 0 ? fmt::format("{:.1f}", r.prefill_tok_s).c_str() : "-", r.step_ms,
                     r.batch * 1e3 / r.step_ms, r.floor_ms, r.step_ms / r.floor_ms, r.kv_bytes / 1048576.0,
                     r.kv_bytes / r.full_kv_bytes, r.pool_peak / 1048576.0, r.device_peak / (1u << 30),

@@ -372,9 +372,12 @@ int Attend(const AttnStep& st, cudaStream_t s, bool split_items, bool decode_ite
       stages + sizeof(float) * static_cast<size_t>(ngroups) * (narrow ? 4 : kMaxG) * (2 + st.head_dim);
   const dim3 grid(st.n_items, st.max_tokens, st.max_splits);
   auto launch = [&](auto kernel) {
-    if (smem > 48 * 1024) {  // beyond the default dynamic limit (bf16 head_dim 128: 48 KiB of tiles + 17 KiB)
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    }
+    // Beyond the default dynamic limit (bf16 head_dim 128: 48 KiB of tiles + 17 KiB). On a device whose
+    // opt-in limit is smaller (f32 KV at head_dim 128 needs 113 KiB) the attribute fails and so does the
+    // launch, whose error the caller reports.
+    if (smem > 48 * 1024 &&
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)) != cudaSuccess)
+      return;
     kernel<<<grid, kThreads, smem, s>>>(st);
   };
   switch (st.kv_type) {

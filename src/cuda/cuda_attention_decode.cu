@@ -251,18 +251,19 @@ template <int D, int TYPE>
 void Launch(const AttnStep& st, cudaStream_t s) {
   const size_t smem = static_cast<size_t>(kWarps) * kStages * TileBytes<D>();
   static_assert(kWarps * 16 * (2 + D) * 4 <= kWarps * kStages * TileBytes<D>(), "the merge fits in the stages");
-  static const bool sized = [&] {  // once per instantiation (the limit is per kernel, per process)
-    return cudaFuncSetAttribute(AttendDecodeKernel<D, TYPE>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                static_cast<int>(smem)) == cudaSuccess;
-  }();
-  (void)sized;
+  // Set on every launch: the limit is per kernel and per device (cheap next to the kernel).
+  if (cudaFuncSetAttribute(AttendDecodeKernel<D, TYPE>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           static_cast<int>(smem)) != cudaSuccess)
+    return;  // the launch below then fails and its error is returned
   AttendDecodeKernel<D, TYPE><<<dim3(st.n_items, st.max_splits), kWarps * 32, smem, s>>>(st);
 }
 
 }  // namespace
 
-bool DecodeTensorCoreFits(int head_dim, int kv_type, int group) {
-  return (head_dim == 64 || head_dim == 128) && (kv_type == 1 || kv_type == 2) && group <= 16;
+bool DecodeTensorCoreFits(int head_dim, int kv_type, int group, size_t smem_per_block) {
+  if (!(head_dim == 64 || head_dim == 128) || !(kv_type == 1 || kv_type == 2) || group > 16) return false;
+  const size_t need = static_cast<size_t>(kWarps) * kStages * (head_dim == 64 ? TileBytes<64>() : TileBytes<128>());
+  return need <= smem_per_block;  // 102 KiB at head_dim 128: Hopper's 227 KiB, not a 99 KiB consumer part
 }
 
 int AttendDecode(const AttnStep& st, cudaStream_t s) {

@@ -250,12 +250,12 @@ class CudaBackend final : public Backend {
 
   // Offset in h_ints_ of the n ints at `host`, appended unless this step already staged that array (a view's
   // arrays do not change during a step, and one of n ints serves any item reading at most n of them).
-  int32_t Staged(const int32_t* host, int64_t n, std::unordered_map<const int32_t*, int32_t>* staged) {
+  int32_t Staged(const int32_t* host, int64_t n, std::unordered_map<const int32_t*, std::pair<int32_t, int64_t>>* staged) {
     auto it = staged->find(host);
-    if (it != staged->end()) return it->second;
+    if (it != staged->end() && it->second.second >= n) return it->second.first;
     const auto off = static_cast<int32_t>(h_ints_.size());
     h_ints_.insert(h_ints_.end(), host, host + n);
-    (*staged)[host] = off;
+    (*staged)[host] = {off, n};
     return off;
   }
 
@@ -288,7 +288,7 @@ class CudaBackend final : public Backend {
   std::vector<int32_t> h_ints_;  // block ids, then visible counts, then positions
   std::vector<float> h_floats_;  // compensation rows, then biases
   // Host arrays already in h_ints_ this step, by address: their offset there.
-  std::unordered_map<const int32_t*, int32_t> blocks_staged_, positions_staged_;
+  std::unordered_map<const int32_t*, std::pair<int32_t, int64_t>> blocks_staged_, positions_staged_;  // (offset, n)
   DeviceArray<cuda::AttnItem> d_items_;
   DeviceArray<int32_t> d_ints_;
   DeviceArray<float> d_floats_;
@@ -350,7 +350,8 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
   // Decode items (one token, no ALiBi) of f16 / bf16 storage go to the tensor-core decode kernel.
   auto on_decode_tensor_cores = [&](const AttentionItem& it) {
     return tensor_core_decode_ && it.q.n_tokens == 1 && it.q.alibi_slopes == nullptr &&
-           cuda::DecodeTensorCoreFits(D, static_cast<int>(it.kv.type), it.q.n_group_heads);
+           cuda::DecodeTensorCoreFits(D, static_cast<int>(it.kv.type), it.q.n_group_heads,
+                                      props_.sharedMemPerBlockOptin);
   };
   int max_group = 1, max_tokens = 1, max_visible = 1;
   int64_t total_keys = 0;  // keys the split kernel's items read (a bound: visible <= len)

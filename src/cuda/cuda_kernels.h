@@ -106,7 +106,8 @@ int CombineSplits(const AttnStep& step, cudaStream_t s);
 // The tensor-core decode kernel (cuda_attention_decode.cu) for one-token items stored in f16 / bf16 with at most
 // 16 query heads per KV head and head_dim 64 or 128; writes split partials only (CombineSplits finishes).
 int AttendDecode(const AttnStep& step, cudaStream_t s);
-bool DecodeTensorCoreFits(int head_dim, int kv_type, int group);
+// smem_per_block: the device's opt-in shared memory per block (cudaDeviceProp::sharedMemPerBlockOptin).
+bool DecodeTensorCoreFits(int head_dim, int kv_type, int group, size_t smem_per_block);
 // The tensor-core prefill kernel (cuda_attention_prefill.cu) for items with tc == 1: several query tokens, no
 // compensation token, no ALiBi, head_dim 64 or 128, at most PrefillTensorCoreMaxRows() tokens x group heads.
 int AttendPrefill(const AttnStep& step, cudaStream_t s);

@@ -91,6 +91,12 @@ Result<std::unique_ptr<Engine>> Engine::Open(std::shared_ptr<LoadedModel> model,
   e->transformer_ = std::make_unique<Transformer>(c, e->model_->weights, *e->backend_);
   // A compressing prompt runs in one forward call, whose residual stream holds every row: [context, dim] fp32.
   const size_t residual_bytes = static_cast<size_t>(e->context_) * c.dim * sizeof(float);
+  if (e->backend_->device() != DeviceKind::kCpu && o.kv_pool_bytes == 0 &&
+      e->backend_->FreeDeviceBytes() < residual_bytes + (size_t{1} << 30))
+    return Err(fmt::format("a context of {} tokens needs {:.1f} GiB of device memory for one prompt's residual stream, "
+                           "but {:.1f} GiB are free after the weights (lower --ctx)",
+                           e->context_, residual_bytes / double(1 << 30),
+                           e->backend_->FreeDeviceBytes() / double(1 << 30)));
   e->kv_pool_ = e->backend_->NewKvPool(RazorKvCache::block_bytes(o.kv_block_tokens, c.head_dim, o.kv_type),
                                        o.kv_pool_bytes, residual_bytes);
   if (e->kv_pool_->capacity_blocks() == 0)
