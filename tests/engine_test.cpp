@@ -9,6 +9,7 @@
 #include "model_test_support.h"
 #include "runtime/engine.h"
 #include "runtime/generator.h"
+#include "runtime/synthetic_model.h"
 
 namespace razor {
 namespace {
@@ -263,6 +264,72 @@ TEST(EngineTest, SetProfileTakesOnlyAProfileOfThisModel) {
   ASSERT_NE(e->profile(), nullptr);
   EXPECT_TRUE(e->profile()->IsRetrieval(0, 0));
   EXPECT_NE(NewSeq(*e, KvMode::kRazor), nullptr);
+}
+
+// Two compressing prompts and a decode in one step give each sequence the logits it gets alone, on the CPU (one
+// forward for both prompts) and, where there is a GPU, on it (one forward each: the device reserves the residual
+// of one prompt) — and their caches are compressed the same way.
+TEST(EngineTest, CompressingPromptsInOneStepEqualEachAlone) {
+  auto m = Load("qwen2");
+  ASSERT_TRUE(m);
+  std::vector<EngineDevice> devices = {EngineDevice::kCpu};
+  if (ResolveEngineDevice(EngineDevice::kAuto, MathMode::kFast) == EngineDevice::kCuda)
+    devices.push_back(EngineDevice::kCuda);
+  auto profile = MakeSyntheticProfile(*m, 0.5, 3);
+  ASSERT_TRUE(profile.ok()) << profile.error();
+  const std::vector<std::vector<int32_t>> prompts = {{1, 5, 9, 2, 7, 7, 3, 8, 4, 6, 2}, {4, 4, 8, 1, 2, 9, 9, 5}};
+  const int V = m->config.vocab_size;
+  for (EngineDevice d : devices) {
+    auto e = Open(m, {.device = d, .threads = 1, .kv_type = KvType::kF16, .kv_pool_bytes = size_t{64} << 20});
+    ASSERT_TRUE(e);
+    ASSERT_TRUE(e->SetProfile(*profile).ok());
+    SequenceOptions so;
+    so.kv.mode = KvMode::kRazor;
+    so.kv.razor.sinks = 1;
+    so.kv.razor.window_min = 2;
+    so.kv.razor.window_frac = 0.1;
+    std::vector<std::vector<float>> alone;
+    std::vector<RazorKvStats> alone_stats;
+    for (const auto& p : prompts) {
+      auto s = std::move(e->NewSequence(so)).value();
+      std::vector<SequenceInput> in(1);
+      in[0].sequence = s.get();
+      in[0].tokens = p;
+      ASSERT_TRUE(e->Step(in).ok());
+      alone.push_back(s->logits());
+      alone_stats.push_back(s->kv_stats());
+    }
+    auto decoding = NewSeq(*e);
+    std::vector<SequenceInput> first(1);
+    first[0].sequence = decoding.get();
+    first[0].tokens = {3, 3, 1};
+    ASSERT_TRUE(e->Step(first).ok());
+    std::vector<std::unique_ptr<Sequence>> seqs;
+    std::vector<SequenceInput> step(3);
+    for (size_t i = 0; i < 2; ++i) {
+      seqs.push_back(std::move(e->NewSequence(so)).value());
+      step[i].sequence = seqs[i].get();
+      step[i].tokens = prompts[i];
+    }
+    step[2].sequence = decoding.get();
+    step[2].tokens = {5};
+    ASSERT_TRUE(e->Step(step).ok());
+    for (size_t i = 0; i < 2; ++i) {
+      const auto& got = seqs[i]->logits();
+      ASSERT_EQ(got.size(), alone[i].size());
+      float worst = 0, scale = 1;
+      for (int v = 0; v < V; ++v) {
+        worst = std::max(worst, std::fabs(got[v] - alone[i][v]));
+        scale = std::max(scale, std::fabs(alone[i][v]));
+      }
+      EXPECT_LE(worst / scale, 1e-5f) << DeviceKindName(e->backend().device()) << " prompt " << i;
+      const RazorKvStats st = seqs[i]->kv_stats();
+      EXPECT_GT(st.heads_compressed, 0) << "prompt " << i;
+      EXPECT_EQ(st.heads_compressed, alone_stats[i].heads_compressed);
+      EXPECT_EQ(st.tokens_dropped, alone_stats[i].tokens_dropped);
+    }
+    EXPECT_EQ(decoding->logits().size(), static_cast<size_t>(V));
+  }
 }
 
 }  // namespace

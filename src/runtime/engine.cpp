@@ -163,8 +163,11 @@ Status Engine::Step(std::vector<SequenceInput>& inputs) {
     const int64_t cap = in.sequence->cache().capacity();
     if (end > cap) return Err(fmt::format("context full: {} tokens exceed the context of {}", end, cap));
   }
-  // Group 0: inputs whose blocks are taken now (decodes, full-cache prompts); group 1: compressing prompts.
-  std::vector<SequenceInput*> groups[2];
+  // Group 0: inputs whose blocks are taken now (decodes, full-cache prompts); then the compressing prompts, in
+  // one group on the CPU, one group each on a device (whose memory outside the pool holds the residual stream
+  // of one context-long prompt, [context, dim] fp32, not of several: see Open).
+  std::vector<std::vector<SequenceInput*>> groups(1);
+  const bool one_compressing_prompt_per_forward = backend_->device() != DeviceKind::kCpu;
   for (SequenceInput& in : inputs) {
     const bool prompt = in.begins_prompt.value_or(in.sequence->length() == 0);
     const bool compressing = prompt && in.sequence->cache().wants_single_prefill_call();
@@ -176,9 +179,11 @@ Status Engine::Step(std::vector<SequenceInput>& inputs) {
       }
     }
     if (prompt) in.sequence->cache().BeginPrefill(in.prompt_tokens.value_or(static_cast<int64_t>(in.tokens.size())));
-    groups[compressing ? 1 : 0].push_back(&in);
+    if (!compressing) groups[0].push_back(&in);
+    else if (groups.size() == 1 || one_compressing_prompt_per_forward) groups.push_back({&in});
+    else groups[1].push_back(&in);
   }
-  if (groups[0].empty() && groups[1].empty()) return inputs.empty() ? Err("an empty step") : inputs.front().status;
+  if (groups[0].empty() && groups.size() == 1) return inputs.empty() ? Err("an empty step") : inputs.front().status;
   const size_t vocab = c.vocab_size;
   Status first_error = Status::Ok();
   bool any_ran = false;
