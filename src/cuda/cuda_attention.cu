@@ -13,6 +13,7 @@
 
 #include "cuda/cuda_kernels.h"
 #include "cuda/cuda_kv_load.cuh"
+#include "cuda/cuda_mma.cuh"
 
 namespace razor::cuda {
 namespace {
@@ -22,14 +23,6 @@ constexpr int kMaxG = 8;       // query heads handled per pass (larger groups ta
 constexpr int kUnroll = 4;     // keys per lane group per tile
 constexpr int kStages = 3;     // K/V tiles in shared memory: one computed on, the others loading
 
-// 16 bytes global -> shared, asynchronously; src_bytes 0 fills the 16 bytes with zeros (keys past the end).
-__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, int src_bytes) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(src_bytes));
-}
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void CpAsyncWait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 // Lanes per key: enough 8-element pieces to cover head_dim, rounded up to a power of two (<= 32).
 __device__ __forceinline__ int LanesPerKey(int head_dim) {
@@ -93,11 +86,7 @@ __global__ void __launch_bounds__(kThreads, G <= 4 ? 3 : 1) AttendSplitKernel(At
     const uint8_t* src = st.pool_base;
     int bytes = 0;
     if (j < ke) {
-      const int row = it.first_row + j;
-      const int blk = st.block_shift >= 0 ? row >> st.block_shift : row / st.block_tokens;
-      const int in_blk = row - blk * st.block_tokens;
-      src = st.pool_base + static_cast<int64_t>(blocks[blk]) * st.block_bytes +
-            static_cast<int64_t>(in_blk) * row_bytes + piece * 16;
+      src = PoolRow(st, blocks, it.first_row + j, row_bytes) + piece * 16;
       bytes = 16;
     }
     CpAsync16(stage + r * row_bytes + piece * 16, src, bytes);

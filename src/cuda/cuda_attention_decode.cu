@@ -13,6 +13,8 @@
 #include <cfloat>
 
 #include "cuda/cuda_kernels.h"
+#include "cuda/cuda_kv_load.cuh"
+#include "cuda/cuda_mma.cuh"
 
 namespace razor::cuda {
 namespace {
@@ -26,54 +28,6 @@ template <int D>
 __host__ __device__ constexpr int RowElems() { return D + kPad; }
 template <int D>
 __host__ __device__ constexpr int TileBytes() { return 2 * kKeys * RowElems<D>() * 2; }  // K rows then V rows, 2-byte elements
-
-__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, int src_bytes) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(src_bytes));
-}
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void CpAsyncWait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-
-// Two floats as one register of the storage type (TYPE 1 f16, 2 bf16).
-template <int TYPE>
-__device__ __forceinline__ uint32_t Pack(float lo, float hi) {
-  if constexpr (TYPE == 1) {
-    const __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
-  } else {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
-  }
-}
-
-template <int TYPE>
-__device__ __forceinline__ void Mma(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
-  if constexpr (TYPE == 1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-}
-
-__device__ __forceinline__ void LdMatrixX4(uint32_t* r, const void* row) {
-  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
-__device__ __forceinline__ void LdMatrixX4Trans(uint32_t* r, const void* row) {
-  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
 
 template <int D, int TYPE>
 __global__ void __launch_bounds__(kWarps * 32, 2) AttendDecodeKernel(AttnStep st) {
@@ -128,10 +82,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) AttendDecodeKernel(AttnStep st
         const uint8_t* src = st.pool_base;
         int bytes = 0;
         if (j < ke) {
-          const int row = it.first_row + j;
-          const int blk = st.block_shift >= 0 ? row >> st.block_shift : row / st.block_tokens;
-          src = st.pool_base + static_cast<int64_t>(blocks[blk]) * st.block_bytes +
-                static_cast<int64_t>(row - blk * st.block_tokens) * row_bytes + piece * 16;
+          src = PoolRow(st, blocks, it.first_row + j, row_bytes) + piece * 16;
           bytes = 16;
         }
         uint8_t* dst = stage + (r * RowElems<D>() + piece * 8) * 2;

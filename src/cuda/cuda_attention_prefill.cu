@@ -3,7 +3,8 @@
 // the stored f32 / f16 / bf16), S = Q·Kᵀ and O += P·V by mma.sync m16n8k16 (bf16 in, fp32 accumulate), online
 // softmax in registers (FlashAttention-2's layout: the S accumulator fragments become P's A fragments). Every
 // K/V tile is read once for all T x G query rows of the item, where the split kernel reads it once per token.
-// Items with a compensation token or ALiBi take the split kernel (cuda_attention.cu); so do decode items.
+// Items with a compensation token or ALiBi take the split kernel (cuda_attention.cu); one-token items take the
+// decode kernel (cuda_attention_decode.cu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -12,6 +13,7 @@
 
 #include "cuda/cuda_kernels.h"
 #include "cuda/cuda_kv_load.cuh"
+#include "cuda/cuda_mma.cuh"
 
 namespace razor::cuda {
 namespace {
@@ -19,34 +21,6 @@ namespace {
 constexpr int kTile = 64;      // keys per shared-memory tile
 constexpr int kWarps = 8;      // 16 query rows each: at most 128 rows (tokens x group heads) per item
 constexpr int kPad = 8;        // bf16 of padding per shared row: conflict-free fragment reads
-
-__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-__device__ __forceinline__ void Mma(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Four 8x8 b16 matrices from shared memory into mma fragments; lane i gives the address of row i % 8 of
-// matrix i / 8. .trans delivers each matrix transposed (V's rows are keys, its B fragments want keys down).
-__device__ __forceinline__ void LdMatrixX4(uint32_t* r, const void* row) {
-  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
-__device__ __forceinline__ void LdMatrixX4Trans(uint32_t* r, const void* row) {
-  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
 
 template <int D, int TYPE>
 __global__ void __launch_bounds__(kWarps * 32, 1) AttendPrefillKernel(AttnStep st) {
@@ -73,10 +47,10 @@ __global__ void __launch_bounds__(kWarps * 32, 1) AttendPrefillKernel(AttnStep s
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
     const int c = kk * 16 + 2 * t4;
-    qa[kk][0] = ok_lo ? PackBf16(q_at(r_lo, c), q_at(r_lo, c + 1)) : 0u;
-    qa[kk][1] = ok_hi ? PackBf16(q_at(r_hi, c), q_at(r_hi, c + 1)) : 0u;
-    qa[kk][2] = ok_lo ? PackBf16(q_at(r_lo, c + 8), q_at(r_lo, c + 9)) : 0u;
-    qa[kk][3] = ok_hi ? PackBf16(q_at(r_hi, c + 8), q_at(r_hi, c + 9)) : 0u;
+    qa[kk][0] = ok_lo ? Pack<2>(q_at(r_lo, c), q_at(r_lo, c + 1)) : 0u;
+    qa[kk][1] = ok_hi ? Pack<2>(q_at(r_hi, c), q_at(r_hi, c + 1)) : 0u;
+    qa[kk][2] = ok_lo ? Pack<2>(q_at(r_lo, c + 8), q_at(r_lo, c + 9)) : 0u;
+    qa[kk][3] = ok_hi ? Pack<2>(q_at(r_hi, c + 8), q_at(r_hi, c + 9)) : 0u;
   }
   float o[D / 8][4];
 #pragma unroll
@@ -95,11 +69,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) AttendPrefillKernel(AttnStep s
       const int j = kb + key;
       float k[8], v[8];
       if (j < max_vis) {
-        const int row = it.first_row + j;
-        const int blk = st.block_shift >= 0 ? row >> st.block_shift : row / st.block_tokens;
-        const uint8_t* kp = st.pool_base + static_cast<int64_t>(blocks[blk]) * st.block_bytes +
-                            static_cast<int64_t>(row - blk * st.block_tokens) * row_bytes +
-                            static_cast<int64_t>(c8) * esize;
+        const uint8_t* kp = PoolRow(st, blocks, it.first_row + j, row_bytes) + static_cast<int64_t>(c8) * esize;
         Load8<TYPE>(kp, k);
         Load8<TYPE>(kp + v_delta, v);
       } else {
@@ -107,8 +77,8 @@ __global__ void __launch_bounds__(kWarps * 32, 1) AttendPrefillKernel(AttnStep s
         for (int e = 0; e < 8; ++e) k[e] = v[e] = 0.0f;
       }
       uint4 pk, pv;
-      pk.x = PackBf16(k[0], k[1]), pk.y = PackBf16(k[2], k[3]), pk.z = PackBf16(k[4], k[5]), pk.w = PackBf16(k[6], k[7]);
-      pv.x = PackBf16(v[0], v[1]), pv.y = PackBf16(v[2], v[3]), pv.z = PackBf16(v[4], v[5]), pv.w = PackBf16(v[6], v[7]);
+      pk.x = Pack<2>(k[0], k[1]), pk.y = Pack<2>(k[2], k[3]), pk.z = Pack<2>(k[4], k[5]), pk.w = Pack<2>(k[6], k[7]);
+      pv.x = Pack<2>(v[0], v[1]), pv.y = Pack<2>(v[2], v[3]), pv.z = Pack<2>(v[4], v[5]), pv.w = Pack<2>(v[6], v[7]);
       *reinterpret_cast<uint4*>(&ks[key][c8]) = pk;
       *reinterpret_cast<uint4*>(&vs[key][c8]) = pv;
     }
@@ -126,8 +96,8 @@ __global__ void __launch_bounds__(kWarps * 32, 1) AttendPrefillKernel(AttnStep s
       for (int kk = 0; kk < D / 16; ++kk) {
         uint32_t b[4];
         LdMatrixX4(b, &ks[(n + (lq >> 1)) * 8 + lr][kk * 16 + (lq & 1) * 8]);
-        Mma(s[n], qa[kk], b[0], b[1]);
-        Mma(s[n + 1], qa[kk], b[2], b[3]);
+        Mma<2>(s[n], qa[kk], b[0], b[1]);
+        Mma<2>(s[n + 1], qa[kk], b[2], b[3]);
       }
     }
     // Causal mask (a visible prefix per row), then the online softmax of this tile.
@@ -164,16 +134,16 @@ __global__ void __launch_bounds__(kWarps * 32, 1) AttendPrefillKernel(AttnStep s
     // O += P V: P's A fragments are two S n-tiles; V's B fragments are read transposed from shared memory.
 #pragma unroll
     for (int kk = 0; kk < kTile / 16; ++kk) {
-      const uint32_t pa[4] = {PackBf16(s[2 * kk][0], s[2 * kk][1]), PackBf16(s[2 * kk][2], s[2 * kk][3]),
-                              PackBf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), PackBf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      const uint32_t pa[4] = {Pack<2>(s[2 * kk][0], s[2 * kk][1]), Pack<2>(s[2 * kk][2], s[2 * kk][3]),
+                              Pack<2>(s[2 * kk + 1][0], s[2 * kk + 1][1]), Pack<2>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
       // V's B fragments for two n-tiles of 8 dims per ldmatrix.trans (matrix q: keys kk * 16 + (q % 2) * 8,
       // dims (n + q / 2) * 8).
 #pragma unroll
       for (int n = 0; n < D / 8; n += 2) {
         uint32_t b[4];
         LdMatrixX4Trans(b, &vs[kk * 16 + (lq & 1) * 8 + lr][(n + (lq >> 1)) * 8]);
-        Mma(o[n], pa, b[0], b[1]);
-        Mma(o[n + 1], pa, b[2], b[3]);
+        Mma<2>(o[n], pa, b[0], b[1]);
+        Mma<2>(o[n + 1], pa, b[2], b[3]);
       }
     }
   }

@@ -1,4 +1,5 @@
-// Device helper shared by the attention kernels: 8 consecutive K/V elements of a stored row, widened to fp32.
+// Device helpers shared by the attention kernels: where a stored row lives, and 8 consecutive K/V elements of it
+// widened to fp32.
 // TYPE follows KvType's order: 0 f32, 1 f16, 2 bf16. p is 16-byte aligned (32 for f32).
 #pragma once
 
@@ -7,7 +8,17 @@
 
 #include <cstdint>
 
+#include "cuda/cuda_kernels.h"
+
 namespace razor::cuda {
+
+// Start of physical row `row` of a head's block list (K rows; its V row is block_tokens rows further on).
+__device__ __forceinline__ const uint8_t* PoolRow(const AttnStep& st, const int32_t* blocks, int row,
+                                                  int64_t row_bytes) {
+  const int blk = st.block_shift >= 0 ? row >> st.block_shift : row / st.block_tokens;
+  return st.pool_base + static_cast<int64_t>(blocks[blk]) * st.block_bytes +
+         static_cast<int64_t>(row - blk * st.block_tokens) * row_bytes;
+}
 
 template <int TYPE>
 __device__ __forceinline__ void Load8(const uint8_t* p, float* f) {
