@@ -105,5 +105,15 @@ TEST(ModelConfigValidationTest, GgufCountsAreChecked) {
   EXPECT_EQ(c->n_kv_heads, 1);
 }
 
+// A model_type with control characters (the fuzzer's find: "qw\n2") is quoted escaped, so the error stays one line.
+TEST(ModelConfigValidationTest, UnsupportedModelTypeIsQuotedOnOneLine) {
+  auto c = ConfigFromHfJsonText(
+      R"({"model_type": "qw\n2", "num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 6})", "config.json");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().find('\n'), std::string::npos) << c.error();
+  EXPECT_NE(c.error().find("unsupported model_type 'qw\\x0a2'"), std::string::npos) << c.error();
+  EXPECT_EQ(ForMessage(std::string(200, 'a')).size(), 83u);  // 80 bytes and "..."
+}
+
 }  // namespace
 }  // namespace razor

@@ -52,6 +52,25 @@ class Result {
 
 inline Status Err(std::string message) { return Status::Error(std::move(message)); }
 
+// A string from a file or a request, fit to quote inside a one-line error: control bytes as \xNN, at most
+// max_bytes of it (then "...").
+inline std::string ForMessage(const std::string& s, size_t max_bytes = 80) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < max_bytes; ++i) {
+    const auto ch = static_cast<unsigned char>(s[i]);
+    if (ch < 0x20 || ch == 0x7f) {
+      out += "\\x";
+      out += hex[ch >> 4];
+      out += hex[ch & 15];
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  if (s.size() > max_bytes) out += "...";
+  return out;
+}
+
 }  // namespace razor
 
 // Propagate an error Status from an expression returning Status.

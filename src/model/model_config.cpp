@@ -97,7 +97,8 @@ Result<ModelConfig> ConfigFromGguf(const GgufFile& g) {
   else if (a == "qwen3") c.arch = Architecture::kQwen3;
   else if (a == "bloom") c.arch = Architecture::kBloom;
   else
-    return Err(fmt::format("{}: unsupported architecture '{}' (supported: {})", g.path(), a, SupportedArchitectures()));
+    return Err(fmt::format("{}: unsupported architecture '{}' (supported: {})", g.path(), ForMessage(a),
+                           SupportedArchitectures()));
   c.name = g.GetStringOr("general.name").value_or(a);
 
   auto need_int = [&](const std::string& key, int* out) -> Status {
@@ -130,7 +131,7 @@ Result<ModelConfig> ConfigFromGguf(const GgufFile& g) {
   c.rope_theta = g.GetFloatOr(a + ".rope.freq_base").value_or(10000.0);
   if (auto st = g.GetStringOr(a + ".rope.scaling.type"); st && *st != "none") {
     return Err(fmt::format("{}: RoPE scaling type '{}' is not supported (supported: none, llama3 via rope_freqs)",
-                           g.path(), *st));
+                           g.path(), ForMessage(*st)));
   }
   if (g.GetIntOr(a + ".vocab_size")) {
     RAZOR_RETURN_IF_ERROR(opt_int("vocab_size", 0, &c.vocab_size));
@@ -264,7 +265,7 @@ Status ReadDecoder(const json& j, const std::string& type, ModelConfig& c) {
     c.rope_scaling.high_freq_factor = need("high_freq_factor");
     c.rope_scaling.original_max_positions = need("original_max_position_embeddings");
   } else if (rope_type != "default") {
-    return Err(fmt::format("RoPE type '{}' is not supported (supported: default, llama3)", rope_type));
+    return Err(fmt::format("RoPE type '{}' is not supported (supported: default, llama3)", ForMessage(rope_type)));
   }
   if (Find(j, "sliding_window") && j["sliding_window"].is_number_integer() &&
       j.value("use_sliding_window", type == "mistral")) {
@@ -298,7 +299,8 @@ Result<ModelConfig> ConfigFromHfJsonText(const std::string& text, const std::str
   else if (type == "qwen3") c.arch = Architecture::kQwen3;
   else if (type == "bloom") c.arch = Architecture::kBloom;
   else
-    return Err(fmt::format("{}: unsupported model_type '{}' (supported: {})", path, type, SupportedArchitectures()));
+    return Err(fmt::format("{}: unsupported model_type '{}' (supported: {})", path, ForMessage(type),
+                           SupportedArchitectures()));
   c.name = type;
   try {
     Status st = c.arch == Architecture::kBloom ? ReadBloom(j, c) : ReadDecoder(j, type, c);
