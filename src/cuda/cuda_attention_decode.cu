@@ -122,11 +122,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) AttendDecodeKernel(AttnStep st
       mx_lo = fmaxf(mx_lo, fmaxf(s[n][0], s[n][1]));
       mx_hi = fmaxf(mx_hi, fmaxf(s[n][2], s[n][3]));
     }
-    mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, 1));
-    mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, 2));
-    mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, 1));
-    mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, 2));
-    const float mn_lo = fmaxf(m_lo, mx_lo), mn_hi = fmaxf(m_hi, mx_hi);
+    const float mn_lo = fmaxf(m_lo, QuadMax(mx_lo)), mn_hi = fmaxf(m_hi, QuadMax(mx_hi));
     const float a_lo = __expf(m_lo - mn_lo), a_hi = __expf(m_hi - mn_hi);
     m_lo = mn_lo, m_hi = mn_hi;
 #pragma unroll
@@ -152,10 +148,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2) AttendDecodeKernel(AttnStep st
     __syncwarp();  // every lane is done with this stage before a later issue() overwrites it
   }
   CpAsyncWait<0>();
-  l_lo += __shfl_xor_sync(0xffffffffu, l_lo, 1);
-  l_lo += __shfl_xor_sync(0xffffffffu, l_lo, 2);
-  l_hi += __shfl_xor_sync(0xffffffffu, l_hi, 1);
-  l_hi += __shfl_xor_sync(0xffffffffu, l_hi, 2);
+  l_lo = QuadSum(l_lo);
+  l_hi = QuadSum(l_hi);
 
   // Merge the warps: each publishes its 16 rows' (m, l, o) over the stages (no longer needed), then the CTA
   // writes the split's partial for the group's heads.

@@ -260,16 +260,14 @@ class CudaBackend final : public Backend {
   }
 
   MathMode mode_;
-  // RAZOR_CUDA_PREFILL_KERNEL=split sends prompt tiles to the split kernel too (A/B runs and tests).
-  const bool tensor_core_prefill_ = [] {
-    const char* e = std::getenv("RAZOR_CUDA_PREFILL_KERNEL");
-    return e == nullptr || std::string(e) != "split";
-  }();
-  // RAZOR_CUDA_DECODE_KERNEL=split sends decode items to the split kernel too (A/B runs and tests).
-  const bool tensor_core_decode_ = [] {
-    const char* e = std::getenv("RAZOR_CUDA_DECODE_KERNEL");
-    return e == nullptr || std::string(e) != "split";
-  }();
+  // RAZOR_CUDA_PREFILL_KERNEL=split / RAZOR_CUDA_DECODE_KERNEL=split send prompt tiles / decode items to the
+  // split kernel too (A/B runs and tests).
+  static bool SplitKernelAsked(const char* variable) {
+    const char* e = std::getenv(variable);
+    return e != nullptr && std::string(e) == "split";
+  }
+  const bool tensor_core_prefill_ = !SplitKernelAsked("RAZOR_CUDA_PREFILL_KERNEL");
+  const bool tensor_core_decode_ = !SplitKernelAsked("RAZOR_CUDA_DECODE_KERNEL");
   const float* bf16_of_ = nullptr;  // the fp32 buffer act_bf16_ holds a bf16 copy of (nullptr: none)
   int64_t bf16_n_ = 0;
   cudaStream_t stream_ = nullptr;

@@ -48,6 +48,16 @@ __device__ __forceinline__ uint32_t Pack(float lo, float hi) {
   }
 }
 
+// Max / sum over the four lanes of a quad (lane & ~3): the lanes holding one row of an mma accumulator.
+__device__ __forceinline__ float QuadMax(float v) {
+  v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+  return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float QuadSum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
 // Four 8x8 b16 matrices from shared memory into mma fragments; lane i gives the address of row i % 8 of
 // matrix i / 8. .trans delivers each matrix transposed (V's rows are keys, its B fragments want keys down).
 __device__ __forceinline__ void LdMatrixX4(uint32_t* r, const void* row) {

@@ -4,20 +4,6 @@
 
 namespace razor {
 
-void CompensationToken::Add(const float* k, const float* v, int32_t position) {
-  if (sum_k_.empty()) {
-    assert(count_ == 0 && "tokens added after DropSums()");
-    sum_k_.assign(head_dim_, 0.0);
-    sum_v_.assign(head_dim_, 0.0);
-  }
-  for (int i = 0; i < head_dim_; ++i) {
-    sum_k_[i] += k[i];
-    sum_v_[i] += v[i];
-  }
-  ++count_;
-  max_position_ = position;
-}
-
 void CompensationToken::AddSums(const double* sum_k, const double* sum_v, int64_t count, int32_t max_position) {
   if (count == 0) return;
   if (sum_k_.empty()) {

@@ -14,8 +14,6 @@ class CompensationToken {
   CompensationToken() = default;
   explicit CompensationToken(int head_dim) : head_dim_(head_dim) {}
 
-  // Adds one dropped token (key after RoPE, value) at absolute position `position`.
-  void Add(const float* k, const float* v, int32_t position);
   // Adds `count` dropped tokens at once from their sums (double, [head_dim] each); the last is at `max_position`.
   void AddSums(const double* sum_k, const double* sum_v, int64_t count, int32_t max_position);
   // Recomputes the fp32 mean from the sums; call after a run of Add().
