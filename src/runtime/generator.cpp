@@ -28,55 +28,83 @@ Status Prefill(Transformer& model, KvCache& cache, const std::vector<int32_t>& p
   return Status::Ok();
 }
 
+TokenGenerator::TokenGenerator(PrefillFn prefill, DecodeFn decode, RoomFn room, int32_t vocab,
+                               const Tokenizer* tokenizer, std::vector<int32_t> prompt, GenerationOptions options)
+    : prefill_(std::move(prefill)),
+      decode_(std::move(decode)),
+      room_(std::move(room)),
+      vocab_(vocab),
+      tokenizer_(tokenizer),
+      options_(std::move(options)),
+      sampler_(options_.sampler),
+      text_(tokenizer, options_.stop_strings),
+      history_(std::move(prompt)) {
+  result_.prompt_tokens = static_cast<int64_t>(history_.size());
+  result_.stop_reason = "length";
+}
+
+Status TokenGenerator::Prefill() {
+  if (prefilled_) return Err("the prompt has already run");
+  prefilled_ = true;
+  const auto t0 = std::chrono::steady_clock::now();
+  Status st = prefill_(&logits_);
+  decode_start_ = std::chrono::steady_clock::now();
+  result_.prefill_seconds = Seconds(t0, decode_start_);
+  if (!st.ok()) done_ = true;
+  else if (options_.max_new_tokens <= 0) Finish("length");
+  return st;
+}
+
+void TokenGenerator::Emit(const std::string& s) {
+  if (s.empty()) return;
+  result_.text += s;
+  fresh_text_ += s;
+  if (options_.on_text) options_.on_text(s);
+}
+
+void TokenGenerator::Finish(const char* reason) {
+  result_.stop_reason = reason;
+  if (result_.stop_reason != "stop-string") Emit(text_.Finish());
+  result_.decode_seconds = Seconds(decode_start_, std::chrono::steady_clock::now());
+  done_ = true;
+}
+
+Result<bool> TokenGenerator::Next() {
+  if (!prefilled_) return Err("Next() before Prefill()");
+  if (done_) return false;
+  if (options_.cancelled && options_.cancelled()) {
+    done_ = true;
+    return Err("cancelled");
+  }
+  const int32_t id = sampler_.Sample(logits_.data(), vocab_, history_);
+  if (options_.stop_at_eog && tokenizer_ != nullptr && tokenizer_->IsEndOfGeneration(id)) {
+    Finish("eog");
+    return false;
+  }
+  result_.output_ids.push_back(id);
+  history_.push_back(id);
+  bool stopped = false;
+  Emit(text_.Push(id, &stopped));
+  if (stopped) Finish("stop-string");
+  else if (static_cast<int>(result_.output_ids.size()) >= options_.max_new_tokens) Finish("length");
+  else if (!room_()) Finish("context");
+  if (done_) return false;
+  if (Status st = decode_(id, &logits_); !st.ok()) {
+    done_ = true;
+    return st;
+  }
+  return true;
+}
+
 namespace {
 
-// The loop both entry points share. prefill(logits): runs the prompt, leaves the last token's logits;
-// decode(id, logits): runs one token; room(): true while one more token fits in the context.
-Result<GenerationResult> GenerateLoop(const std::function<Status(std::vector<float>*)>& prefill,
-                                      const std::function<Status(int32_t, std::vector<float>*)>& decode,
-                                      const std::function<bool()>& room, int32_t vocab, const Tokenizer* tokenizer,
-                                      const std::vector<int32_t>& prompt, const GenerationOptions& opt) {
-  GenerationResult r;
-  r.prompt_tokens = static_cast<int64_t>(prompt.size());
-  std::vector<float> logits;
-  auto t0 = std::chrono::steady_clock::now();
-  RAZOR_RETURN_IF_ERROR(prefill(&logits));
-  auto t1 = std::chrono::steady_clock::now();
-  r.prefill_seconds = Seconds(t0, t1);
-
-  Sampler sampler(opt.sampler);
-  std::vector<int32_t> history = prompt;
-  TokenTextStream text(tokenizer, opt.stop_strings);
-  r.stop_reason = "length";
-  auto emit = [&](const std::string& s) {
-    if (s.empty()) return;
-    r.text += s;
-    if (opt.on_text) opt.on_text(s);
-  };
-  for (int i = 0; i < opt.max_new_tokens; ++i) {
-    const int32_t id = sampler.Sample(logits.data(), vocab, history);
-    if (opt.stop_at_eog && tokenizer != nullptr && tokenizer->IsEndOfGeneration(id)) {
-      r.stop_reason = "eog";
-      break;
-    }
-    r.output_ids.push_back(id);
-    history.push_back(id);
-    bool stopped = false;
-    emit(text.Push(id, &stopped));
-    if (stopped) {
-      r.stop_reason = "stop-string";
-      break;
-    }
-    if (i + 1 == opt.max_new_tokens) break;
-    if (!room()) {
-      r.stop_reason = "context";
-      break;
-    }
-    RAZOR_RETURN_IF_ERROR(decode(id, &logits));
+Result<GenerationResult> RunToEnd(TokenGenerator& g) {
+  RAZOR_RETURN_IF_ERROR(g.Prefill());
+  while (true) {
+    RAZOR_ASSIGN_OR_RETURN(bool more, g.Next());
+    if (!more) break;
   }
-  if (r.stop_reason != "stop-string") emit(text.Finish());
-  r.decode_seconds = Seconds(t1, std::chrono::steady_clock::now());
-  return r;
+  return g.result();
 }
 
 Status CheckPrompt(const std::vector<int32_t>& prompt, int64_t capacity) {
@@ -92,20 +120,23 @@ Status CheckPrompt(const std::vector<int32_t>& prompt, int64_t capacity) {
 Result<GenerationResult> Generate(Transformer& model, KvCache& cache, const Tokenizer* tokenizer,
                                   const std::vector<int32_t>& prompt, const GenerationOptions& opt) {
   RAZOR_RETURN_IF_ERROR(CheckPrompt(prompt, cache.capacity()));
-  return GenerateLoop(
+  TokenGenerator g(
       [&](std::vector<float>* logits) {
         return Prefill(model, cache, prompt, opt.prefill_batch, opt.on_prefill, logits);
       },
       [&](int32_t id, std::vector<float>* logits) { return model.Forward(&id, 1, cache, false, logits); },
       [&] { return cache.sequence_length() + 1 <= cache.capacity(); }, model.config().vocab_size, tokenizer, prompt,
       opt);
+  return RunToEnd(g);
 }
 
 Status PrefillSequence(Engine& engine, Sequence& seq, const std::vector<int32_t>& prompt, int64_t batch,
-                       const std::function<void(int64_t, int64_t)>& on_progress) {
+                       const std::function<void(int64_t, int64_t)>& on_progress,
+                       const std::function<bool()>& cancelled) {
   const int64_t n = static_cast<int64_t>(prompt.size());
   batch = seq.cache().wants_single_prefill_call() ? n : std::max<int64_t>(1, batch);
   for (int64_t b = 0; b < n; b += batch) {
+    if (cancelled && cancelled()) return Err("cancelled");
     std::vector<SequenceInput> in(1);
     in[0].sequence = &seq;
     in[0].tokens.assign(prompt.begin() + b, prompt.begin() + std::min(n, b + batch));
@@ -118,25 +149,36 @@ Status PrefillSequence(Engine& engine, Sequence& seq, const std::vector<int32_t>
   return Status::Ok();
 }
 
-Result<GenerationResult> Generate(Engine& engine, Sequence& seq, const std::vector<int32_t>& prompt,
-                                  const GenerationOptions& opt) {
+Result<TokenGenerator> TokenGenerator::ForSequence(Engine& engine, Sequence& seq, std::vector<int32_t> prompt,
+                                                   GenerationOptions opt) {
   RAZOR_RETURN_IF_ERROR(CheckPrompt(prompt, seq.cache().capacity() - seq.length()));
-  return GenerateLoop(
-      [&](std::vector<float>* logits) {
-        RAZOR_RETURN_IF_ERROR(PrefillSequence(engine, seq, prompt, opt.prefill_batch, opt.on_prefill));
+  auto shared_prompt = std::make_shared<const std::vector<int32_t>>(prompt);
+  const int64_t batch = opt.prefill_batch;
+  auto on_prefill = opt.on_prefill;
+  auto cancelled = opt.cancelled;
+  return TokenGenerator(
+      [&engine, &seq, shared_prompt, batch, on_prefill, cancelled](std::vector<float>* logits) {
+        RAZOR_RETURN_IF_ERROR(PrefillSequence(engine, seq, *shared_prompt, batch, on_prefill, cancelled));
         *logits = seq.logits();
         return Status::Ok();
       },
-      [&](int32_t id, std::vector<float>* logits) {
+      [&engine, &seq](int32_t id, std::vector<float>* logits) {
         std::vector<SequenceInput> in(1);
         in[0].sequence = &seq;
         in[0].tokens = {id};
         RAZOR_RETURN_IF_ERROR(engine.Step(in));
+        RAZOR_RETURN_IF_ERROR(in[0].status);
         *logits = seq.logits();
         return Status::Ok();
       },
-      [&] { return seq.length() + 1 <= seq.cache().capacity(); }, engine.config().vocab_size, engine.tokenizer(), prompt,
-      opt);
+      [&seq] { return seq.length() + 1 <= seq.cache().capacity(); }, engine.config().vocab_size, engine.tokenizer(),
+      std::move(prompt), std::move(opt));
+}
+
+Result<GenerationResult> Generate(Engine& engine, Sequence& seq, const std::vector<int32_t>& prompt,
+                                  const GenerationOptions& opt) {
+  RAZOR_ASSIGN_OR_RETURN(TokenGenerator g, TokenGenerator::ForSequence(engine, seq, prompt, opt));
+  return RunToEnd(g);
 }
 
 }  // namespace razor
