@@ -2,9 +2,10 @@
 # The whole test suite, as CI runs it, on a fresh machine:
 #   1. scripts/setup.sh: apt packages, the default model and tokenizer data into ${RAZOR_HOME:-~/.cache/razor}
 #   2. release build (with the CUDA backend: its tests skip without a GPU) + every test
-#   3. debug build with AddressSanitizer + UndefinedBehaviorSanitizer + every test
-#   4. the libFuzzer targets (GGUF reader, HF config.json, head profiles), RAZOR_FUZZ_SECONDS each (default 40)
-# Flags: --quick skips 3 and 4.
+#   3. the Python package: its wheel built and installed in $RAZOR_HOME/pyenv, then pytest (scripts/test_python.sh)
+#   4. debug build with AddressSanitizer + UndefinedBehaviorSanitizer + every test
+#   5. the libFuzzer targets (GGUF reader, HF config.json, head profiles), RAZOR_FUZZ_SECONDS each (default 40)
+# Flags: --quick skips 4 and 5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
@@ -25,6 +26,9 @@ step "release build + tests"
 cmake_bin="$(scripts/configure_release.sh | tail -n 1)"
 "$cmake_bin" --build --preset release -j "$jobs"
 "$(dirname "$cmake_bin")/ctest" --test-dir build/release --output-on-failure -j "$jobs"
+
+step "Python package: wheel + pytest"
+scripts/test_python.sh
 
 if [ "$quick" = 1 ]; then exit 0; fi
 
