@@ -1,7 +1,7 @@
 """Profile a model's heads, picture them, and hide one needle in a long prompt: full cache vs RazorAttention.
 
     pip install .[plot]
-    python examples/profile_and_needle.py                    # smollm2-135m, a ~6,000-token haystack
+    python examples/profile_and_needle.py                    # smollm2-135m, a ~8,000-token haystack
     python examples/profile_and_needle.py --model qwen2.5-0.5b --tokens 12000 --out qwen-heads.png
 
 Prints both answers, the KV bytes each cache held and razor's reduction; writes the head heatmap (retrieval heads
@@ -39,7 +39,9 @@ def haystack(llm, tokens, depth, needle, seed):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m", help="catalogue name or path (default: smollm2-135m)")
-    ap.add_argument("--tokens", type=int, default=6000, help="haystack length in tokens (default: 6000)")
+    ap.add_argument("--tokens", type=int, default=8000, help="haystack length in tokens (default: 8000)")
+    ap.add_argument("--window-min", type=int, default=4000,
+                    help="razor's smallest window S0 (default: 4000, the paper's; a prompt shorter is kept whole)")
     ap.add_argument("--depth", type=float, default=0.4, help="needle depth, 0..1 (default: 0.4)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (default: every core)")
     ap.add_argument("--out", default="heads.png", help="heatmap PNG (default: heads.png; an existing file is kept)")
@@ -53,7 +55,7 @@ def main():
     question = "What is the secret passcode of the harbour office? Answer with the number only."
     answers = {}
     for kv in ("full", "razor"):
-        llm = razor.LLM(args.model, kv=kv, threads=args.threads)
+        llm = razor.LLM(args.model, kv=kv, threads=args.threads, window_min=args.window_min)
         if kv == "razor":
             profile = llm.profile(progress=True)
             print(f"{len(profile.retrieval)} retrieval heads of {profile.kv_induction.size} KV heads")
@@ -66,7 +68,7 @@ def main():
                 except ImportError:
                     print("no heatmap: pip install matplotlib")
         text = haystack(llm, args.tokens, args.depth, needle, args.seed)
-        out = llm.create_chat_completion([{"role": "user", "content": f"{text}\n\n{question}"}], max_tokens=12)
+        out = llm.create_chat_completion([{"role": "user", "content": f"{text}\n\n{question}"}], max_tokens=24)
         stats = llm.kv_stats()
         answer = out["choices"][0]["message"]["content"].strip()
         answers[kv] = answer

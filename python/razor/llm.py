@@ -238,9 +238,17 @@ class LLM:
                 _check_type("seed", 1 if seed is None else seed, int))
             return HeadProfile._from_engine(d)
 
+        tty = sys.stderr.isatty()
+        shown = [-1]
+
         def report(done: int, total: int) -> None:
-            print(f"\rprofiling retrieval heads: {100 * done // max(1, total)}%", end="" if done < total else "\n",
-                  file=sys.stderr, flush=True)
+            # One line rewritten in place on a terminal; else a line per 10 %, so a log stays short.
+            percent = 100 * done // max(1, total)
+            if percent == shown[0] or (not tty and percent % 10 and done < total):
+                return
+            shown[0] = percent
+            print(f"{chr(13) if tty else ''}profiling retrieval heads: {percent}%",
+                  end="" if tty and done < total else "\n", file=sys.stderr, flush=True)
 
         return HeadProfile._from_engine(self._session.ensure_profile(report if progress else None))
 
