@@ -88,16 +88,26 @@ Result<const HeadProfile*> Session::MakeProfile(const HeadProfilerOptions& o) {
   return engine_->profile();
 }
 
-Result<std::vector<float>> Session::Logits(const std::vector<int32_t>& ids, const std::function<bool()>& cancelled) {
-  if (ids.empty()) return Err("no token ids: logits needs at least one");
-  if (static_cast<int64_t>(ids.size()) > engine_->context())
-    return Err(fmt::format("{} tokens are longer than the context of {} (raise ctx)", ids.size(), engine_->context()));
-  std::lock_guard<std::mutex> lock(step_mutex_);
+Status Session::CheckFits(size_t tokens) const {
+  if (static_cast<int64_t>(tokens) > engine_->context())
+    return Err(fmt::format("{} tokens are longer than the context of {} (raise ctx)", tokens, engine_->context()));
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Sequence>> Session::NewSequenceLocked(int64_t prompt_tokens, const SamplerParams& sampler) {
   if (KvOptionsNeedProfile(KvOptions())) RAZOR_RETURN_IF_ERROR(engine_->EnsureProfile(KvOptions()));
   SequenceOptions so;
   so.kv = KvOptions();
-  so.prompt_tokens = static_cast<int64_t>(ids.size());
-  RAZOR_ASSIGN_OR_RETURN(std::unique_ptr<Sequence> seq, engine_->NewSequence(so));
+  so.prompt_tokens = prompt_tokens;
+  so.sampler = sampler;
+  return engine_->NewSequence(so);
+}
+
+Result<std::vector<float>> Session::Logits(const std::vector<int32_t>& ids, const std::function<bool()>& cancelled) {
+  if (ids.empty()) return Err("no token ids: logits needs at least one");
+  RAZOR_RETURN_IF_ERROR(CheckFits(ids.size()));
+  std::lock_guard<std::mutex> lock(step_mutex_);
+  RAZOR_ASSIGN_OR_RETURN(std::unique_ptr<Sequence> seq, NewSequenceLocked(static_cast<int64_t>(ids.size()), {}));
   if (cancelled && cancelled()) return Err("cancelled");
   std::vector<SequenceInput> in(1);
   in[0].sequence = seq.get();
@@ -131,15 +141,9 @@ Result<Session::Scored> Session::ScoreContinuation(const std::vector<int32_t>& c
   const int32_t vocab_size = config().vocab_size;
   for (int32_t t : continuation)  // the last is scored, never stepped: the engine's own check does not see it
     if (t < 0 || t >= vocab_size) return Err(fmt::format("token id {} out of range [0, {})", t, vocab_size));
-  const size_t total = context.size() + continuation.size();
-  if (static_cast<int64_t>(total) > engine_->context())
-    return Err(fmt::format("{} tokens are longer than the context of {} (raise ctx)", total, engine_->context()));
+  RAZOR_RETURN_IF_ERROR(CheckFits(context.size() + continuation.size()));
   std::lock_guard<std::mutex> lock(step_mutex_);
-  if (KvOptionsNeedProfile(KvOptions())) RAZOR_RETURN_IF_ERROR(engine_->EnsureProfile(KvOptions()));
-  SequenceOptions so;
-  so.kv = KvOptions();
-  so.prompt_tokens = static_cast<int64_t>(context.size());
-  RAZOR_ASSIGN_OR_RETURN(std::unique_ptr<Sequence> seq, engine_->NewSequence(so));
+  RAZOR_ASSIGN_OR_RETURN(std::unique_ptr<Sequence> seq, NewSequenceLocked(static_cast<int64_t>(context.size()), {}));
   const size_t vocab = config().vocab_size;
   Scored out;
   out.logprob.resize(continuation.size());
@@ -166,15 +170,11 @@ Result<Session::Scored> Session::ScoreContinuation(const std::vector<int32_t>& c
 
 Result<std::unique_ptr<Generation>> Session::Generate(const std::vector<int32_t>& prompt, const SamplingOptions& s) {
   if (s.max_tokens < 0) return Err(fmt::format("max_tokens={}: expected 0 or more", s.max_tokens));
+  std::unique_ptr<Sequence> seq;
   {
     std::lock_guard<std::mutex> lock(step_mutex_);
-    if (KvOptionsNeedProfile(KvOptions())) RAZOR_RETURN_IF_ERROR(engine_->EnsureProfile(KvOptions()));
+    RAZOR_ASSIGN_OR_RETURN(seq, NewSequenceLocked(static_cast<int64_t>(prompt.size()), s.sampler));
   }
-  SequenceOptions so;
-  so.kv = KvOptions();
-  so.prompt_tokens = static_cast<int64_t>(prompt.size());
-  so.sampler = s.sampler;
-  RAZOR_ASSIGN_OR_RETURN(std::unique_ptr<Sequence> seq, engine_->NewSequence(so));
   GenerationOptions g;
   g.max_new_tokens = s.max_tokens;
   g.sampler = s.sampler;

@@ -132,6 +132,11 @@ class Session {
   friend class Generation;
   Session() = default;
   KvCacheOptions KvOptions() const;
+  // Err when `tokens` exceed the engine's context.
+  Status CheckFits(size_t tokens) const;
+  // A sequence of this session's KV policy for a prompt of prompt_tokens (the profile loaded or made first).
+  // The caller holds step_mutex_ (the engine's pool and profile are not thread-safe).
+  Result<std::unique_ptr<Sequence>> NewSequenceLocked(int64_t prompt_tokens, const SamplerParams& sampler);
   SessionOptions options_;
   std::shared_ptr<LoadedModel> model_;
   std::unique_ptr<Engine> engine_;
