@@ -1,14 +1,14 @@
 #include "cli_validate.h"
 
 #include <fmt/format.h>
-#include <sched.h>
 
 #include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <sstream>
-#include <thread>
+
+#include "core/thread_pool.h"
 
 namespace razor::cli {
 namespace {
@@ -93,16 +93,7 @@ Result<std::vector<int>> ParseIntList(const std::string& s, const char* what, in
   return out;
 }
 
-int MaxThreads() {
-  static const int n = [] {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
-    const unsigned h = std::thread::hardware_concurrency();
-    return h == 0 ? 1 : static_cast<int>(h);
-  }();
-  return n;
-}
+int MaxThreads() { return ThreadPool::UsableCpuCount(); }
 
 Status ValidateCatalogName(const std::string& name) {
   auto ok_char = [](char c) {

@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
+#include "core/thread_pool.h"
 #include "kv/head_policy.h"
 #include "kv/kv_type.h"
 
@@ -16,8 +18,11 @@ Result<std::unique_ptr<Session>> Session::Open(const SessionOptions& o) {
   (void)mode;
   RAZOR_ASSIGN_OR_RETURN(KvType kv_type, ParseKvType(o.kv_type));
   RAZOR_ASSIGN_OR_RETURN(EngineDevice device, ParseEngineDevice(o.device));
-  if (o.threads < 0) return Err(fmt::format("threads={}: expected 0 (every core) or more", o.threads));
-  if (o.kv_pool_mib < 0) return Err(fmt::format("kv_pool_mib={}: expected 0 (the machine's memory) or more", o.kv_pool_mib));
+  if (o.threads < 0 || o.threads > ThreadPool::UsableCpuCount())
+    return Err(fmt::format("threads={}: expected 0 (every core) to {} (the CPUs this process may use)", o.threads,
+                           ThreadPool::UsableCpuCount()));
+  if (o.kv_pool_mib < 0 || static_cast<uint64_t>(o.kv_pool_mib) > (uint64_t{1} << 40))
+    return Err(fmt::format("kv_pool_mib={}: expected 0 (the machine's memory) to 2^40", o.kv_pool_mib));
   if (o.sinks < 0) return Err(fmt::format("sinks={}: expected 0 or more", o.sinks));
   if (o.window_min < 1) return Err(fmt::format("window_min={}: expected 1 or more", o.window_min));
   if (!(o.window_frac >= 0 && o.window_frac <= 1)) return Err(fmt::format("window_frac={}: expected 0 to 1", o.window_frac));
@@ -75,17 +80,19 @@ Result<std::string> Session::ApplyChat(const std::vector<std::pair<std::string, 
   return model_->tokenizer->ApplyChatTemplate(msgs, /*add_generation_prompt=*/true);
 }
 
-Result<const HeadProfile*> Session::EnsureProfile(const std::function<void(int64_t, int64_t)>& on_progress) {
+Result<HeadProfile> Session::EnsureProfile(const std::function<void(int64_t, int64_t)>& on_progress) {
   KvCacheOptions kv = KvOptions();
   kv.mode = KvMode::kRazor;  // profile() asks for it whatever this session's mode
+  std::lock_guard<std::mutex> lock(step_mutex_);  // the profiler runs on the engine's thread pool, as Step does
   RAZOR_RETURN_IF_ERROR(engine_->EnsureProfile(kv, on_progress));
-  return engine_->profile();
+  return *engine_->profile();
 }
 
-Result<const HeadProfile*> Session::MakeProfile(const HeadProfilerOptions& o) {
+Result<HeadProfile> Session::MakeProfile(const HeadProfilerOptions& o) {
+  std::lock_guard<std::mutex> lock(step_mutex_);
   RAZOR_ASSIGN_OR_RETURN(HeadProfile p, engine_->ProfileHeads(o));
   RAZOR_RETURN_IF_ERROR(engine_->SetProfile(std::move(p)));
-  return engine_->profile();
+  return *engine_->profile();
 }
 
 Status Session::CheckFits(size_t tokens) const {
@@ -141,35 +148,57 @@ Result<Session::Scored> Session::ScoreContinuation(const std::vector<int32_t>& c
   const int32_t vocab_size = config().vocab_size;
   for (int32_t t : continuation)  // the last is scored, never stepped: the engine's own check does not see it
     if (t < 0 || t >= vocab_size) return Err(fmt::format("token id {} out of range [0, {})", t, vocab_size));
-  RAZOR_RETURN_IF_ERROR(CheckFits(context.size() + continuation.size()));
+  // The last continuation token is scored, never stepped.
+  RAZOR_RETURN_IF_ERROR(CheckFits(context.size() + continuation.size() - 1));
   std::lock_guard<std::mutex> lock(step_mutex_);
   RAZOR_ASSIGN_OR_RETURN(std::unique_ptr<Sequence> seq, NewSequenceLocked(static_cast<int64_t>(context.size()), {}));
   const size_t vocab = config().vocab_size;
   Scored out;
   out.logprob.resize(continuation.size());
   out.greedy.resize(continuation.size());
+  // Steps: the context as a prompt (its last row predicts continuation[0]), then continuation[:-1], every row,
+  // in one step, or a token per step when the cache folds its window after each step (decode_fold), so each
+  // token sees the window a decoded token would.
+  const size_t chunk = options_.decode_fold ? 1 : std::max<size_t>(1, continuation.size() - 1);
   std::vector<SequenceInput> in(1);
   in[0].sequence = seq.get();
-  for (int pass = 0; pass < 2; ++pass) {
+  size_t scored = 0;  // continuation tokens scored so far
+  for (bool prompt = true; scored < continuation.size(); prompt = false) {
     if (cancelled && cancelled()) return Err("cancelled");
-    // Pass 0: the context (its last row predicts continuation[0]); pass 1: continuation[:-1], every row.
-    if (pass == 1 && continuation.size() == 1) break;
-    in[0].tokens = pass == 0 ? context : std::vector<int32_t>(continuation.begin(), continuation.end() - 1);
-    in[0].all_logits = pass == 1;
-    in[0].begins_prompt = pass == 0;
+    const size_t n = prompt ? context.size() : std::min(chunk, continuation.size() - scored);
+    if (prompt) in[0].tokens = context;
+    else in[0].tokens.assign(continuation.begin() + (scored - 1), continuation.begin() + (scored - 1 + n));
+    in[0].all_logits = !prompt;
+    in[0].begins_prompt = prompt;
     RAZOR_RETURN_IF_ERROR(engine_->Step(in));
     RAZOR_RETURN_IF_ERROR(in[0].status);
     const std::vector<float>& logits = seq->logits();
-    const size_t first = pass == 0 ? 0 : 1;
-    for (size_t r = 0; r < in[0].tokens.size() && (pass == 1 || r == 0); ++r)
-      ScoreRow(logits.data() + r * vocab, vocab, continuation[first + r], &out.logprob[first + r],
-               &out.greedy[first + r]);
+    const size_t rows = prompt ? 1 : n;  // a prompt step returns its last row only
+    for (size_t r = 0; r < rows; ++r, ++scored)
+      ScoreRow(logits.data() + r * vocab, vocab, continuation[scored], &out.logprob[scored], &out.greedy[scored]);
   }
   return out;
 }
 
+namespace {
+
+// The CLI's ranges (razor run --temp / --top-k / --top-p / --min-p / --repeat-penalty); NaN fails every check.
+Status CheckSampler(const SamplerParams& p) {
+  auto in = [](double v, double lo, double hi) { return v >= lo && v <= hi; };
+  if (!in(p.temperature, 0, 100)) return Err(fmt::format("temperature={}: expected 0 (greedy) to 100", p.temperature));
+  if (!in(p.top_k, 0, 1 << 30)) return Err(fmt::format("top_k={}: expected 0 (off) or more", p.top_k));
+  if (!in(p.top_p, 0, 1) || p.top_p == 0) return Err(fmt::format("top_p={}: expected more than 0, at most 1 (off)", p.top_p));
+  if (!in(p.min_p, 0, 1)) return Err(fmt::format("min_p={}: expected 0 (off) to 1", p.min_p));
+  if (!in(p.repeat_penalty, 0, 100) || p.repeat_penalty == 0)
+    return Err(fmt::format("repeat_penalty={}: expected more than 0, at most 100 (1: off)", p.repeat_penalty));
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Generation>> Session::Generate(const std::vector<int32_t>& prompt, const SamplingOptions& s) {
   if (s.max_tokens < 0) return Err(fmt::format("max_tokens={}: expected 0 or more", s.max_tokens));
+  RAZOR_RETURN_IF_ERROR(CheckSampler(s.sampler));
   std::unique_ptr<Sequence> seq;
   {
     std::lock_guard<std::mutex> lock(step_mutex_);
@@ -187,7 +216,8 @@ Result<std::unique_ptr<Generation>> Session::Generate(const std::vector<int32_t>
   return std::make_unique<Generation>(*this, std::move(seq), std::move(gen), std::move(cancel));
 }
 
-Result<KvReport> Session::LastKv() const {
+Result<KvReport> Session::LastKv() {
+  std::lock_guard<std::mutex> lock(step_mutex_);
   if (!last_kv_) return Err("no prompt has run yet: kv_stats() reports the last generate()'s cache");
   return *last_kv_;
 }
@@ -197,8 +227,8 @@ Generation::Generation(Session& session, std::unique_ptr<Sequence> seq, TokenGen
     : session_(session), seq_(std::move(seq)), gen_(std::move(gen)), cancelled_(std::move(cancelled)) {}
 
 Result<std::optional<std::string>> Generation::Next(const std::function<bool()>& cancelled) {
-  *cancelled_ = cancelled;
   std::lock_guard<std::mutex> lock(session_.step_mutex_);
+  *cancelled_ = cancelled;
   if (!started_) {
     started_ = true;
     Status st = gen_.Prefill();

@@ -117,13 +117,14 @@ class Session {
   // A generation of the token ids (a prompt), on a sequence of its own; seed and sampling from `s`.
   Result<std::unique_ptr<Generation>> Generate(const std::vector<int32_t>& prompt, const SamplingOptions& s);
 
-  // The profile razor / streaming sequences use: loaded or made now (minutes; progress by callback).
-  Result<const HeadProfile*> EnsureProfile(const std::function<void(int64_t, int64_t)>& on_progress);
-  // A new profile, made now with these settings, installed for this session's sequences.
-  Result<const HeadProfile*> MakeProfile(const HeadProfilerOptions& o);
+  // The profile razor / streaming sequences use (a copy): loaded or made now (minutes; progress by callback,
+  // called with the step lock held). Both hold the step lock: the profiler runs on the engine's thread pool.
+  Result<HeadProfile> EnsureProfile(const std::function<void(int64_t, int64_t)>& on_progress);
+  // A new profile, made now with these settings, installed for this session's sequences (a copy).
+  Result<HeadProfile> MakeProfile(const HeadProfilerOptions& o);
 
   // The KV statistics of the last generation's sequence (after its prompt), or an error when none ran yet.
-  Result<KvReport> LastKv() const;
+  Result<KvReport> LastKv();
 
   // Engine::Step is not re-entrant: every step of every sequence of this session holds this lock.
   std::mutex& step_mutex() { return step_mutex_; }

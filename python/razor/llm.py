@@ -1,6 +1,7 @@
 """razor.LLM: one model on one engine, with the KV policy chosen at construction."""
 from __future__ import annotations
 
+import operator
 import sys
 import time
 import uuid
@@ -26,6 +27,25 @@ _KV_PARAMS = {
 }
 
 Prompt = Union[str, Sequence[int]]
+
+
+def _ids(name: str, ids: Any) -> List[int]:
+    """Token ids as a list of int: a sequence or a 1-D numpy array of integers (floats and bools refused)."""
+    if isinstance(ids, np.ndarray):
+        if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"{name} must be a 1-D array of integers, not {ids.ndim}-D {ids.dtype}")
+        return ids.tolist()
+    if isinstance(ids, (str, bytes, dict)) or not isinstance(ids, Sequence):
+        raise TypeError(f"{name} must be a sequence of token ids, not {type(ids).__name__}")
+    out = []
+    for t in ids:
+        if isinstance(t, bool):
+            raise TypeError(f"{name}: token ids are integers, not bool")
+        try:
+            out.append(operator.index(t))
+        except TypeError:
+            raise TypeError(f"{name}: token ids are integers, not {type(t).__name__}") from None
+    return out
 
 
 def _check_type(name: str, value: Any, kind: type) -> Any:
@@ -80,7 +100,9 @@ class LLM:
         return self._session.tokenize(_check_type("text", text, str), add_bos, special)
 
     def detokenize(self, ids: Sequence[int]) -> str:
-        return self._session.detokenize(list(ids))
+        """The text of token ids (bytes that are not valid UTF-8 on their own, such as half a character, come
+        back as U+FFFD)."""
+        return self._session.detokenize(_ids("ids", ids))
 
     # -- properties --------------------------------------------------------------------------------------
     @property
@@ -98,15 +120,14 @@ class LLM:
     # -- forward -----------------------------------------------------------------------------------------
     def logits(self, token_ids: Sequence[int]) -> np.ndarray:
         """float32 [len(token_ids), vocab]: the logits at every position (teacher-forced), in one forward call."""
-        ids = [int(t) for t in token_ids]
-        return self._session.logits(ids)
+        return self._session.logits(_ids("token_ids", token_ids))
 
     def score(self, context: Sequence[int], continuation: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
         """How likely the continuation is after the context, under this LLM's KV policy: the context runs as a
         prompt (razor compresses it, as for generate), then the continuation is teacher-forced on that cache.
         Returns (float64 [len(continuation)] log-probabilities, bool [len(continuation)] whether each token is
         the greedy choice). The context must not be empty (put bos_id or eos_id first)."""
-        logprob, greedy = self._session.score_continuation([int(t) for t in context], [int(t) for t in continuation])
+        logprob, greedy = self._session.score_continuation(_ids("context", context), _ids("continuation", continuation))
         return np.asarray(logprob, dtype=np.float64), np.asarray(greedy, dtype=bool)
 
     @property
@@ -122,11 +143,7 @@ class LLM:
     def _prompt_ids(self, prompt: Prompt) -> List[int]:
         if isinstance(prompt, str):
             return self.tokenize(prompt, add_bos=True, special=False)
-        if isinstance(prompt, np.ndarray) and prompt.ndim == 1 and np.issubdtype(prompt.dtype, np.integer):
-            return [int(t) for t in prompt]
-        if isinstance(prompt, (bytes, dict)) or not isinstance(prompt, Sequence):
-            raise TypeError(f"prompt must be a str or a sequence of token ids, not {type(prompt).__name__}")
-        return [int(t) for t in prompt]
+        return _ids("prompt", prompt)
 
     def _start(self, ids: List[int], max_tokens: int, temperature: float, top_p: float, top_k: int, min_p: float,
                repeat_penalty: float, stop: Union[None, str, Sequence[str]], seed: int):
@@ -199,7 +216,7 @@ class LLM:
         r = self.last_result
         return {
             "id": ident, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": r["text"]},
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": r["text"]}, "logprobs": None,
                          "finish_reason": _finish_reason(r["stop_reason"])}],
             "usage": _usage(r),
         }
@@ -207,7 +224,7 @@ class LLM:
     def _chat_chunks(self, generation, ident: str, created: int, model: str) -> Iterator[Dict[str, Any]]:
         def chunk(delta: Dict[str, str], finish: Optional[str]) -> Dict[str, Any]:
             return {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
 
         yield chunk({"role": "assistant"}, None)
         for piece in self._pieces(generation):

@@ -43,19 +43,15 @@ class RazorLM(LM):
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _encode_pair(self, context: str, continuation: str) -> Tuple[List[int], List[int]]:
-        """Token ids of context and continuation as the harness's own models split them: a context's trailing
-        spaces move to the continuation, and the continuation is what tokenizing both adds to the context."""
+        """Token ids of context and continuation as the harness's own HF model splits them: a context's trailing
+        spaces move to the continuation, and the continuation is what tokenizing both adds past the context's
+        length (whole[len(context_ids):], also where a token merges across the boundary)."""
         spaces = len(context) - len(context.rstrip())
         if spaces:
             continuation = context[-spaces:] + continuation
             context = context[:-spaces]
         whole = self.llm.tokenize(context + continuation, add_bos=True)
         context_ids = self.llm.tokenize(context, add_bos=True)
-        if whole[:len(context_ids)] != context_ids:  # a merge across the boundary: split where tokens agree
-            common = 0
-            while common < min(len(whole), len(context_ids)) and whole[common] == context_ids[common]:
-                common += 1
-            context_ids = whole[:common]
         continuation_ids = whole[len(context_ids):]
         if not context_ids:
             context_ids = [self.prefix_token_id]
@@ -64,8 +60,9 @@ class RazorLM(LM):
     def _score(self, context_ids: Sequence[int], continuation_ids: Sequence[int]) -> Tuple[float, bool]:
         if not continuation_ids:
             return 0.0, True
-        # Left-truncate a context that does not fit with its continuation (as the harness's HF model does).
-        room = self.max_length - len(continuation_ids)
+        # The engine steps the context and every continuation token but the last: max_length + 1 tokens fit.
+        # A context that does not fit with its continuation loses its oldest tokens (as the harness's HF model).
+        room = self.max_length + 1 - len(continuation_ids)
         if room < 1:
             raise ValueError(f"a continuation of {len(continuation_ids)} tokens does not fit the context of "
                              f"{self.max_length}")

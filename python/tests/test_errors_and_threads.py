@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 
 import razor
@@ -51,6 +52,13 @@ def test_bad_option_values(model_path):
         razor.LLM(model_path, kv="full", sink=4)
     with pytest.raises(TypeError):
         razor.LLM(model_path, kv="full", threads="two")
+    # More threads than CPUs is refused before any is started (a review's threads=100000 made 32K threads).
+    with pytest.raises(razor.RazorError, match="threads=100000: expected 0 .* to [0-9]+"):
+        razor.LLM(model_path, kv="full", threads=100000)
+    with pytest.raises(razor.RazorError, match="threads=-1"):
+        razor.LLM(model_path, kv="full", threads=-1)
+    with pytest.raises(razor.RazorError, match="kv_pool_mib="):
+        razor.LLM(model_path, kv="full", kv_pool_mib=1 << 50)
     if not razor.built_with_cuda():
         with pytest.raises(razor.RazorError, match="built without CUDA"):
             razor.LLM(model_path, kv="full", device="cuda")
@@ -73,6 +81,33 @@ def test_bad_call_arguments(full_llm):
         full_llm.create_chat_completion([{"role": "wizard", "content": "x"}])
     with pytest.raises(TypeError):
         full_llm.create_chat_completion([{"role": "user"}])
+    with pytest.raises(TypeError, match="integers, not float"):
+        full_llm.logits([1, 2.7])
+    with pytest.raises(TypeError, match="integers, not bool"):
+        full_llm.generate([1, True])
+    with pytest.raises(TypeError, match="1-D array of integers"):
+        full_llm.logits(np.zeros((2, 2), dtype=np.int64))
+    assert full_llm.logits(np.array([1, 2], dtype=np.uint16)).shape == (2, full_llm.n_vocab)
+
+
+@pytest.mark.parametrize("name,value", [("temperature", -0.5), ("temperature", float("nan")), ("top_p", 0.0),
+                                        ("top_p", 1.5), ("min_p", 2.0), ("repeat_penalty", 0.0), ("top_k", -3)])
+def test_sampling_values_out_of_range(full_llm, name, value):
+    with pytest.raises(razor.RazorError, match=f"{name}="):
+        full_llm.generate("hi", max_tokens=2, **{name: value})
+
+
+def test_text_that_is_not_utf8_on_its_own(full_llm):
+    """A byte token (half a character) and a generation cut inside a character come back as str with U+FFFD,
+    not as a UnicodeDecodeError that loses the result."""
+    partial = [i for i in range(full_llm.n_vocab) if "\ufffd" in full_llm.detokenize([i])]
+    assert partial, "the byte-level vocabulary has tokens that are bytes of a character"
+    out = full_llm.generate("中文：我喜欢吃苹果和香蕉，因为", max_tokens=1, temperature=1.0, top_k=0, top_p=1.0,
+                            min_p=0.0, seed=0)
+    assert isinstance(out["text"], str) and len(out["token_ids"]) == 1
+    pieces = list(full_llm.generate("中文：我喜欢吃苹果和香蕉，因为", max_tokens=1, temperature=1.0, top_k=0,
+                                    top_p=1.0, min_p=0.0, seed=0, stream=True))
+    assert "".join(pieces) == out["text"]
     with pytest.raises(razor.RazorError, match="messages is empty"):
         full_llm.create_chat_completion([])
 
@@ -127,7 +162,10 @@ def test_ctrl_c_in_a_child_interpreter_exits_cleanly(model_path, tmp_path):
     assert proc.returncode == 3 and "interrupted" in out
 
 
-def test_generation_releases_the_gil(full_llm):
+def test_a_long_engine_call_releases_the_gil(full_llm, long_prompt):
+    """One call into the engine (logits of ~1,500 tokens): a Python thread keeps running meanwhile. Holding the
+    GIL, the call would let it tick about once (a C call never yields the GIL)."""
+    ids = full_llm.tokenize(long_prompt)[:1500]
     ticks = 0
     stop = threading.Event()
 
@@ -140,13 +178,37 @@ def test_generation_releases_the_gil(full_llm):
     t = threading.Thread(target=count)
     t.start()
     try:
+        time.sleep(0.05)
         before = ticks
-        full_llm.generate("word " * 400, max_tokens=40)
+        start = time.perf_counter()
+        full_llm.logits(ids)
+        elapsed_ms = 1000 * (time.perf_counter() - start)
         during = ticks - before
     finally:
         stop.set()
         t.join()
-    assert during > 20, during
+    assert elapsed_ms > 100, elapsed_ms  # long enough to tell
+    assert during > 0.2 * elapsed_ms, (during, elapsed_ms)
+
+
+def test_profiling_while_another_thread_generates(model_path, quick_profile):
+    """profile() and generate() on one LLM from two threads take turns on the engine: the generations keep
+    their greedy answers (a profiler sharing the thread pool with a step garbled them, or crashed)."""
+    llm = razor.LLM(model_path, kv="full", threads=2)
+    prompt = "The capital of France is"
+    want = llm.generate(prompt, max_tokens=16)["text"]
+    got = []
+
+    def generate():
+        for _ in range(3):
+            got.append(llm.generate(prompt, max_tokens=16)["text"])
+
+    t = threading.Thread(target=generate)
+    t.start()
+    profile = llm.profile(block=128, repeats=2)
+    t.join()
+    assert got == [want] * 3
+    assert profile.kv_induction.shape == (30, 3)
 
 
 def test_two_threads_generate_at_once_and_get_their_own_answers(full_llm):

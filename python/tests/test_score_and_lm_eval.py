@@ -48,13 +48,36 @@ def test_score_errors(full_llm):
     with pytest.raises(razor.RazorError, match="empty continuation"):
         full_llm.score([1], [])
     with pytest.raises(razor.RazorError, match="longer than the context"):
-        full_llm.score([1] * full_llm.n_ctx, [2])
+        full_llm.score([1] * full_llm.n_ctx, [2, 3])
     with pytest.raises(razor.RazorError, match="out of range"):
         full_llm.score([1], [full_llm.n_vocab])
 
 
+def test_score_fills_the_context_exactly(model_path):
+    """The last continuation token is scored, never stepped: context + continuation may be one past ctx."""
+    llm = razor.LLM(model_path, kv="full", threads=2, ctx=64)
+    logprob, _ = llm.score([1] * 62, [2, 3, 4])  # 64 tokens stepped
+    assert logprob.shape == (3,) and np.isfinite(logprob).all()
+    with pytest.raises(razor.RazorError, match="65 tokens are longer than the context of 64"):
+        llm.score([1] * 63, [2, 3, 4])
+
+
+def test_score_with_decode_fold_steps_like_decoding(model_path, quick_profile, long_prompt):
+    """decode_fold folds the window after each step: scored a token per step, razor's own greedy continuation
+    is greedy everywhere."""
+    llm = razor.LLM(model_path, kv="razor", threads=2, profile=quick_profile, window_min=256, decode_fold=True)
+    ids = llm.tokenize(long_prompt)
+    out = llm.generate(ids, max_tokens=6)
+    _, greedy = llm.score(ids, out["token_ids"])
+    assert greedy.all(), greedy
+
+
 # -- lm-evaluation-harness ---------------------------------------------------------------------------------
-lm_eval = pytest.importorskip("lm_eval") if os.environ.get("RAZOR_REQUIRE_LM_EVAL") != "1" else __import__("lm_eval")
+@pytest.fixture(scope="module")
+def lm_eval():
+    if os.environ.get("RAZOR_REQUIRE_LM_EVAL") == "1":  # CI installs it: a missing harness fails, not skips
+        return __import__("lm_eval")
+    return pytest.importorskip("lm_eval")
 
 QUESTIONS = [
     ("The capital of France is", [" Paris", " banana", " seventeen"]),
@@ -73,7 +96,7 @@ def write_task(directory, name, rows, spec):
 
 
 @pytest.fixture(scope="module")
-def harness_lm(model_path):
+def harness_lm(model_path, lm_eval):
     from razor.lm_eval_model import RazorLM
 
     return RazorLM(pretrained=model_path, kv="full", threads=2)
@@ -119,7 +142,31 @@ def test_lm_eval_tasks_through_razor(harness_lm, full_llm, tmp_path, monkeypatch
     assert results["razor_gen"]["exact_match,none"] == 1.0, results
 
 
-def test_lm_eval_model_argument_string(model_path, quick_profile):
+class Request:  # the harness's Instance, as far as a model reads it
+    def __init__(self, *args):
+        self.args = args
+
+
+def test_loglikelihood_rolling_in_one_window_and_in_several(harness_lm, full_llm, model_path, lm_eval):
+    from razor.lm_eval_model import RazorLM
+
+    text = "The quick brown fox jumps over the lazy dog. " * 12
+    ids = full_llm.tokenize(text, add_bos=False)
+    assert 100 < len(ids) < 200
+    # One window: every token given all before it, after the prefix token (BOS or EOS), from llm.logits.
+    prefix = harness_lm.prefix_token_id
+    rows = log_softmax(full_llm.logits([prefix] + ids))[:-1]
+    expected = float(rows[np.arange(len(ids)), ids].sum())
+    (got,) = harness_lm.loglikelihood_rolling([Request(text)])
+    assert got == pytest.approx(expected, abs=0.02)
+    # ctx 64: disjoint windows, each filling the whole context (the last token of each scored, not stepped).
+    small = RazorLM(pretrained=model_path, kv="full", threads=2, ctx=64)
+    (windowed,) = small.loglikelihood_rolling([Request(text)])
+    assert np.isfinite(windowed) and windowed < 0
+    assert windowed < expected  # less context per token: less likely text (repetitive text gains from context)
+
+
+def test_lm_eval_model_argument_string(model_path, quick_profile, lm_eval):
     from razor.lm_eval_model import RazorLM
 
     lm = RazorLM.create_from_arg_string(f"pretrained={model_path},kv=razor,threads=1,window_min=64,"

@@ -32,6 +32,9 @@ class ThreadPool {
   void ParallelForDynamic(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
   static int DefaultThreadCount();
+  // The CPUs this process may run on (its affinity mask; else hardware_concurrency; at least 1): the most
+  // threads worth asking for.
+  static int UsableCpuCount();
 
  private:
   void WorkerLoop(int index);
