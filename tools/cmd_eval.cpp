@@ -16,6 +16,7 @@
 #include "core/thread_pool.h"
 #include "eval/eval_report.h"
 #include "eval/eval_runner.h"
+#include "eval/eval_samples.h"
 #include "eval/haystack.h"
 #include "eval/kld.h"
 #include "eval/tasks.h"
@@ -40,6 +41,7 @@ struct EvalOptions {
   std::string only_mode, only_task;
   int only_length = 0, only_depth = -1;
   uint64_t seed = 1;
+  int samples = 1;  // --samples K: samples per cell (sample k: eval::SampleSeed(seed, ..., k))
   int kld_length = 4096, kld_steps = 256;
 };
 
@@ -74,19 +76,21 @@ nlohmann::json Settings(const EvalOptions& o, const std::vector<KvMode>& modes) 
   std::string m;
   for (KvMode k : modes) m += (m.empty() ? "" : ",") + std::string(KvModeName(k));
   const RazorParams& p = o.kv.cache.razor;
-  return {{"modes", m},
-          {"kernels", o.common.exact ? "exact" : "fast"},
-          {"isa", MatMulIsa()},
-          {"threads", o.common.ResolvedThreads()},
-          {"sinks", p.sinks},
-          {"window_min", p.window_min},
-          {"window_frac", p.window_frac},
-          {"compensation", p.compensation},
-          {"kv_type", KvTypeName(o.kv.cache.kv_type)},
-          {"echo_heads", o.kv.cache.use_echo_heads},
-          {"induction_ratio", o.kv.cache.induction_ratio},  // 0: the profile's own ratio
-          {"seed", o.seed},
-          {"quick", o.quick}};
+  nlohmann::json j = {{"modes", m},
+                      {"kernels", o.common.exact ? "exact" : "fast"},
+                      {"isa", MatMulIsa()},
+                      {"threads", o.common.ResolvedThreads()},
+                      {"sinks", p.sinks},
+                      {"window_min", p.window_min},
+                      {"window_frac", p.window_frac},
+                      {"compensation", p.compensation},
+                      {"kv_type", KvTypeName(o.kv.cache.kv_type)},
+                      {"echo_heads", o.kv.cache.use_echo_heads},
+                      {"induction_ratio", o.kv.cache.induction_ratio},  // 0: the profile's own ratio
+                      {"seed", o.seed},
+                      {"quick", o.quick}};
+  if (o.samples > 1) j["samples"] = o.samples;  // absent: one sample per cell (the settings of before --samples)
+  return j;
 }
 
 // The files an eval writes into --out, refused when they exist unless --force, or --only-* (which re-runs
@@ -209,49 +213,63 @@ int RunGrid(EvalOptions& o) {
     report.cells = old->cells;
     std::fprintf(stderr, "merging into %s (%zu cells)\n", json_path.c_str(), report.cells.size());
   }
-  const size_t total = jobs.size() * modes->size();
+  const size_t K = static_cast<size_t>(o.samples);
+  const size_t total = jobs.size() * modes->size() * K;
   size_t done = 0;
   const auto t_start = std::chrono::steady_clock::now();
   for (const Job& job : jobs) {
-    const uint64_t seed = o.seed * 1000003ull + static_cast<uint64_t>(job.length) * 131ull + job.depth * 7ull +
-                          std::hash<std::string>{}(job.task) % 1000;
-    auto sample = runner.MakeFitted(job.task, in, job.length, job.depth, seed);
-    if (!sample) return Fail(sample.error());
-    auto prompt = runner.PromptTokens(*sample);
-    if (!prompt) return Fail(prompt.error());
-    const double measured_depth = sample->needles.empty() ? -1 : eval::MeasuredDepth(*sample, 0, count);
-    std::vector<CellResult> cells;
-    double full_bytes = 0;  // a full cell of this prompt from an earlier run (when re-running one mode)
-    for (const auto& c : report.cells)
-      if (c.mode == "full" && c.task == job.task && c.length == job.length && c.depth == job.depth &&
-          c.prompt_tokens == static_cast<int64_t>(prompt->size()))
-        full_bytes = c.kv_bytes;
-    for (KvMode mode : *modes) {
-      ++done;
-      std::fprintf(stderr, "[%s %zu/%zu] %s %s L=%d depth=%d (%zu tokens) ...", o.name.c_str(), done, total,
-                   KvModeName(mode), job.task.c_str(), job.length, job.depth, prompt->size());
-      std::fflush(stderr);
-      auto cell = runner.Run(*sample, *prompt, mode, job.length);
-      if (!cell) {
-        std::fprintf(stderr, "\n");
-        return Fail(cell.error());
+    // K samples, each run with every mode: the modes of a cell answer the same K prompts (paired).
+    std::vector<std::vector<CellResult>> runs(modes->size());  // [mode][sample]
+    std::vector<uint64_t> seeds;
+    for (size_t k = 0; k < K; ++k) {
+      const uint64_t seed = eval::SampleSeed(o.seed, job.task, job.length, job.depth, static_cast<int>(k));
+      seeds.push_back(seed);
+      auto sample = runner.MakeFitted(job.task, in, job.length, job.depth, seed);
+      if (!sample) return Fail(sample.error());
+      auto prompt = runner.PromptTokens(*sample);
+      if (!prompt) return Fail(prompt.error());
+      const double measured_depth = sample->needles.empty() ? -1 : eval::MeasuredDepth(*sample, 0, count);
+      double full_bytes = 0;  // a full cell of this prompt from an earlier run (when re-running one mode)
+      for (const auto& c : report.cells)
+        if (K == 1 && c.mode == "full" && c.task == job.task && c.length == job.length && c.depth == job.depth &&
+            c.prompt_tokens == static_cast<int64_t>(prompt->size()))
+          full_bytes = c.kv_bytes;
+      const size_t first = runs[0].size();  // this sample's index in runs[m]
+      for (size_t mi = 0; mi < modes->size(); ++mi) {
+        const KvMode mode = (*modes)[mi];
+        ++done;
+        std::fprintf(stderr, "[%s %zu/%zu] %s %s L=%d depth=%d", o.name.c_str(), done, total, KvModeName(mode),
+                     job.task.c_str(), job.length, job.depth);
+        if (K > 1) std::fprintf(stderr, " sample %zu/%zu", k + 1, K);
+        std::fprintf(stderr, " (%zu tokens) ...", prompt->size());
+        std::fflush(stderr);
+        auto cell = runner.Run(*sample, *prompt, mode, job.length);
+        if (!cell) {
+          std::fprintf(stderr, "\n");
+          return Fail(cell.error());
+        }
+        cell->needle_depth = measured_depth;
+        if (mode == KvMode::kFull) full_bytes = cell->kv_bytes;
+        if (full_bytes > 0) {  // against the full cache measured on the same prompt (same 64-token pages)
+          cell->full_kv_bytes = full_bytes;
+          cell->reduction = 1.0 - cell->kv_bytes / full_bytes;
+        }
+        std::string ans = cell->answer;
+        std::replace(ans.begin(), ans.end(), '\n', ' ');
+        if (ans.size() > 60) ans = ans.substr(0, 60) + "...";
+        std::fprintf(stderr, " score %.2f | \"%s\" (want %s) | KV %.1f MiB, -%.1f%% | prefill %.0f tok/s | %.1f s\n",
+                     cell->score, ans.c_str(), cell->expected.empty() ? "" : cell->expected.front().c_str(),
+                     cell->kv_bytes / 1048576.0, 100.0 * cell->reduction, cell->prefill_tok_s, cell->seconds);
+        runs[mi].push_back(std::move(*cell));
       }
-      cell->needle_depth = measured_depth;
-      if (mode == KvMode::kFull) full_bytes = cell->kv_bytes;
-      if (full_bytes > 0) {  // against the full cache measured on the same prompt (same 64-token pages)
-        cell->full_kv_bytes = full_bytes;
-        cell->reduction = 1.0 - cell->kv_bytes / full_bytes;
-      }
-      std::string ans = cell->answer;
-      std::replace(ans.begin(), ans.end(), '\n', ' ');
-      if (ans.size() > 60) ans = ans.substr(0, 60) + "...";
-      std::fprintf(stderr, " score %.2f | \"%s\" (want %s) | KV %.1f MiB, -%.1f%% | prefill %.0f tok/s | %.1f s\n",
-                   cell->score, ans.c_str(), cell->expected.empty() ? "" : cell->expected.front().c_str(),
-                   cell->kv_bytes / 1048576.0, 100.0 * cell->reduction, cell->prefill_tok_s, cell->seconds);
-      cells.push_back(std::move(*cell));
+      if (full_bytes > 0)  // modes run before the full one, against its bytes too
+        for (auto& per_mode : runs) {
+          CellResult& c = per_mode[first];
+          c.full_kv_bytes = full_bytes, c.reduction = 1.0 - c.kv_bytes / full_bytes;
+        }
     }
-    for (auto& c : cells)
-      if (full_bytes > 0) c.full_kv_bytes = full_bytes, c.reduction = 1.0 - c.kv_bytes / full_bytes;
+    std::vector<CellResult> cells;
+    for (const auto& per_mode : runs) cells.push_back(eval::AggregateSamples(per_mode, seeds));
     eval::MergeCells(&report.cells, cells);
     // Written after every cell so that an interrupted sweep keeps what it measured.
     if (Status st = eval::WriteReport(o.out, report); !st.ok()) return Fail(st.message());
@@ -374,6 +392,9 @@ void AddEvalOptions(CLI::App* cmd, EvalOptions* o, bool grid) {
   cmd->add_option("--out", o->out, "output directory")->capture_default_str();
   cmd->add_option("--haystack", o->haystack_dir, "essay directory (default: ${RAZOR_HOME}/eval/haystack)");
   AddNumber(cmd, "--seed", &o->seed, "seed of the needles' values", uint64_t{0}, UINT64_MAX);
+  if (grid)
+    AddNumber(cmd, "--samples", &o->samples,
+              "samples per cell (sample k: --seed + k), accuracy with a 95% Wilson interval", 1, 1000);
   cmd->add_flag("--force", o->force, "replace this eval's existing files in --out");
   cmd->add_flag("--quick", o->quick, "small preset that finishes in a few minutes on 2 cores");
   cmd->add_option("--only-mode", o->only_mode, "re-run only this mode (merged into an existing JSON)");

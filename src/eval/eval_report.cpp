@@ -10,6 +10,8 @@
 #include <tuple>
 
 #include "eval/bitmap_font.h"
+#include "eval/eval_samples.h"
+#include "eval/wilson_interval.h"
 
 namespace razor::eval {
 namespace {
@@ -33,6 +35,8 @@ struct Grid {
   std::vector<std::string> row_labels;
   std::vector<int64_t> lengths;
   std::map<std::pair<size_t, int64_t>, std::pair<double, int>> sum;  // (row, length) -> (score sum, count)
+  std::map<std::pair<size_t, int64_t>, std::pair<int64_t, int64_t>> hits;  // (row, length) -> (correct, samples)
+  bool sampled = false;  // some cell holds K > 1 samples: show accuracy with its Wilson interval
   std::map<int64_t, std::pair<double, int>> reduction;               // length -> (sum, count)
   std::string row_axis;
 };
@@ -65,6 +69,10 @@ Grid MakeGridCells(const EvalReport& r, const std::string& mode) {
     auto& s = g.sum[{row_of[{c.task, c.depth}], c.length}];
     s.first += c.score;
     s.second += 1;
+    auto& h = g.hits[{row_of[{c.task, c.depth}], c.length}];
+    h.first += c.samples > 1 ? c.correct : (IsCorrect(c.score) ? 1 : 0);
+    h.second += std::max<int64_t>(1, c.samples);
+    g.sampled = g.sampled || c.samples > 1;
     auto& red = g.reduction[c.length];
     red.first += c.reduction;
     red.second += 1;
@@ -78,10 +86,17 @@ Grid MakeGrid(const EvalReport& r, const std::string& mode) {
   return g;
 }
 
+// "0.80 [0.49, 0.94] (8/10)": accuracy, 95 % Wilson interval, correct / samples.
+std::string AccuracyText(int64_t correct, int64_t samples) {
+  const Interval ci = WilsonInterval(correct, samples);
+  const double acc = samples > 0 ? static_cast<double>(correct) / samples : 0;
+  return fmt::format("{:.2f} [{:.2f}, {:.2f}] ({}/{})", acc, ci.lo, ci.hi, correct, samples);
+}
+
 }  // namespace
 
 nlohmann::json ToJson(const CellResult& c) {
-  return {{"task", c.task},
+  nlohmann::json j = {{"task", c.task},
           {"mode", c.mode},
           {"length", c.length},
           {"depth", c.depth},
@@ -98,6 +113,19 @@ nlohmann::json ToJson(const CellResult& c) {
           {"prefill_tok_s", c.prefill_tok_s},
           {"decode_tok_s", c.decode_tok_s},
           {"seconds", c.seconds}};
+  if (c.samples <= 1) return j;  // --samples 1: the JSON of before --samples
+  j["samples"] = c.samples;
+  j["correct"] = c.correct;
+  j["accuracy"] = c.accuracy;
+  j["wilson_lo"] = c.wilson_lo;
+  j["wilson_hi"] = c.wilson_hi;
+  j["mean_score"] = c.score;
+  nlohmann::json per = nlohmann::json::array();
+  for (const auto& s : c.per_sample)
+    per.push_back({{"seed", s.seed}, {"score", s.score}, {"answer", s.answer}, {"expected", s.expected},
+                   {"prompt_tokens", s.prompt_tokens}});
+  j["per_sample"] = per;
+  return j;
 }
 
 Result<CellResult> CellFromJson(const nlohmann::json& j) {
@@ -120,6 +148,16 @@ Result<CellResult> CellFromJson(const nlohmann::json& j) {
     c.prefill_tok_s = j.value("prefill_tok_s", 0.0);
     c.decode_tok_s = j.value("decode_tok_s", 0.0);
     c.seconds = j.value("seconds", 0.0);
+    c.samples = j.value("samples", int64_t(1));
+    c.correct = j.value("correct", int64_t(IsCorrect(c.score) ? 1 : 0));
+    c.accuracy = j.value("accuracy", static_cast<double>(c.correct) / std::max<int64_t>(1, c.samples));
+    const Interval ci = WilsonInterval(c.correct, c.samples);
+    c.wilson_lo = j.value("wilson_lo", ci.lo);
+    c.wilson_hi = j.value("wilson_hi", ci.hi);
+    if (j.contains("per_sample"))
+      for (const auto& s : j.at("per_sample"))
+        c.per_sample.push_back({s.value("seed", uint64_t(0)), s.value("score", 0.0), s.value("answer", std::string()),
+                                s.value("expected", std::vector<std::string>{}), s.value("prompt_tokens", int64_t(0))});
     return c;
   } catch (const std::exception& e) {
     return Err(std::string("bad eval cell: ") + e.what());
@@ -187,7 +225,12 @@ std::string MarkdownReport(const EvalReport& r) {
     if (std::find(modes.begin(), modes.end(), c.mode) == modes.end()) modes.push_back(c.mode);
   for (const auto& mode : modes) {
     const Grid g = MakeGrid(r, mode);
-    md += fmt::format("## {}: score ({} x prompt tokens)\n\n| {} |", mode, g.row_axis, g.row_axis);
+    if (g.sampled)
+      md += fmt::format("## {}: accuracy [95 % Wilson interval] (correct / samples) ({} x prompt tokens)\n\n"
+                        "A sample is correct when its score is 1. KV reduction, KV bytes and speeds: means over "
+                        "the samples; prompt tokens, compressed heads and W: the first sample's.\n\n| {} |",
+                        mode, g.row_axis, g.row_axis);
+    else md += fmt::format("## {}: score ({} x prompt tokens)\n\n| {} |", mode, g.row_axis, g.row_axis);
     for (int64_t L : g.lengths) md += fmt::format(" {} |", L);
     md += "\n|---|";
     for (size_t i = 0; i < g.lengths.size(); ++i) md += "--:|";
@@ -196,7 +239,11 @@ std::string MarkdownReport(const EvalReport& r) {
       md += fmt::format("| {} |", g.row_labels[row]);
       for (int64_t L : g.lengths) {
         auto it = g.sum.find({row, L});
-        md += it == g.sum.end() ? " - |" : fmt::format(" {:.2f} |", it->second.first / it->second.second);
+        if (it == g.sum.end()) md += " - |";
+        else if (g.sampled) {
+          const auto& h = g.hits.at({row, L});
+          md += fmt::format(" {} |", AccuracyText(h.first, h.second));
+        } else md += fmt::format(" {:.2f} |", it->second.first / it->second.second);
       }
       md += "\n";
     }
@@ -210,10 +257,20 @@ std::string MarkdownReport(const EvalReport& r) {
   md += "## Every cell\n\n| mode | task | length | depth | prompt tokens | score | answer | expected | KV MiB | KV "
         "reduction | compressed heads | W | prefill tok/s | decode tok/s |\n|---|---|--:|--:|--:|--:|---|---|--:|--:|--:|--:|--:|--:|\n";
   for (const auto& c : r.cells) {
-    std::string expected;
+    std::string expected, answer = c.answer, score = fmt::format("{:.2f}", c.score);
     for (const auto& e : c.expected) expected += (expected.empty() ? "" : ", ") + e;
-    md += fmt::format("| {} | {} | {} | {} | {} | {:.2f} | {} | {} | {:.2f} | {:.1f}% | {} | {} | {:.1f} | {:.1f} |\n", c.mode,
-                      c.task, c.length, c.depth, c.prompt_tokens, c.score, MdEscape(c.answer), MdEscape(expected),
+    if (c.samples > 1) {  // every sample's answer and values, " / " between samples
+      expected.clear(), answer.clear();
+      for (const auto& s : c.per_sample) {
+        std::string v;
+        for (const auto& e : s.expected) v += (v.empty() ? "" : ", ") + e;
+        expected += (expected.empty() ? "" : " / ") + v;
+        answer += (answer.empty() ? "" : " / ") + s.answer;
+      }
+      score = AccuracyText(c.correct, c.samples) + fmt::format(", mean score {:.2f}", c.score);
+    }
+    md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {:.2f} | {:.1f}% | {} | {} | {:.1f} | {:.1f} |\n", c.mode,
+                      c.task, c.length, c.depth, c.prompt_tokens, score, MdEscape(answer), MdEscape(expected),
                       c.kv_bytes / 1048576.0, 100.0 * c.reduction, c.heads_compressed, c.window, c.prefill_tok_s,
                       c.decode_tok_s);
   }
@@ -222,7 +279,9 @@ std::string MarkdownReport(const EvalReport& r) {
 
 RgbImage RenderScoreGrid(const EvalReport& r, const std::string& mode) {
   const Grid g = MakeGrid(r, mode);
-  constexpr int kScale = 2, kCellW = 96, kCellH = 40, kPad = 16;
+  // With K > 1 samples a cell holds two lines: the accuracy and "lo-hi", its 95 % Wilson interval.
+  constexpr int kScale = 2, kPad = 16;
+  const int kCellW = g.sampled ? 120 : 96, kCellH = g.sampled ? 48 : 40;  // pixels
   const uint8_t black[3] = {20, 20, 20}, white[3] = {255, 255, 255}, grey[3] = {110, 110, 110};
   int label_w = TextWidth(g.row_axis, kScale);
   for (const auto& l : g.row_labels) label_w = std::max(label_w, TextWidth(l, kScale));
@@ -239,7 +298,8 @@ RgbImage RenderScoreGrid(const EvalReport& r, const std::string& mode) {
   const int legend_y = legend_text_y + text_h + 6;         // colour bar
   const std::string model_name = std::filesystem::path(r.model).filename().string();
   const std::string title = r.title.empty() ? fmt::format("{} - kv {}", r.eval, mode) : r.title;
-  const std::string& legend = r.legend;
+  const std::string legend =
+      g.sampled && r.legend == EvalReport{}.legend ? "accuracy (score 1), below it the 95% Wilson interval" : r.legend;
   RgbImage img;
   img.width = std::max({grid_x + cols * kCellW + kPad, kPad * 2 + TextWidth(model_name, kScale),
                         kPad * 2 + TextWidth(legend, kScale), 420});
@@ -260,16 +320,29 @@ RgbImage RenderScoreGrid(const EvalReport& r, const std::string& mode) {
       const int x = grid_x + static_cast<int>(c) * kCellW;
       auto it = g.sum.find({row, g.lengths[c]});
       uint8_t rgb[3] = {225, 225, 225};
-      std::string s = "-";
+      std::string s = "-", ci;
       if (it != g.sum.end()) {
-        const double v = it->second.first / it->second.second;
+        double v = it->second.first / it->second.second;
+        if (g.sampled) {
+          const auto& h = g.hits.at({row, g.lengths[c]});
+          const Interval w = WilsonInterval(h.first, h.second);
+          v = static_cast<double>(h.first) / h.second;
+          ci = fmt::format("{:.2f}-{:.2f}", w.lo, w.hi);
+        }
         ScoreColour(v, rgb);
         s = fmt::format("{:.2f}", v);
       }
       img.Fill(x + 1, y + 1, kCellW - 2, kCellH - 2, rgb[0], rgb[1], rgb[2]);
       const double lum = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2];
-      DrawText(img, x + (kCellW - TextWidth(s, kScale)) / 2, y + (kCellH - kGlyphH * kScale) / 2, s, kScale,
-               lum < 140 ? white : black);
+      const uint8_t* ink = lum < 140 ? white : black;
+      const int line_h = kGlyphH * kScale;
+      if (ci.empty()) {
+        DrawText(img, x + (kCellW - TextWidth(s, kScale)) / 2, y + (kCellH - line_h) / 2, s, kScale, ink);
+      } else {  // two lines of line_h with a 4-pixel gap, centred
+        const int top = y + (kCellH - 2 * line_h - 4) / 2;
+        DrawText(img, x + (kCellW - TextWidth(s, kScale)) / 2, top, s, kScale, ink);
+        DrawText(img, x + (kCellW - TextWidth(ci, kScale)) / 2, top + line_h + 4, ci, kScale, ink);
+      }
     }
   }
   // Under each column: the measured KV reduction of this mode at that length.

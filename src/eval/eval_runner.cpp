@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "eval/eval_samples.h"
+#include "eval/wilson_interval.h"
 #include "kv/razor_kv_cache.h"
 #include "model/transformer.h"
 #include "runtime/generator.h"
@@ -90,6 +92,10 @@ Result<CellResult> EvalRunner::Run(const EvalSample& s, const std::vector<int32_
   }
   r.answer = gen.text;
   r.score = ScoreAnswer(gen.text, s.expected);
+  r.correct = IsCorrect(r.score) ? 1 : 0;
+  r.accuracy = static_cast<double>(r.correct);
+  const Interval ci = WilsonInterval(r.correct, 1);
+  r.wilson_lo = ci.lo, r.wilson_hi = ci.hi;
   r.prefill_tok_s = gen.prefill_tok_s();
   r.decode_tok_s = gen.decode_tok_s();
   return r;

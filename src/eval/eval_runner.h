@@ -16,6 +16,15 @@
 
 namespace razor::eval {
 
+// One of the K samples of an aggregated cell (`razor eval --samples K`, K > 1).
+struct SampleOutcome {
+  uint64_t seed = 0;                  // MakeSample's seed of this sample (eval_samples.h: SampleSeed)
+  double score = 0;                   // fraction of the expected values in the answer
+  std::string answer;
+  std::vector<std::string> expected;  // the needle values of this sample
+  int64_t prompt_tokens = 0;          // real prompt tokens
+};
+
 // One (task, mode, length, depth) cell of an eval grid.
 struct CellResult {
   std::string task, mode;
@@ -32,6 +41,14 @@ struct CellResult {
   int64_t heads_compressed = 0;  // of n_layers * n_kv_heads
   int64_t window = 0;            // W of the compressed heads (0: none)
   double prefill_tok_s = 0, decode_tok_s = 0, seconds = 0;
+  // Samples of the cell (eval_samples.h: AggregateSamples). samples == 1: the fields above are the one
+  // sample's and per_sample is empty; samples > 1: score, KV bytes, reduction and speeds are means over the
+  // samples, answer / expected / prompt_tokens / heads_compressed / window the first sample's.
+  int64_t samples = 1;
+  int64_t correct = 0;                   // samples whose score is 1 (every expected value in the answer)
+  double accuracy = 0;                   // correct / samples
+  double wilson_lo = 0, wilson_hi = 1;   // 95 % Wilson score interval of accuracy
+  std::vector<SampleOutcome> per_sample;  // [samples] when samples > 1, in sample order
 };
 
 class EvalRunner {
