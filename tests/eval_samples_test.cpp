@@ -16,6 +16,7 @@
 #include "cli_test_support.h"
 #include "core/thread_pool.h"
 #include "eval/eval_report.h"
+#include "eval_word_count.h"
 #include "eval/eval_samples.h"
 #include "eval/tasks.h"
 #include "eval/wilson_interval.h"
@@ -123,17 +124,7 @@ TEST(EvalSamplesTest, ReportShowsTheIntervalAndJsonKeepsEverySample) {
   EXPECT_FALSE(ToJson(single.cells[0]).contains("samples"));
 }
 
-// One token per space-separated word.
-int64_t WordCount(std::string_view s) {
-  int64_t n = 0;
-  bool in_word = false;
-  for (char c : s) {
-    const bool space = c == ' ' || c == '\n';
-    if (!space && !in_word) ++n;
-    in_word = !space;
-  }
-  return n;
-}
+using test_support::WordCount;
 
 TEST(EvalSamplesTest, SamplesOfACellHaveTheirOwnSeedsAndNeedles) {
   EXPECT_EQ(SampleSeed(1, "needle", 1024, 50, 1), SampleSeed(2, "needle", 1024, 50, 0));  // documented: --seed + k

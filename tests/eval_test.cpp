@@ -15,6 +15,7 @@
 
 #include "core/thread_pool.h"
 #include "eval/eval_report.h"
+#include "eval_word_count.h"
 #include "eval/eval_runner.h"
 #include "eval/haystack.h"
 #include "eval/kld.h"
@@ -25,17 +26,7 @@
 namespace razor::eval {
 namespace {
 
-// One token per space-separated word: lets the generators be tested without a tokenizer.
-int64_t WordCount(std::string_view s) {
-  int64_t n = 0;
-  bool in_word = false;
-  for (char c : s) {
-    const bool space = c == ' ' || c == '\n';
-    if (!space && !in_word) ++n;
-    in_word = !space;
-  }
-  return n;
-}
+using test_support::WordCount;
 
 Filler TenWordSentences(int n) {
   std::vector<std::string> s;
