@@ -249,8 +249,9 @@ NB_MODULE(_razor, m) {
               r = s.ScoreContinuation(context, continuation, InterruptPending);
             }
             Session::Scored scored = Unwrap(std::move(r));
-            std::vector<bool> greedy(scored.greedy.begin(), scored.greedy.end());
-            return std::make_pair(std::move(scored.logprob), std::move(greedy));
+            const size_t n = scored.logprob.size();
+            // float64 [n] and uint8 [n] arrays (the package views the second as bool), no list in between.
+            return std::make_pair(ToNumpy(std::move(scored.logprob), {n}), ToNumpy(std::move(scored.greedy), {n}));
           },
           "context"_a, "continuation"_a,
           "(log p of each continuation token, whether each is the argmax) after the context, under the KV policy.")

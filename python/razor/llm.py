@@ -128,7 +128,7 @@ class LLM:
         Returns (float64 [len(continuation)] log-probabilities, bool [len(continuation)] whether each token is
         the greedy choice). The context must not be empty (put bos_id or eos_id first)."""
         logprob, greedy = self._session.score_continuation(_ids("context", context), _ids("continuation", continuation))
-        return np.asarray(logprob, dtype=np.float64), np.asarray(greedy, dtype=bool)
+        return logprob, greedy.view(bool)
 
     @property
     def bos_id(self) -> int:
