@@ -70,6 +70,7 @@ void RegisterBench(CLI::App& app, int* exit_code);
 void RegisterPull(CLI::App& app, int* exit_code);
 void RegisterProfile(CLI::App& app, int* exit_code);
 void RegisterEval(CLI::App& app, int* exit_code);
+void RegisterEvalCompensation(CLI::App* eval, int* exit_code);  // `razor eval compensation`
 void RegisterDemo(CLI::App& app, int* exit_code);
 void RegisterServe(CLI::App& app, int* exit_code);
 

@@ -19,6 +19,7 @@
 #include "eval/eval_samples.h"
 #include "eval/haystack.h"
 #include "eval/kld.h"
+#include "eval/kld_samples.h"
 #include "eval/tasks.h"
 #include "output_path.h"
 #include "progress.h"
@@ -300,58 +301,101 @@ int RunKld(EvalOptions& o) {
   if (o.kld_length > ctx) return Fail(fmt::format("--length {} is over the context of {}", o.kld_length, ctx));
   auto engine = OpenEvalEngine(*loaded, o, *modes);
   if (!engine) return Fail(engine.error());
-  std::string text;
-  auto sentences = EssaySentences(o.haystack_dir, o.kld_length, &text);
-  if (!sentences) return Fail(sentences.error());
-  std::string doc;
-  for (const auto& s : *sentences) doc += (doc.empty() ? "" : " ") + s;
-  std::vector<int32_t> tokens = m.tokenizer->Encode(doc, /*add_bos=*/true, /*parse_special=*/false);
-  if (static_cast<int64_t>(tokens.size()) < o.kld_length) return Fail("not enough haystack text for --length");
-  tokens.resize(o.kld_length);
+  // Sample 0: the essays from their first sentence (the one window of --samples 1); sample k > 0: from a
+  // sentence drawn from the seed (eval::KldSampleStart), far enough from the end to leave a window.
+  auto all_text = eval::LoadHaystackText(o.haystack_dir.empty() ? eval::DefaultHaystackDir() : o.haystack_dir);
+  if (!all_text) return Fail(all_text.error());
+  const std::vector<std::string> sentences = eval::SplitSentences(*all_text);
+  const size_t window_chars = static_cast<size_t>(o.kld_length) * 8;  // ~4 characters per token, twice over
+  const size_t needed = eval::SentencesForChars(sentences, window_chars);
   const int64_t prefix = o.kld_length - o.kld_steps;
   const int vocab = m.config.vocab_size;
 
   std::unique_ptr<ProgressReporter> reporter;
-  auto progress = [&reporter](const char* mode) {
-    reporter = std::make_unique<ProgressReporter>(fmt::format("[kld {}] step", mode));
+  auto progress = [&reporter](const std::string& label) {
+    reporter = std::make_unique<ProgressReporter>(fmt::format("[kld {}] step", label));
     return reporter->Callback();
   };
-  std::fprintf(stderr, "[kld] %lld-token prefix of essays, then %d steps; reference: full cache\n", (long long)prefix,
-               o.kld_steps);
-  auto full = eval::RunSteps(**engine, o.kv.cache, KvMode::kFull, tokens, prefix, progress("full"));
-  if (!full) return Fail(full.error());
-  std::vector<eval::KldResult> results;
-  for (KvMode mode : *modes) {
-    auto test = eval::RunSteps(**engine, o.kv.cache, mode, tokens, prefix, progress(KvModeName(mode)));
-    if (!test) return Fail(test.error());
-    eval::KldResult r = eval::CompareSteps(*full, *test, vocab);
-    r.mode = KvModeName(mode);
-    r.prefix_tokens = prefix;
-    r.full_kv_bytes = static_cast<double>((*engine)->full_kv_bytes_per_token()) * prefix;
-    r.reduction = 1.0 - r.kv_bytes / r.full_kv_bytes;
-    std::fprintf(stderr, "[kld %s] mean KL %.4f | top-1 agreement %.1f%% | ppl %.2f vs full %.2f | KV -%.1f%%\n",
-                 r.mode.c_str(), r.mean_kl, 100 * r.top1_agreement, r.ppl_mode, r.ppl_full, 100 * r.reduction);
-    results.push_back(std::move(r));
+  std::fprintf(stderr, "[kld] %lld-token prefix of essays, then %d steps; reference: full cache; %d sample(s)\n",
+               (long long)prefix, o.kld_steps, o.samples);
+  std::vector<std::vector<eval::KldResult>> per_mode(modes->size());  // [mode][sample]
+  std::vector<size_t> starts;
+  double full_seconds = 0;
+  for (int k = 0; k < o.samples; ++k) {
+    const size_t first = eval::KldSampleStart(o.seed, k, sentences.size(), needed);
+    starts.push_back(first);
+    const std::string doc = eval::JoinWindow(sentences, first, window_chars);
+    std::vector<int32_t> tokens = m.tokenizer->Encode(doc, /*add_bos=*/true, /*parse_special=*/false);
+    if (static_cast<int64_t>(tokens.size()) < o.kld_length)
+      return Fail(fmt::format("not enough haystack text for --length {} (sample {} from sentence {})", o.kld_length,
+                              k + 1, first));
+    tokens.resize(o.kld_length);
+    const std::string tag = o.samples > 1 ? fmt::format(" {}/{}", k + 1, o.samples) : "";
+    auto full = eval::RunSteps(**engine, o.kv.cache, KvMode::kFull, tokens, prefix, progress("full" + tag));
+    if (!full) return Fail(full.error());
+    full_seconds += full->seconds;
+    for (size_t mi = 0; mi < modes->size(); ++mi) {
+      const KvMode mode = (*modes)[mi];
+      auto test = eval::RunSteps(**engine, o.kv.cache, mode, tokens, prefix, progress(KvModeName(mode) + tag));
+      if (!test) return Fail(test.error());
+      eval::KldResult r = eval::CompareSteps(*full, *test, vocab);
+      r.mode = KvModeName(mode);
+      r.prefix_tokens = prefix;
+      r.full_kv_bytes = static_cast<double>((*engine)->full_kv_bytes_per_token()) * prefix;
+      r.reduction = 1.0 - r.kv_bytes / r.full_kv_bytes;
+      std::fprintf(stderr, "[kld %s%s] mean KL %.4f | top-1 agreement %.1f%% | ppl %.2f vs full %.2f | KV -%.1f%%\n",
+                   r.mode.c_str(), tag.c_str(), r.mean_kl, 100 * r.top1_agreement, r.ppl_mode, r.ppl_full,
+                   100 * r.reduction);
+      per_mode[mi].push_back(std::move(r));
+    }
   }
+  std::vector<eval::KldResult> results;  // K == 1: the one sample per mode, as before --samples
+  for (const auto& runs : per_mode) results.push_back(runs.front());
 
   // Outputs: kld.json, kld.md, kld.png (rows: mode, columns: step buckets, colour: top-1 agreement).
   std::error_code ec;
   std::filesystem::create_directories(o.out, ec);
   nlohmann::json j = {{"eval", "kld"}, {"model", m.path}, {"settings", Settings(o, *modes)},
                       {"length", o.kld_length}, {"prefix_tokens", prefix}, {"steps", o.kld_steps},
-                      {"full_seconds", full->seconds}};
+                      {"full_seconds", full_seconds}};
+  if (o.samples > 1) j["samples"] = o.samples, j["sample_first_sentences"] = starts;
   j["results"] = nlohmann::json::array();
-  for (const auto& r : results) j["results"].push_back(eval::ToJson(r, true));
-  std::ofstream(o.out + "/kld.json") << j.dump(2) << "\n";
+  for (const auto& runs : per_mode)
+    for (size_t k = 0; k < runs.size(); ++k) {
+      nlohmann::json jr = eval::ToJson(runs[k], /*per_step=*/o.samples == 1);
+      if (o.samples > 1) jr["sample"] = k;
+      j["results"].push_back(std::move(jr));
+    }
   std::string md = fmt::format(
       "# razor eval kld\n\nmodel: `{}`  \nprefill {} tokens of essays with the cache under test, then {} single-token "
-      "steps compared with the full cache.  \nsettings: `{}`\n\n| mode | mean KL | p95 KL | max KL | top-1 agreement | "
-      "ppl (mode) | ppl (full) | KV MiB after prefix | KV reduction |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+      "steps compared with the full cache.  \nsettings: `{}`\n\n",
       m.path, prefix, o.kld_steps, Settings(o, *modes).dump());
-  for (const auto& r : results)
-    md += fmt::format("| {} | {:.4f} | {:.4f} | {:.4f} | {:.1f}% | {:.3f} | {:.3f} | {:.2f} | {:.1f}% |\n", r.mode,
-                      r.mean_kl, r.p95_kl, r.max_kl, 100 * r.top1_agreement, r.ppl_mode, r.ppl_full,
-                      r.kv_bytes / 1048576.0, 100 * r.reduction);
+  if (o.samples == 1) {
+    md += "| mode | mean KL | p95 KL | max KL | top-1 agreement | ppl (mode) | ppl (full) | KV MiB after prefix | KV "
+          "reduction |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+    for (const auto& r : results)
+      md += fmt::format("| {} | {:.4f} | {:.4f} | {:.4f} | {:.1f}% | {:.3f} | {:.3f} | {:.2f} | {:.1f}% |\n", r.mode,
+                        r.mean_kl, r.p95_kl, r.max_kl, 100 * r.top1_agreement, r.ppl_mode, r.ppl_full,
+                        r.kv_bytes / 1048576.0, 100 * r.reduction);
+  } else {
+    // K windows: means over the samples with their 95 % t intervals; p95 / max over every step pooled.
+    md += fmt::format("{} windows of the essays; [lo, hi]: 95 % t interval of the mean over the windows.\n\n",
+                      o.samples);
+    md += "| mode | mean KL [95 % CI] | p95 KL | max KL | top-1 agreement [95 % CI] | ppl (mode) | ppl (full) | KV MiB "
+          "after prefix | KV reduction |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+    j["summaries"] = nlohmann::json::array();
+    for (const auto& runs : per_mode) {
+      const eval::KldSummary sm = eval::SummariseKld(runs);
+      j["summaries"].push_back(eval::ToJson(sm));
+      md += fmt::format(
+          "| {} | {:.4f} [{:.4f}, {:.4f}] | {:.4f} | {:.4f} | {:.1f}% [{:.1f}, {:.1f}] | {:.3f} | {:.3f} | {:.2f} | "
+          "{:.1f}% |\n",
+          sm.mode, sm.mean_kl.mean, sm.mean_kl.lo, sm.mean_kl.hi, sm.p95_kl, sm.max_kl, 100 * sm.top1_agreement.mean,
+          100 * sm.top1_agreement.lo, 100 * sm.top1_agreement.hi, sm.ppl_mode, sm.ppl_full, sm.kv_bytes / 1048576.0,
+          100 * sm.reduction.mean);
+    }
+  }
+  std::ofstream(o.out + "/kld.json") << j.dump(2) << "\n";
   std::ofstream(o.out + "/kld.md") << md;
   EvalReport pic;
   pic.eval = "kld";
@@ -362,16 +406,18 @@ int RunKld(EvalOptions& o) {
   pic.row_axis = "kv cache";
   pic.title = fmt::format("kld - top-1 agreement, {} steps after a {}-token prefix", o.kld_steps, prefix);
   const int buckets = std::min(8, o.kld_steps);
-  for (const auto& r : results)
+  for (const auto& runs : per_mode)  // the agreement of a bucket pooled over the samples
     for (int b = 0; b < buckets; ++b) {
-      const size_t lo = r.agree.size() * b / buckets, hi = r.agree.size() * (b + 1) / buckets;
+      const size_t steps = runs.front().agree.size();
+      const size_t lo = steps * b / buckets, hi = steps * (b + 1) / buckets;
       CellResult c;
-      c.task = r.mode;
+      c.task = runs.front().mode;
       c.mode = "agreement";
       c.length = static_cast<int64_t>(lo);
       int a = 0;
-      for (size_t i = lo; i < hi; ++i) a += r.agree[i];
-      c.score = hi > lo ? static_cast<double>(a) / (hi - lo) : 0;
+      for (const auto& r : runs)
+        for (size_t i = lo; i < hi; ++i) a += r.agree[i];
+      c.score = hi > lo ? static_cast<double>(a) / ((hi - lo) * runs.size()) : 0;
       pic.cells.push_back(c);
     }
   if (!pic.cells.empty())
@@ -395,6 +441,10 @@ void AddEvalOptions(CLI::App* cmd, EvalOptions* o, bool grid) {
   if (grid)
     AddNumber(cmd, "--samples", &o->samples,
               "samples per cell (sample k: --seed + k), accuracy with a 95% Wilson interval", 1, 1000);
+  else
+    AddNumber(cmd, "--samples", &o->samples,
+              "windows of the essays (sample 0 from the start, the others drawn from --seed), means with a 95% t "
+              "interval", 1, 1000);
   cmd->add_flag("--force", o->force, "replace this eval's existing files in --out");
   cmd->add_flag("--quick", o->quick, "small preset that finishes in a few minutes on 2 cores");
   cmd->add_option("--only-mode", o->only_mode, "re-run only this mode (merged into an existing JSON)");
@@ -428,7 +478,7 @@ void RegisterGrid(CLI::App* eval, int* exit_code, const std::string& name, const
 
 void RegisterEval(CLI::App& app, int* exit_code) {
   static EvalOptions needle, passkey, ruler, kld;
-  auto* eval = app.add_subcommand("eval", "long-context accuracy of the KV caches (needle, passkey, ruler, kld)");
+  auto* eval = app.add_subcommand("eval", "long-context accuracy of the KV caches (needle, passkey, ruler, kld, compensation)");
   eval->require_subcommand(1);
   for (EvalOptions* o : {&needle, &passkey, &ruler, &kld}) o->kv.modes = "full,razor,streaming";
   needle.name = "needle";
@@ -460,6 +510,7 @@ void RegisterEval(CLI::App& app, int* exit_code) {
     }
     *exit_code = RunKld(kld);
   });
+  RegisterEvalCompensation(eval, exit_code);
 }
 
 }  // namespace razor::cli

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# On the GPU machine: `razor eval` sweeps on a model that scripts/gpu_pack_eval.sh packed into .gpu/eval-NAME
+# and that travelled there piece by piece (the pieces stay between calls while the machine is warm).
+#   bench/gpu_eval.sh NAME [SECONDS] ['OUTDIR|eval ARGS' ...]
+# Joins the pieces once they are all there (checked against the sha256; exit 3 while some are missing), puts
+# the cached profile beside the model, then runs each `razor eval ARGS -m MODEL --device cuda --out
+# $OUT/OUTDIR` in turn, stopping the whole list after SECONDS (default 540; evals write every cell as it
+# finishes, so what ran comes back). stderr of each eval goes to $OUT/OUTDIR/stderr.log.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+name="$1"; shift
+budget="${1:-540}"; [[ $# -gt 0 ]] && shift
+dir=".gpu/eval-$name"
+gguf="$dir/model.gguf"
+out="${OUT:-/tmp/gpu_eval_out}"
+if [[ ! -f "$gguf" ]]; then
+  if [[ "$(cat "$dir"/part-* 2>/dev/null | sha256sum | cut -d' ' -f1)" != "$(cat "$dir/sha256" 2>/dev/null)" ]]; then
+    echo "== gpu_eval: $name: $(ls "$dir"/part-* 2>/dev/null | wc -l) pieces here, not complete yet"
+    exit 3
+  fi
+  cat "$dir"/part-* > "$gguf" && rm -f "$dir"/part-*
+  echo "== gpu_eval: $name joined ($(du -h "$gguf" | cut -f1))"
+fi
+cp "$dir/profile.json" "$gguf.razor-profile.json"
+export LD_LIBRARY_PATH="$PWD/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export RAZOR_HOME=/tmp/razor-home
+mkdir -p "$RAZOR_HOME/eval" && ln -sfn "$PWD/.gpu/haystack" "$RAZOR_HOME/eval/haystack"
+nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv,noheader
+start=$SECONDS
+for spec in "$@"; do
+  sub="${spec%%|*}" args="${spec#*|}"
+  left=$((budget - (SECONDS - start)))
+  if [[ $left -le 5 ]]; then echo "== gpu_eval: out of time before $sub"; break; fi
+  mkdir -p "$out/$sub"
+  echo "== gpu_eval: $sub: razor eval $args ($left s left)"
+  # shellcheck disable=SC2086
+  timeout "$left" .gpu/razor eval $args -m "$gguf" --device cuda --out "$out/$sub" 2> "$out/$sub/stderr.log" |
+    grep -v '^$' | tail -n 40
+  echo "== gpu_eval: $sub rc ${PIPESTATUS[0]} after $((SECONDS - start)) s"
+  grep -m3 -i "error" "$out/$sub/stderr.log"
+done
+exit 0

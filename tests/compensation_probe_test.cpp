@@ -1,0 +1,176 @@
+// eval::CompensationProbe on a hand-built full cache: the dropped mass, the token's share and weight and the
+// output errors against a brute-force recomputation in the test; a head whose dropped tokens are all equal is
+// represented exactly by its compensation token (captured 1, output error ~0, while dropping without a token
+// errs); Jensen (captured < 1) once the dropped keys differ; retrieval heads and queries inside the prefix are
+// not scored; the summary's pooled ratio.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "eval/compensation_probe.h"
+#include "kv/full_kv_cache.h"
+
+namespace razor::eval {
+namespace {
+
+constexpr int kHeads = 4, kKv = 2, kDim = 4;
+constexpr int64_t kTokens = 12, kSinks = 1, kWindow = 4, kPrefix = 10;  // dropped: [1, 6)
+
+struct Fixture {
+  std::vector<float> k, v;  // [kTokens, kKv * kDim]
+  FullKvCache cache{1, kKv, kDim, kTokens};
+  explicit Fixture(bool equal_dropped, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> n(0.0f, 1.0f);
+    k.resize(kTokens * kKv * kDim);
+    v.resize(kTokens * kKv * kDim);
+    for (auto& x : k) x = n(rng);
+    for (auto& x : v) x = n(rng);
+    if (equal_dropped)
+      for (int64_t j = 2; j < 6; ++j)
+        for (int x = 0; x < kDim; ++x) k[j * kKv * kDim + x] = k[1 * kKv * kDim + x], v[j * kKv * kDim + x] = v[1 * kKv * kDim + x];
+    EXPECT_TRUE(cache.Append(0, 0, kTokens, k.data(), v.data()).ok());
+    cache.CommitTokens(kTokens);
+  }
+  const float* key(int64_t j, int g) const { return &k[(j * kKv + g) * kDim]; }
+  const float* val(int64_t j, int g) const { return &v[(j * kKv + g) * kDim]; }
+};
+
+double Dot(const float* a, const float* b) {
+  double s = 0;
+  for (int i = 0; i < kDim; ++i) s += double(a[i]) * b[i];
+  return s;
+}
+
+// Brute force for one query head h (KV head g = h / 2) at position i: the full softmax, razor's softmax over
+// the kept tokens plus a token with the mean key / value and logit + ln|D|.
+struct Expected {
+  double lse, m_drop, share, err_token, err_none;
+};
+Expected BruteForce(const Fixture& f, const float* q, int g, int64_t i) {
+  const double scale = 1.0 / std::sqrt(double(kDim));
+  std::vector<double> s(i + 1);
+  double mx = -1e300;
+  for (int64_t j = 0; j <= i; ++j) s[j] = Dot(q, f.key(j, g)) * scale, mx = std::max(mx, s[j]);
+  double z = 0;
+  for (double x : s) z += std::exp(x - mx);
+  Expected e{};
+  e.lse = mx + std::log(z);
+  std::vector<float> km(kDim, 0), vm(kDim, 0);
+  for (int64_t j = 1; j < 6; ++j)
+    for (int x = 0; x < kDim; ++x) km[x] += f.key(j, g)[x] / 5.0f, vm[x] += f.val(j, g)[x] / 5.0f;
+  std::vector<double> full(kDim, 0), kept(kDim, 0);
+  double zk = 0;
+  for (int64_t j = 0; j <= i; ++j) {
+    const double p = std::exp(s[j] - e.lse);
+    for (int x = 0; x < kDim; ++x) full[x] += p * f.val(j, g)[x];
+    if (j >= 1 && j < 6) {
+      e.m_drop += p;
+    } else {
+      zk += p;
+      for (int x = 0; x < kDim; ++x) kept[x] += p * f.val(j, g)[x];
+    }
+  }
+  const double c = std::exp(Dot(q, km.data()) * scale + std::log(5.0) - e.lse);
+  e.share = c / (zk + c);
+  double n_tok = 0, n_none = 0, d = 0;
+  for (int x = 0; x < kDim; ++x) {
+    const double with = (kept[x] + c * vm[x]) / (zk + c), without = kept[x] / zk;
+    n_tok += (with - full[x]) * (with - full[x]);
+    n_none += (without - full[x]) * (without - full[x]);
+    d += full[x] * full[x];
+  }
+  e.err_token = std::sqrt(n_tok / d), e.err_none = std::sqrt(n_none / d);
+  return e;
+}
+
+// One query token at `pos` for all four query heads; KV head 0 compressed, KV head 1 a retrieval head.
+CompensationProbe Probe(const Fixture& f, int64_t pos, const std::vector<float>& q) {
+  CompensationProbe p(1, kHeads, kKv, kDim, {true, false}, kSinks, kWindow, kPrefix, nullptr);
+  std::vector<float> lse(kHeads);
+  for (int h = 0; h < kHeads; ++h) lse[h] = static_cast<float>(BruteForce(f, &q[h * kDim], h / 2, pos).lse);
+  const int32_t position = static_cast<int32_t>(pos);
+  p.OnAttention(0, q.data(), &position, 1, lse.data(), f.cache);
+  return p;
+}
+
+std::vector<float> RandomQuery(uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> n(0.0f, 1.5f);
+  std::vector<float> q(kHeads * kDim);
+  for (auto& x : q) x = n(rng);
+  return q;
+}
+
+TEST(CompensationProbeTest, MatchesBruteForceOnSpreadKeys) {
+  const Fixture f(/*equal_dropped=*/false, 7);
+  const auto q = RandomQuery(11);
+  const CompensationProbe p = Probe(f, 11, q);
+  EXPECT_EQ(p.dropped_begin(), 1);
+  EXPECT_EQ(p.dropped_end(), 6);
+  for (int h = 0; h < kHeads; ++h) {
+    SCOPED_TRACE(h);
+    const CompensationHeadSums& s = p.head_sums()[h];
+    if (h / 2 == 1) {  // retrieval head: not scored
+      EXPECT_EQ(s.queries, 0);
+      continue;
+    }
+    const Expected e = BruteForce(f, &q[h * kDim], 0, 11);
+    EXPECT_EQ(s.queries, 1);
+    EXPECT_NEAR(s.dropped_mass, e.m_drop, 1e-5);
+    EXPECT_NEAR(s.token_share, e.share, 1e-5);
+    EXPECT_NEAR(s.err_token, e.err_token, 1e-4);
+    EXPECT_NEAR(s.err_none, e.err_none, 1e-4);
+    EXPECT_LT(s.token_mass, s.dropped_mass);  // Jensen: the mean key scores below the dropped keys' mass
+  }
+  const DroppedSpread& sp = p.spreads()[0];
+  EXPECT_EQ(sp.dropped, 5);
+  EXPECT_LT(sp.key_norm_ratio, 1.0);  // |mean| < mean |k| for keys that differ
+  EXPECT_LT(sp.key_cos, 1.0);
+  EXPECT_EQ(p.spreads()[1].dropped, 0);  // the retrieval head drops nothing
+}
+
+TEST(CompensationProbeTest, EqualDroppedTokensAreRepresentedExactly) {
+  const Fixture f(/*equal_dropped=*/true, 3);
+  const auto q = RandomQuery(5);
+  const CompensationProbe p = Probe(f, 11, q);
+  for (int h = 0; h < 2; ++h) {
+    SCOPED_TRACE(h);
+    const CompensationHeadSums& s = p.head_sums()[h];
+    EXPECT_NEAR(s.token_mass / s.dropped_mass, 1.0, 1e-4);
+    EXPECT_NEAR(s.token_share, s.dropped_mass, 1e-5);  // kept + token = the full softmax's total
+    EXPECT_LT(s.err_token, 1e-5);
+    EXPECT_GT(s.err_none, 1e-3);
+    EXPECT_EQ(s.token_better, 1);
+  }
+  EXPECT_NEAR(p.spreads()[0].key_cos, 1.0, 1e-6);
+  EXPECT_NEAR(p.spreads()[0].key_norm_ratio, 1.0, 1e-6);
+}
+
+TEST(CompensationProbeTest, QueriesInsideThePrefixAreNotScored) {
+  const Fixture f(false, 9);
+  const CompensationProbe p = Probe(f, kPrefix - 1, RandomQuery(2));
+  for (const auto& s : p.head_sums()) EXPECT_EQ(s.queries, 0);
+}
+
+TEST(CompensationProbeTest, SummaryPoolsTheCapturedRatio) {
+  CompensationHeadSums a, b, none;
+  a.queries = 2, a.dropped_mass = 0.4, a.token_mass = 0.1, a.token_share = 0.2, a.err_token = 0.2, a.err_none = 0.4;
+  a.token_better = 2;
+  b.queries = 2, b.dropped_mass = 0.2, b.token_mass = 0.2, b.token_share = 0.4, b.err_token = 0.6, b.err_none = 0.2;
+  DroppedSpread s1{5, 0.5, 0.6, 0.7}, s2{0, 9, 9, 9};
+  const CompensationSummary s = Summarise({a, b, none}, {s1, s2});
+  EXPECT_EQ(s.heads, 2);
+  EXPECT_EQ(s.queries, 4);
+  EXPECT_NEAR(s.captured, 0.3 / 0.6, 1e-12);
+  EXPECT_NEAR(s.dropped_mass, 0.15, 1e-12);
+  EXPECT_NEAR(s.err_token, 0.2, 1e-12);
+  EXPECT_NEAR(s.err_none, 0.15, 1e-12);
+  EXPECT_NEAR(s.token_better, 0.5, 1e-12);
+  EXPECT_NEAR(s.key_cos, 0.5, 1e-12);  // the head that drops nothing is left out
+}
+
+}  // namespace
+}  // namespace razor::eval
