@@ -4,14 +4,14 @@
 #   bench/gpu_eval.sh NAME [SECONDS] ['OUTDIR|eval ARGS' ...]
 # Joins the pieces once they are all there (checked against the sha256; exit 3 while some are missing), puts
 # the cached profile beside the model, then runs each `razor eval ARGS -m MODEL --device cuda --out
-# $OUT/OUTDIR` in turn, stopping the whole list after SECONDS (default 540; evals write every cell as it
-# finishes, so what ran comes back). stderr of each eval goes to $OUT/OUTDIR/stderr.log.
+# $OUT/OUTDIR` in turn (its markdown in $OUT/OUTDIR/stdout.md), stopping the whole list after SECONDS (default 540; evals write every cell as it
+# finishes, so what ran comes back, as $OUT/results.tgz). stderr of each eval goes to $OUT/OUTDIR/stderr.log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 name="$1"; shift
 budget="${1:-540}"; [[ $# -gt 0 ]] && shift
 dir=".gpu/eval-$name"
-gguf="$dir/model.gguf"
+gguf="$dir/$name.gguf"  # named after the model: reports and pictures show the name
 out="${OUT:-/tmp/gpu_eval_out}"
 if [[ ! -f "$gguf" ]]; then
   if [[ "$(cat "$dir"/part-* 2>/dev/null | sha256sum | cut -d' ' -f1)" != "$(cat "$dir/sha256" 2>/dev/null)" ]]; then
@@ -34,9 +34,11 @@ for spec in "$@"; do
   mkdir -p "$out/$sub"
   echo "== gpu_eval: $sub: razor eval $args ($left s left)"
   # shellcheck disable=SC2086
-  timeout "$left" .gpu/razor eval $args -m "$gguf" --device cuda --out "$out/$sub" 2> "$out/$sub/stderr.log" |
-    grep -v '^$' | tail -n 40
-  echo "== gpu_eval: $sub rc ${PIPESTATUS[0]} after $((SECONDS - start)) s"
+  timeout "$left" .gpu/razor eval $args -m "$gguf" --device cuda --out "$out/$sub" 2> "$out/$sub/stderr.log" \
+    > "$out/$sub/stdout.md"
+  echo "== gpu_eval: $sub rc $? after $((SECONDS - start)) s: $(tail -n 1 "$out/$sub/stderr.log")"
   grep -m3 -i "error" "$out/$sub/stderr.log"
 done
+# One archive: the device tool brings back only a limited number of files per call.
+tar czf /tmp/gpu_eval_results.tgz -C "$out" . && rm -rf "${out:?}"/* && mv /tmp/gpu_eval_results.tgz "$out/results.tgz"
 exit 0

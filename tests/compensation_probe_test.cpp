@@ -3,14 +3,26 @@
 // represented exactly by its compensation token (captured 1, output error ~0, while dropping without a token
 // errs); Jensen (captured < 1) once the dropped keys differ; retrieval heads and queries inside the prefix are
 // not scored; the summary's pooled ratio.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "cli_test_support.h"
+#include "core/thread_pool.h"
 #include "eval/compensation_probe.h"
+#include "eval/haystack.h"
 #include "kv/full_kv_cache.h"
+#include "runtime/head_profiler.h"
+#include "runtime/loaded_model.h"
 
 namespace razor::eval {
 namespace {
@@ -170,6 +182,64 @@ TEST(CompensationProbeTest, SummaryPoolsTheCapturedRatio) {
   EXPECT_NEAR(s.err_none, 0.15, 1e-12);
   EXPECT_NEAR(s.token_better, 0.5, 1e-12);
   EXPECT_NEAR(s.key_cos, 0.5, 1e-12);  // the head that drops nothing is left out
+}
+
+TEST(EvalCompensationTest, BadFlagsAreOneLineErrors) {
+  testing_cli::ExpectCleanError(testing_cli::RunRazor("eval compensation -m /nonexistent.gguf"), "nonexistent");
+  testing_cli::ExpectCleanError(
+      testing_cli::RunRazor("eval compensation -m /nonexistent.gguf --length 256 --steps 256"), "--steps");
+  testing_cli::ExpectCleanError(testing_cli::RunRazor("eval compensation -m /nonexistent.gguf --samples 0"),
+                                "--samples");
+}
+
+// Through the binary with the real model and a short scratch profile: 640 tokens, the last 8 scored, a
+// 128-token window, so razor drops [4, 504) on every compressed head.
+TEST(EvalCompensationTest, ReportsEveryCompressedHeadAndQuery) {
+  namespace fs = std::filesystem;
+  const char* env = std::getenv("RAZOR_TEST_MODEL");
+  if (env == nullptr || !fs::exists(env)) GTEST_SKIP() << "RAZOR_TEST_MODEL not set";
+  if (std::getenv("RAZOR_TEST_SANITIZER") != nullptr) GTEST_SKIP() << "skipped under the sanitizer run";
+  if (!LoadHaystackText(DefaultHaystackDir()).ok()) GTEST_SKIP() << "no essays (scripts/fetch_eval_data.sh)";
+  auto model = LoadModel(env);
+  ASSERT_TRUE(model.ok()) << model.error();
+  ThreadPool pool(2);
+  HeadProfilerOptions po;
+  po.block = 64;
+  po.repeats = 2;
+  auto profile = ProfileHeads(**model, pool, MathMode::kFast, po);
+  ASSERT_TRUE(profile.ok()) << profile.error();
+  const std::string dir = testing_cli::ScratchDir() + "/eval_compensation";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  ASSERT_TRUE(profile->Save(dir + "/profile.json", /*overwrite=*/true).ok());
+  const auto o = testing_cli::RunRazor(fmt::format(
+      "eval compensation -m '{}' --profile '{}/profile.json' --length 640 --steps 8 --window-min 128 -t 2 --out '{}/out'",
+      env, dir, dir));
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  std::ifstream in(dir + "/out/compensation.json");
+  const nlohmann::json j = nlohmann::json::parse(in);
+  EXPECT_EQ(j.at("window"), 128);
+  EXPECT_EQ(j.at("prefix_tokens"), 632);
+  const auto& s = j.at("summary");
+  const int n_heads = (*model)->config.n_heads, n_kv = (*model)->config.n_kv_heads;
+  int compressed = 0;
+  for (const auto& c : j.at("captured_per_kv_head")) compressed += !c.is_null();
+  const std::vector<bool> retrieval = profile->RetrievalMask();
+  EXPECT_EQ(compressed, static_cast<int>(std::count(retrieval.begin(), retrieval.end(), false)));
+  EXPECT_EQ(s.at("query_heads").get<int>(), compressed * (n_heads / n_kv));
+  EXPECT_EQ(s.at("queries").get<int>(), compressed * (n_heads / n_kv) * 8);
+  const double captured = s.at("captured"), dropped = s.at("dropped_mass");
+  EXPECT_GT(captured, 0.0);
+  EXPECT_LE(captured, 1.0);  // Jensen
+  EXPECT_GT(dropped, 0.0);
+  EXPECT_LT(dropped, 1.0);
+  EXPECT_TRUE(fs::exists(dir + "/out/compensation.png"));
+  // The outputs are not overwritten without --force.
+  const auto again = testing_cli::RunRazor(fmt::format(
+      "eval compensation -m '{}' --profile '{}/profile.json' --length 640 --steps 8 --window-min 128 --out '{}/out'",
+      env, dir, dir));
+  testing_cli::ExpectCleanError(again, "--force");
+  fs::remove_all(dir);
 }
 
 }  // namespace

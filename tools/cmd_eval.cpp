@@ -77,7 +77,10 @@ nlohmann::json Settings(const EvalOptions& o, const std::vector<KvMode>& modes) 
   std::string m;
   for (KvMode k : modes) m += (m.empty() ? "" : ",") + std::string(KvModeName(k));
   const RazorParams& p = o.kv.cache.razor;
+  auto device = ParseEngineDevice(o.common.device);  // where the runs went (auto resolved), not only the flag
+  const bool cuda = device.ok() && ResolveEngineDevice(*device, o.common.mode()) == EngineDevice::kCuda;
   nlohmann::json j = {{"modes", m},
+                      {"device", cuda ? "cuda" : "cpu"},
                       {"kernels", o.common.exact ? "exact" : "fast"},
                       {"isa", MatMulIsa()},
                       {"threads", o.common.ResolvedThreads()},

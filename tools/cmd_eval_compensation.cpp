@@ -2,6 +2,7 @@
 // a full fp32 cache (eval::CompensationProbe): dropped attention mass, the token's share and how much of the
 // dropped mass it stands for, output errors with / without it, and the spread of the dropped keys.
 // Writes DIR/compensation.{json,md,png}. See docs/EVAL.md.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>

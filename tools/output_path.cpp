@@ -58,6 +58,7 @@ Status CheckOutputDir(const std::string& dir, const std::vector<std::string>& fi
   if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
     return Err(fmt::format("{} {}: exists and is not a directory", flag, dir));
   RAZOR_RETURN_IF_ERROR(CheckWritableFolder(dir, dir, flag));
+  if (!fs::exists(dir, ec)) return Status::Ok();  // made when the command writes: nothing there to replace
   for (const auto& f : files)
     RAZOR_RETURN_IF_ERROR(CheckOutputFile((fs::path(dir) / f).string(), force, flag));
   return Status::Ok();
