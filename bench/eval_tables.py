@@ -42,16 +42,29 @@ def load(path):
         return json.load(f)
 
 
+def run_report(root, run):
+    """The report of a grid run folder: <eval>.json for the one eval it holds (needle / passkey / ruler)."""
+    d = os.path.join(root, run)
+    for name in ("needle", "passkey", "ruler"):
+        p = os.path.join(d, name + ".json")
+        if os.path.exists(p):
+            return load(p)
+    return None
+
+
+def keyed(cells):
+    """{(task, depth, seed): correct} over the samples of cells."""
+    return {(c["task"], c["depth"], seed): ok for c in cells for seed, ok in samples(c)}
+
+
 def grid_tables(root, runs):
     out = []
     out.append("| run | length | full | razor | streaming | razor right where full is right | KV reduction razor / streaming |")
     out.append("|---|--:|--:|--:|--:|--:|--:|")
     for run in runs:
-        d = os.path.join(root, run)
-        files = [f for f in os.listdir(d) if f.endswith(".json")] if os.path.isdir(d) else []
-        if not files:
+        r = run_report(root, run)
+        if r is None:
             continue
-        r = load(os.path.join(d, files[0]))
         by = {}
         for c in r["cells"]:
             by.setdefault((c["length"], c["mode"]), []).append(c)
@@ -63,12 +76,11 @@ def grid_tables(root, runs):
                 ss = [s for c in cells for s in samples(c)]
                 res[mode] = (cells, ss)
                 row.append(fmt_acc(sum(ok for _, ok in ss), len(ss)) if ss else "—")
-            fc, fs = res["full"]
-            rc, rs = res["razor"]
-            if fs and rs and len(fs) == len(rs):
-                pairs = [(a[1], b[1]) for a, b in zip(fs, rs)]
-                n = sum(1 for f, _ in pairs if f)
-                k = sum(1 for f, z in pairs if f and z)
+            full, razor = keyed(res["full"][0]), keyed(res["razor"][0])
+            common = [key for key in full if key in razor]  # the same prompt (task, depth, seed) in both
+            if common:
+                n = sum(1 for key in common if full[key])
+                k = sum(1 for key in common if full[key] and razor[key])
                 row.append(fmt_acc(k, n))
             else:
                 row.append("—")
@@ -85,11 +97,9 @@ def failures(root, runs):
     """Cells where some mode missed a sample: run, length, task/depth, correct counts per mode."""
     out = []
     for run in runs:
-        d = os.path.join(root, run)
-        files = [f for f in os.listdir(d) if f.endswith(".json")] if os.path.isdir(d) else []
-        if not files:
+        r = run_report(root, run)
+        if r is None:
             continue
-        r = load(os.path.join(d, files[0]))
         cells = {}
         for c in r["cells"]:
             cells.setdefault((c["length"], c["task"], c["depth"]), {})[c["mode"]] = c
@@ -118,7 +128,22 @@ def kld_table(root, runs):
     return "\n".join(out)
 
 
-T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131]
+T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+def t975(df):
+    """t_{0.975, df}: the table for 1..30, then linear in 1/df through 40, 60, 120 and infinity (as
+    eval::StudentT975)."""
+    if df <= 30:
+        return T975[df - 1]
+    pts = [(30, 2.042), (40, 2.021), (60, 2.000), (120, 1.980), (float("inf"), 1.959964)]
+    x = 1.0 / df
+    for (d0, t0), (d1, t1) in zip(pts, pts[1:]):
+        x0, x1 = 1.0 / d0, (0.0 if d1 == float("inf") else 1.0 / d1)
+        if x1 <= x <= x0:
+            return t1 + (t0 - t1) * (x - x1) / (x0 - x1)
+    return 1.959964
 
 
 def per_window_kl(path, mode):
@@ -135,7 +160,7 @@ def paired(x, y):
     if n < 2:
         return f"{mu:+.4f} (1 window)"
     sd = math.sqrt(sum((v - mu) ** 2 for v in d) / (n - 1))
-    h = (T975[n - 2] if n - 2 < len(T975) else 1.96) * sd / math.sqrt(n)
+    h = t975(n - 1) * sd / math.sqrt(n)
     return f"{mu:+.4f} [{mu - h:+.4f}, {mu + h:+.4f}], larger in {sum(v > 0 for v in d)}/{n} windows"
 
 
@@ -159,30 +184,29 @@ def kld_paired(root, runs):
             if run == "kld4k" or not os.path.exists(p) or load(p)["length"] != 4096:
                 continue
             x, xw = per_window_kl(p, "razor")
-            if xw == bw[: len(xw)]:
+            if xw is not None and bw is not None and xw == bw[: len(xw)]:
                 out.append(f"| {run} - kld4k (razor) | {paired(x, b[: len(x)])} |")
     return "\n".join(out)
 
 
 def ablation_table(root, runs, baseline="needle", length=8192):
-    base = load(os.path.join(root, baseline, baseline + ".json"))
-    bcells = [c for c in base["cells"] if c["mode"] == "razor" and c["length"] == length]
-    bs = [s for c in sorted(bcells, key=lambda c: c["depth"]) for s in samples(c)]
-    out = ["| configuration | razor correct | KV reduction | compressed KV heads | window W |", "|---|--:|--:|--:|--:|"]
-    def row(name, cells, ss):
-        red = sum(c["reduction"] for c in cells) / len(cells)
-        out.append(f"| {name} | {fmt_acc(sum(ok for _, ok in ss), len(ss))} | {100 * red:.1f} % | "
-                   f"{max(c['heads_compressed'] for c in cells)} | {max(c['window'] for c in cells)} |")
-    # The baseline run has K samples per cell, an ablation maybe fewer: compare the baseline's first K.
+    base = run_report(root, baseline)
+    bcells = [c for c in base["cells"] if c["mode"] == "razor" and c["length"] == length] if base else []
+    out = ["| configuration | razor correct | KV reduction | compressed KV heads | window W | baseline's samples correct |",
+           "|---|--:|--:|--:|--:|--:|"]
+    bkeys = keyed(bcells)
     for run in runs:
-        p = os.path.join(root, run, "needle.json")
-        if not os.path.exists(p):
+        r = run_report(root, run)
+        cells = [c for c in r["cells"] if c["mode"] == "razor"] if r else []
+        if not cells:
             continue
-        cells = sorted([c for c in load(p)["cells"] if c["mode"] == "razor"], key=lambda c: c["depth"])
-        row(run, cells, [s for c in cells for s in samples(c)])
-    k = len(samples(cells[0])) if runs else 0
-    bk = [s for c in sorted(bcells, key=lambda c: c["depth"]) for s in samples(c)[:k]]
-    row(f"defaults ({baseline} run, first {k} samples)", bcells, bk)
+        k = keyed(cells)
+        ss = list(k.values())
+        red = sum(c["reduction"] for c in cells) / len(cells)
+        both = [key for key in k if key in bkeys]  # the same prompts in the defaults' run
+        base_ok = fmt_acc(sum(bkeys[key] for key in both), len(both)) if both else "—"
+        out.append(f"| {run} | {fmt_acc(sum(ss), len(ss))} | {100 * red:.1f} % | "
+                   f"{max(c['heads_compressed'] for c in cells)} | {max(c['window'] for c in cells)} | {base_ok} |")
     return "\n".join(out)
 
 

@@ -9,7 +9,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 name="$1"; shift
-budget="${1:-540}"; [[ $# -gt 0 ]] && shift
+budget=540
+if [[ "${1:-}" =~ ^[0-9]+$ ]]; then budget="$1"; shift; fi
 dir=".gpu/eval-$name"
 gguf="$dir/$name.gguf"  # named after the model: reports and pictures show the name
 out="${OUT:-/tmp/gpu_eval_out}"
@@ -18,7 +19,12 @@ if [[ ! -f "$gguf" ]]; then
     echo "== gpu_eval: $name: $(ls "$dir"/part-* 2>/dev/null | wc -l) pieces here, not complete yet"
     exit 3
   fi
-  cat "$dir"/part-* > "$gguf" && rm -f "$dir"/part-*
+  # Joined beside, checked again and moved into place: a join cut short (disk full) never becomes the model.
+  if ! cat "$dir"/part-* > "$gguf.tmp" ||
+     [[ "$(sha256sum < "$gguf.tmp" | cut -d' ' -f1)" != "$(cat "$dir/sha256")" ]]; then
+    rm -f "$gguf.tmp"; echo "== gpu_eval: $name: joining the pieces failed"; exit 1
+  fi
+  mv "$gguf.tmp" "$gguf" && rm -f "$dir"/part-*
   echo "== gpu_eval: $name joined ($(du -h "$gguf" | cut -f1))"
 fi
 cp "$dir/profile.json" "$gguf.razor-profile.json"

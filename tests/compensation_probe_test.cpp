@@ -59,7 +59,7 @@ double Dot(const float* a, const float* b) {
 // Brute force for one query head h (KV head g = h / 2) at position i: the full softmax, razor's softmax over
 // the kept tokens plus a token with the mean key / value and logit + ln|D|.
 struct Expected {
-  double lse, m_drop, share, err_token, err_none;
+  double lse, m_drop, share, err_token, err_none, err_ideal;
 };
 Expected BruteForce(const Fixture& f, const float* q, int g, int64_t i) {
   const double scale = 1.0 / std::sqrt(double(kDim));
@@ -87,14 +87,16 @@ Expected BruteForce(const Fixture& f, const float* q, int g, int64_t i) {
   }
   const double c = std::exp(Dot(q, km.data()) * scale + std::log(5.0) - e.lse);
   e.share = c / (zk + c);
-  double n_tok = 0, n_none = 0, d = 0;
+  double n_tok = 0, n_none = 0, n_ideal = 0, d = 0;
   for (int x = 0; x < kDim; ++x) {
     const double with = (kept[x] + c * vm[x]) / (zk + c), without = kept[x] / zk;
+    const double ideal = kept[x] + e.m_drop * vm[x];  // kept + dropped mass = 1
     n_tok += (with - full[x]) * (with - full[x]);
     n_none += (without - full[x]) * (without - full[x]);
+    n_ideal += (ideal - full[x]) * (ideal - full[x]);
     d += full[x] * full[x];
   }
-  e.err_token = std::sqrt(n_tok / d), e.err_none = std::sqrt(n_none / d);
+  e.err_token = std::sqrt(n_tok / d), e.err_none = std::sqrt(n_none / d), e.err_ideal = std::sqrt(n_ideal / d);
   return e;
 }
 
@@ -135,6 +137,8 @@ TEST(CompensationProbeTest, MatchesBruteForceOnSpreadKeys) {
     EXPECT_NEAR(s.token_share, e.share, 1e-5);
     EXPECT_NEAR(s.err_token, e.err_token, 1e-4);
     EXPECT_NEAR(s.err_none, e.err_none, 1e-4);
+    EXPECT_NEAR(s.err_ideal_weight, e.err_ideal, 1e-4);
+    EXPECT_EQ(s.token_better, e.err_token < e.err_none ? 1 : 0);
     EXPECT_LT(s.token_mass, s.dropped_mass);  // Jensen: the mean key scores below the dropped keys' mass
   }
   const DroppedSpread& sp = p.spreads()[0];
@@ -154,11 +158,46 @@ TEST(CompensationProbeTest, EqualDroppedTokensAreRepresentedExactly) {
     EXPECT_NEAR(s.token_mass / s.dropped_mass, 1.0, 1e-4);
     EXPECT_NEAR(s.token_share, s.dropped_mass, 1e-5);  // kept + token = the full softmax's total
     EXPECT_LT(s.err_token, 1e-5);
+    EXPECT_LT(s.err_ideal_weight, 1e-5);
     EXPECT_GT(s.err_none, 1e-3);
     EXPECT_EQ(s.token_better, 1);
   }
   EXPECT_NEAR(p.spreads()[0].key_cos, 1.0, 1e-6);
   EXPECT_NEAR(p.spreads()[0].key_norm_ratio, 1.0, 1e-6);
+}
+
+// Three query rows in one call (positions 9, 10, 11): row 0 is inside the prefix and skipped, rows 1 and 2
+// match the brute force at their own positions; a thread pool gives the same sums as one thread.
+TEST(CompensationProbeTest, SeveralRowsPerCallAndAnyThreadCount) {
+  const Fixture f(false, 21);
+  std::vector<float> q;
+  for (uint32_t r = 0; r < 3; ++r) {
+    const auto qr = RandomQuery(30 + r);
+    q.insert(q.end(), qr.begin(), qr.end());
+  }
+  const int32_t positions[3] = {9, 10, 11};
+  std::vector<float> lse(3 * kHeads);
+  for (int t = 0; t < 3; ++t)
+    for (int h = 0; h < kHeads; ++h)
+      lse[t * kHeads + h] = static_cast<float>(BruteForce(f, &q[(t * kHeads + h) * kDim], h / 2, positions[t]).lse);
+  ThreadPool pool(3);
+  CompensationProbe serial(1, kHeads, kKv, kDim, {true, false}, kSinks, kWindow, kPrefix, nullptr);
+  CompensationProbe pooled(1, kHeads, kKv, kDim, {true, false}, kSinks, kWindow, kPrefix, &pool);
+  serial.OnAttention(0, q.data(), positions, 3, lse.data(), f.cache);
+  pooled.OnAttention(0, q.data(), positions, 3, lse.data(), f.cache);
+  for (int h = 0; h < 2; ++h) {
+    SCOPED_TRACE(h);
+    const CompensationHeadSums& s = serial.head_sums()[h];
+    EXPECT_EQ(s.queries, 2);
+    const Expected e10 = BruteForce(f, &q[(1 * kHeads + h) * kDim], 0, 10);
+    const Expected e11 = BruteForce(f, &q[(2 * kHeads + h) * kDim], 0, 11);
+    EXPECT_NEAR(s.dropped_mass, e10.m_drop + e11.m_drop, 1e-5);
+    EXPECT_NEAR(s.err_token, e10.err_token + e11.err_token, 1e-4);
+    const CompensationHeadSums& p = pooled.head_sums()[h];
+    EXPECT_EQ(p.queries, s.queries);
+    EXPECT_EQ(p.dropped_mass, s.dropped_mass);  // the same sums, in the same order
+    EXPECT_EQ(p.err_token, s.err_token);
+  }
 }
 
 TEST(CompensationProbeTest, QueriesInsideThePrefixAreNotScored) {
@@ -185,11 +224,16 @@ TEST(CompensationProbeTest, SummaryPoolsTheCapturedRatio) {
 }
 
 TEST(EvalCompensationTest, BadFlagsAreOneLineErrors) {
-  testing_cli::ExpectCleanError(testing_cli::RunRazor("eval compensation -m /nonexistent.gguf"), "nonexistent");
+  const std::string out = " --out '" + testing_cli::ScratchDir() + "/comp_bad_flags'";
+  testing_cli::ExpectCleanError(testing_cli::RunRazor("eval compensation -m /nonexistent.gguf" + out), "nonexistent");
   testing_cli::ExpectCleanError(
-      testing_cli::RunRazor("eval compensation -m /nonexistent.gguf --length 256 --steps 256"), "--steps");
-  testing_cli::ExpectCleanError(testing_cli::RunRazor("eval compensation -m /nonexistent.gguf --samples 0"),
+      testing_cli::RunRazor("eval compensation -m /nonexistent.gguf --length 256 --steps 256" + out), "--steps");
+  testing_cli::ExpectCleanError(testing_cli::RunRazor("eval compensation -m /nonexistent.gguf --samples 0" + out),
                                 "--samples");
+  testing_cli::ExpectCleanError(testing_cli::RunRazor("eval compensation -m /nonexistent.gguf --kv full" + out),
+                                "razor");
+  testing_cli::ExpectCleanError(
+      testing_cli::RunRazor("eval compensation -m /nonexistent.gguf --decode-fold" + out), "--decode-fold");
 }
 
 // Through the binary with the real model and a short scratch profile: 640 tokens, the last 8 scored, a

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -53,20 +54,35 @@ TEST(MeanWithIntervalTest, MatchesIndependentlyComputedValues) {
   EXPECT_NEAR(same.hi - same.lo, 0.0, 1e-15);
 }
 
-TEST(KldSampleStartTest, FirstSampleFromTheStartOthersDrawnInRange) {
-  EXPECT_EQ(KldSampleStart(1, 0, 5000, 300), 0u);
-  std::set<size_t> starts;
-  for (int k = 1; k <= 20; ++k) {
-    const size_t s = KldSampleStart(1, k, 5000, 300);
-    EXPECT_LE(s, 4700u);
-    EXPECT_EQ(s, KldSampleStart(1, k, 5000, 300));  // a fixed draw
-    starts.insert(s);
+TEST(KldWindowStartsTest, DisjointWindowsOnePerStratumFirstFromTheStart) {
+  auto one = KldWindowStarts(1, 1, 5000, 300);
+  ASSERT_TRUE(one.ok()) << one.error();
+  EXPECT_EQ(*one, std::vector<size_t>{0});
+  auto w = KldWindowStarts(1, 10, 5000, 300);  // strata of 500 sentences, windows of 300
+  ASSERT_TRUE(w.ok()) << w.error();
+  ASSERT_EQ(w->size(), 10u);
+  EXPECT_EQ((*w)[0], 0u);
+  for (size_t k = 1; k < w->size(); ++k) {
+    SCOPED_TRACE(k);
+    EXPECT_GE((*w)[k], k * 500);            // inside stratum k ...
+    EXPECT_LE((*w)[k] + 300, (k + 1) * 500);  // ... with its whole window
+    EXPECT_GE((*w)[k], (*w)[k - 1] + 300);  // so no two windows overlap
   }
-  EXPECT_GE(starts.size(), 18u);  // 20 draws from 4701 places
-  EXPECT_NE(KldSampleStart(1, 3, 5000, 300), KldSampleStart(2, 3, 5000, 300));
-  EXPECT_EQ(KldSampleStart(1, 4, 300, 300), 0u);  // one window only
-  EXPECT_EQ(KldSampleStart(1, 4, 100, 300), 0u);
-  EXPECT_LE(KldSampleStart(7, 9, 301, 300), 1u);
+  auto again = KldWindowStarts(1, 10, 5000, 300);
+  EXPECT_EQ(*w, *again);  // a fixed draw
+  auto other = KldWindowStarts(2, 10, 5000, 300);
+  EXPECT_NE(*w, *other);
+  std::set<size_t> offsets;  // the draws are spread inside the strata, not all at one offset
+  for (size_t k = 1; k < w->size(); ++k) offsets.insert((*w)[k] - k * 500);
+  EXPECT_GE(offsets.size(), 8u);
+}
+
+TEST(KldWindowStartsTest, RefusesWhenTheTextDoesNotHoldKDisjointWindows) {
+  auto w = KldWindowStarts(1, 10, 2999, 300);
+  ASSERT_FALSE(w.ok());
+  EXPECT_NE(w.error().find("--samples 10"), std::string::npos) << w.error();
+  EXPECT_TRUE(KldWindowStarts(1, 10, 3000, 300).ok());  // exactly ten strata of 300
+  EXPECT_FALSE(KldWindowStarts(1, 0, 3000, 300).ok());
 }
 
 TEST(SummariseKldTest, MeansIntervalsPooledTailAndPerplexity) {
@@ -98,6 +114,17 @@ TEST(SummariseKldTest, MeansIntervalsPooledTailAndPerplexity) {
   const nlohmann::json j = ToJson(s);
   EXPECT_EQ(j.at("samples"), 2);
   EXPECT_NEAR(j.at("mean_kl").at("lo").get<double>(), s.mean_kl.lo, 1e-15);
+}
+
+TEST(SummariseKldTest, IntervalsStayInsideTheQuantitiesRanges) {
+  KldResult a, b;
+  a.mode = b.mode = "razor";
+  a.mean_kl = 0.001, b.mean_kl = 0.2;        // t interval of 2 values reaches below 0
+  a.top1_agreement = 1.0, b.top1_agreement = 0.7;  // ... and above 1
+  const KldSummary s = SummariseKld({a, b});
+  EXPECT_EQ(s.mean_kl.lo, 0.0);
+  EXPECT_EQ(s.top1_agreement.hi, 1.0);
+  EXPECT_GT(s.mean_kl.hi, 0.2);
 }
 
 TEST(EvalKldSamplesTest, BadSamplesValuesAreOneLineErrors) {

@@ -73,14 +73,13 @@ Result<std::vector<std::string>> EssaySentences(const std::string& dir, int64_t 
   return out;
 }
 
-nlohmann::json Settings(const EvalOptions& o, const std::vector<KvMode>& modes) {
+nlohmann::json Settings(const EvalOptions& o, const std::vector<KvMode>& modes, Engine& engine) {
   std::string m;
   for (KvMode k : modes) m += (m.empty() ? "" : ",") + std::string(KvModeName(k));
   const RazorParams& p = o.kv.cache.razor;
-  auto device = ParseEngineDevice(o.common.device);  // where the runs went (auto resolved), not only the flag
-  const bool cuda = device.ok() && ResolveEngineDevice(*device, o.common.mode()) == EngineDevice::kCuda;
   nlohmann::json j = {{"modes", m},
-                      {"device", cuda ? "cuda" : "cpu"},
+                      {"device", DeviceKindName(engine.backend().device())},  // where the runs went
+                      {"backend", engine.backend().Describe()},
                       {"kernels", o.common.exact ? "exact" : "fast"},
                       {"isa", MatMulIsa()},
                       {"threads", o.common.ResolvedThreads()},
@@ -203,7 +202,7 @@ int RunGrid(EvalOptions& o) {
   EvalReport report;
   report.eval = o.name;
   report.model = m.path;
-  report.settings = Settings(o, *modes);
+  report.settings = Settings(o, *modes, **engine);
   const std::string json_path = o.out + "/" + o.name + ".json";
   if (OnlyGiven(o) && std::filesystem::exists(json_path)) {
     auto old = eval::ReadReport(json_path);
@@ -302,17 +301,22 @@ int RunKld(EvalOptions& o) {
   if (!m.tokenizer) return Fail(m.path + ": the model has no tokenizer");
   const int64_t ctx = o.common.ctx > 0 ? o.common.ctx : m.config.context_length;
   if (o.kld_length > ctx) return Fail(fmt::format("--length {} is over the context of {}", o.kld_length, ctx));
-  auto engine = OpenEvalEngine(*loaded, o, *modes);
-  if (!engine) return Fail(engine.error());
-  // Sample 0: the essays from their first sentence (the one window of --samples 1); sample k > 0: from a
-  // sentence drawn from the seed (eval::KldSampleStart), far enough from the end to leave a window.
+  // The windows first (a one-line error before any profiling when the essays cannot hold them). Sample 0: the
+  // essays from their first sentence (the one window of --samples 1); sample k > 0: a seed-drawn sentence of
+  // the k-th K-th of the text (eval::KldWindowStarts), so the windows do not overlap.
   auto all_text = eval::LoadHaystackText(o.haystack_dir.empty() ? eval::DefaultHaystackDir() : o.haystack_dir);
   if (!all_text) return Fail(all_text.error());
   const std::vector<std::string> sentences = eval::SplitSentences(*all_text);
-  const size_t window_chars = static_cast<size_t>(o.kld_length) * 8;  // ~4 characters per token, twice over
-  const size_t needed = eval::SentencesForChars(sentences, window_chars);
+  const size_t window_chars = static_cast<size_t>(o.kld_length) * 8;  // text joined per window (~2x a window)
+  // A window uses about 4-4.5 characters per token of English prose: 5 per token bounds the span it covers.
+  const size_t used = eval::SentencesForChars(sentences, static_cast<size_t>(o.kld_length) * 5);
+  auto starts = eval::KldWindowStarts(o.seed, o.samples, sentences.size(), used);
+  if (!starts) return Fail(starts.error());
+  auto engine = OpenEvalEngine(*loaded, o, *modes);
+  if (!engine) return Fail(engine.error());
   const int64_t prefix = o.kld_length - o.kld_steps;
   const int vocab = m.config.vocab_size;
+  const nlohmann::json settings = Settings(o, *modes, **engine);
 
   std::unique_ptr<ProgressReporter> reporter;
   auto progress = [&reporter](const std::string& label) {
@@ -322,11 +326,95 @@ int RunKld(EvalOptions& o) {
   std::fprintf(stderr, "[kld] %lld-token prefix of essays, then %d steps; reference: full cache; %d sample(s)\n",
                (long long)prefix, o.kld_steps, o.samples);
   std::vector<std::vector<eval::KldResult>> per_mode(modes->size());  // [mode][sample]
-  std::vector<size_t> starts;
   double full_seconds = 0;
+
+  // Outputs: kld.json, kld.md, kld.png (rows: mode, columns: step buckets, colour: top-1 agreement), written
+  // after every window so that an interrupted run keeps what it measured.
+  std::string md;
+  auto write_outputs = [&]() -> Status {
+    const size_t done = per_mode.front().size();
+    std::error_code ec;
+    std::filesystem::create_directories(o.out, ec);
+    if (ec) return Err(fmt::format("--out {}: {}", o.out, ec.message()));
+    nlohmann::json j = {{"eval", "kld"}, {"model", m.path}, {"settings", settings},
+                        {"length", o.kld_length}, {"prefix_tokens", prefix}, {"steps", o.kld_steps},
+                        {"full_seconds", full_seconds}};
+    if (o.samples > 1) {
+      j["samples"] = o.samples, j["samples_done"] = done;
+      j["sample_first_sentences"] = std::vector<size_t>(starts->begin(), starts->begin() + done);
+    }
+    j["results"] = nlohmann::json::array();
+    for (const auto& runs : per_mode)
+      for (size_t k = 0; k < runs.size(); ++k) {
+        nlohmann::json jr = eval::ToJson(runs[k], /*per_step=*/o.samples == 1);
+        if (o.samples > 1) jr["sample"] = k;
+        j["results"].push_back(std::move(jr));
+      }
+    md = fmt::format(
+        "# razor eval kld\n\nmodel: `{}`  \nprefill {} tokens of essays with the cache under test, then {} "
+        "single-token steps compared with the full cache.  \nsettings: `{}`\n\n",
+        m.path, prefix, o.kld_steps, settings.dump());
+    if (o.samples == 1) {
+      md += "| mode | mean KL | p95 KL | max KL | top-1 agreement | ppl (mode) | ppl (full) | KV MiB after prefix | "
+            "KV reduction |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+      for (const auto& runs : per_mode) {
+        const eval::KldResult& r = runs.front();
+        md += fmt::format("| {} | {:.4f} | {:.4f} | {:.4f} | {:.1f}% | {:.3f} | {:.3f} | {:.2f} | {:.1f}% |\n", r.mode,
+                          r.mean_kl, r.p95_kl, r.max_kl, 100 * r.top1_agreement, r.ppl_mode, r.ppl_full,
+                          r.kv_bytes / 1048576.0, 100 * r.reduction);
+      }
+    } else {
+      // K windows: means over the samples with their 95 % t intervals; p95 / max over every step pooled.
+      md += fmt::format("{} of {} disjoint windows of the essays; [lo, hi]: 95 % t interval of the mean over the "
+                        "windows.\n\n", done, o.samples);
+      md += "| mode | mean KL [95 % CI] | p95 KL | max KL | top-1 agreement [95 % CI] | ppl (mode) | ppl (full) | KV "
+            "MiB after prefix | KV reduction |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+      j["summaries"] = nlohmann::json::array();
+      for (const auto& runs : per_mode) {
+        const eval::KldSummary sm = eval::SummariseKld(runs);
+        j["summaries"].push_back(eval::ToJson(sm));
+        md += fmt::format(
+            "| {} | {:.4f} [{:.4f}, {:.4f}] | {:.4f} | {:.4f} | {:.1f}% [{:.1f}, {:.1f}] | {:.3f} | {:.3f} | {:.2f} | "
+            "{:.1f}% |\n",
+            sm.mode, sm.mean_kl.mean, sm.mean_kl.lo, sm.mean_kl.hi, sm.p95_kl, sm.max_kl,
+            100 * sm.top1_agreement.mean, 100 * sm.top1_agreement.lo, 100 * sm.top1_agreement.hi, sm.ppl_mode,
+            sm.ppl_full, sm.kv_bytes / 1048576.0, 100 * sm.reduction.mean);
+      }
+    }
+    std::ofstream json_out(o.out + "/kld.json");
+    json_out << j.dump(2) << "\n";
+    std::ofstream md_out(o.out + "/kld.md");
+    md_out << md;
+    if (!json_out || !md_out) return Err(fmt::format("--out {}: cannot write kld.json / kld.md", o.out));
+    EvalReport pic;
+    pic.eval = "kld";
+    pic.model = m.path;
+    pic.legend = "top-1 agreement with the full cache";
+    pic.column_axis = "steps after the prefix (bucket start)";
+    pic.show_reduction = false;
+    pic.row_axis = "kv cache";
+    pic.title = fmt::format("kld - top-1 agreement, {} steps after a {}-token prefix", o.kld_steps, prefix);
+    const int buckets = std::min(8, o.kld_steps);
+    for (const auto& runs : per_mode)  // the agreement of a bucket pooled over the samples
+      for (int b = 0; b < buckets; ++b) {
+        const size_t steps = runs.front().agree.size();
+        const size_t lo = steps * b / buckets, hi = steps * (b + 1) / buckets;
+        CellResult c;
+        c.task = runs.front().mode;
+        c.mode = "agreement";
+        c.length = static_cast<int64_t>(lo);
+        int a = 0;
+        for (const auto& r : runs)
+          for (size_t i = lo; i < hi; ++i) a += r.agree[i];
+        c.score = hi > lo ? static_cast<double>(a) / ((hi - lo) * runs.size()) : 0;
+        pic.cells.push_back(c);
+      }
+    if (pic.cells.empty()) return Status::Ok();
+    return WritePng(eval::RenderScoreGrid(pic, "agreement"), o.out + "/kld.png");
+  };
+
   for (int k = 0; k < o.samples; ++k) {
-    const size_t first = eval::KldSampleStart(o.seed, k, sentences.size(), needed);
-    starts.push_back(first);
+    const size_t first = (*starts)[k];
     const std::string doc = eval::JoinWindow(sentences, first, window_chars);
     std::vector<int32_t> tokens = m.tokenizer->Encode(doc, /*add_bos=*/true, /*parse_special=*/false);
     if (static_cast<int64_t>(tokens.size()) < o.kld_length)
@@ -351,81 +439,8 @@ int RunKld(EvalOptions& o) {
                    100 * r.reduction);
       per_mode[mi].push_back(std::move(r));
     }
+    if (Status st = write_outputs(); !st.ok()) return Fail(st.message());
   }
-  std::vector<eval::KldResult> results;  // K == 1: the one sample per mode, as before --samples
-  for (const auto& runs : per_mode) results.push_back(runs.front());
-
-  // Outputs: kld.json, kld.md, kld.png (rows: mode, columns: step buckets, colour: top-1 agreement).
-  std::error_code ec;
-  std::filesystem::create_directories(o.out, ec);
-  nlohmann::json j = {{"eval", "kld"}, {"model", m.path}, {"settings", Settings(o, *modes)},
-                      {"length", o.kld_length}, {"prefix_tokens", prefix}, {"steps", o.kld_steps},
-                      {"full_seconds", full_seconds}};
-  if (o.samples > 1) j["samples"] = o.samples, j["sample_first_sentences"] = starts;
-  j["results"] = nlohmann::json::array();
-  for (const auto& runs : per_mode)
-    for (size_t k = 0; k < runs.size(); ++k) {
-      nlohmann::json jr = eval::ToJson(runs[k], /*per_step=*/o.samples == 1);
-      if (o.samples > 1) jr["sample"] = k;
-      j["results"].push_back(std::move(jr));
-    }
-  std::string md = fmt::format(
-      "# razor eval kld\n\nmodel: `{}`  \nprefill {} tokens of essays with the cache under test, then {} single-token "
-      "steps compared with the full cache.  \nsettings: `{}`\n\n",
-      m.path, prefix, o.kld_steps, Settings(o, *modes).dump());
-  if (o.samples == 1) {
-    md += "| mode | mean KL | p95 KL | max KL | top-1 agreement | ppl (mode) | ppl (full) | KV MiB after prefix | KV "
-          "reduction |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n";
-    for (const auto& r : results)
-      md += fmt::format("| {} | {:.4f} | {:.4f} | {:.4f} | {:.1f}% | {:.3f} | {:.3f} | {:.2f} | {:.1f}% |\n", r.mode,
-                        r.mean_kl, r.p95_kl, r.max_kl, 100 * r.top1_agreement, r.ppl_mode, r.ppl_full,
-                        r.kv_bytes / 1048576.0, 100 * r.reduction);
-  } else {
-    // K windows: means over the samples with their 95 % t intervals; p95 / max over every step pooled.
-    md += fmt::format("{} windows of the essays; [lo, hi]: 95 % t interval of the mean over the windows.\n\n",
-                      o.samples);
-    md += "| mode | mean KL [95 % CI] | p95 KL | max KL | top-1 agreement [95 % CI] | ppl (mode) | ppl (full) | KV MiB "
-          "after prefix | KV reduction |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n";
-    j["summaries"] = nlohmann::json::array();
-    for (const auto& runs : per_mode) {
-      const eval::KldSummary sm = eval::SummariseKld(runs);
-      j["summaries"].push_back(eval::ToJson(sm));
-      md += fmt::format(
-          "| {} | {:.4f} [{:.4f}, {:.4f}] | {:.4f} | {:.4f} | {:.1f}% [{:.1f}, {:.1f}] | {:.3f} | {:.3f} | {:.2f} | "
-          "{:.1f}% |\n",
-          sm.mode, sm.mean_kl.mean, sm.mean_kl.lo, sm.mean_kl.hi, sm.p95_kl, sm.max_kl, 100 * sm.top1_agreement.mean,
-          100 * sm.top1_agreement.lo, 100 * sm.top1_agreement.hi, sm.ppl_mode, sm.ppl_full, sm.kv_bytes / 1048576.0,
-          100 * sm.reduction.mean);
-    }
-  }
-  std::ofstream(o.out + "/kld.json") << j.dump(2) << "\n";
-  std::ofstream(o.out + "/kld.md") << md;
-  EvalReport pic;
-  pic.eval = "kld";
-  pic.model = m.path;
-  pic.legend = "top-1 agreement with the full cache";
-  pic.column_axis = "steps after the prefix (bucket start)";
-  pic.show_reduction = false;
-  pic.row_axis = "kv cache";
-  pic.title = fmt::format("kld - top-1 agreement, {} steps after a {}-token prefix", o.kld_steps, prefix);
-  const int buckets = std::min(8, o.kld_steps);
-  for (const auto& runs : per_mode)  // the agreement of a bucket pooled over the samples
-    for (int b = 0; b < buckets; ++b) {
-      const size_t steps = runs.front().agree.size();
-      const size_t lo = steps * b / buckets, hi = steps * (b + 1) / buckets;
-      CellResult c;
-      c.task = runs.front().mode;
-      c.mode = "agreement";
-      c.length = static_cast<int64_t>(lo);
-      int a = 0;
-      for (const auto& r : runs)
-        for (size_t i = lo; i < hi; ++i) a += r.agree[i];
-      c.score = hi > lo ? static_cast<double>(a) / ((hi - lo) * runs.size()) : 0;
-      pic.cells.push_back(c);
-    }
-  if (!pic.cells.empty())
-    if (Status st = WritePng(eval::RenderScoreGrid(pic, "agreement"), o.out + "/kld.png"); !st.ok())
-      return Fail(st.message());
   std::printf("%s\nwrote %s/kld.json, kld.md, kld.png\n", md.c_str(), o.out.c_str());
   return 0;
 }
@@ -440,7 +455,8 @@ void AddEvalOptions(CLI::App* cmd, EvalOptions* o, bool grid) {
   cmd->add_option("--modes", o->kv.modes, "KV caches to compare, comma-separated (same as --kv)")->capture_default_str();
   cmd->add_option("--out", o->out, "output directory")->capture_default_str();
   cmd->add_option("--haystack", o->haystack_dir, "essay directory (default: ${RAZOR_HOME}/eval/haystack)");
-  AddNumber(cmd, "--seed", &o->seed, "seed of the needles' values", uint64_t{0}, UINT64_MAX);
+  AddNumber(cmd, "--seed", &o->seed, grid ? "seed of the needles' values" : "seed of the windows' draws (--samples)",
+            uint64_t{0}, UINT64_MAX);
   if (grid)
     AddNumber(cmd, "--samples", &o->samples,
               "samples per cell (sample k: --seed + k), accuracy with a 95% Wilson interval", 1, 1000);

@@ -39,6 +39,11 @@ std::string Row(const std::string& label, const eval::CompensationSummary& s) {
 int RunCompensation(CompensationOptions& o) {
   auto modes = o.kv.Resolve();
   if (!modes) return Fail(modes.error());
+  // The probe measures razor's compressed heads as the paper's cache cuts them at the end of the prompt.
+  if (modes->size() != 1 || (*modes)[0] != KvMode::kRazor) return Fail("eval compensation measures --kv razor only");
+  if (o.kv.no_compensation) return Fail("eval compensation: --no-compensation has nothing to measure");
+  if (o.kv.cache.razor.decode_fold)
+    return Fail("eval compensation: --decode-fold is not modelled (its dropped set grows during decode)");
   if (o.steps >= o.length) return Fail("--steps must be below --length");
   if (Status st = CheckOutputDir(o.out, {"compensation.json", "compensation.md", "compensation.png"}, o.force, "--out");
       !st.ok())
@@ -49,7 +54,8 @@ int RunCompensation(CompensationOptions& o) {
   const ModelConfig& c = m.config;
   if (!m.tokenizer) return Fail(m.path + ": the model has no tokenizer");
   if (c.alibi) return Fail("eval compensation: ALiBi models keep per-head spans, not one window (not supported)");
-  if (o.length > c.context_length) return Fail(fmt::format("--length {} is over the context of {}", o.length, c.context_length));
+  const int64_t ctx = o.common.ctx > 0 ? o.common.ctx : c.context_length;
+  if (o.length > ctx) return Fail(fmt::format("--length {} is over the context of {}", o.length, ctx));
   ThreadPool pool(o.common.ResolvedThreads());
   KvCacheOptions kvo = o.kv.cache;
   kvo.mode = KvMode::kRazor;
@@ -71,17 +77,19 @@ int RunCompensation(CompensationOptions& o) {
   if (!text) return Fail(text.error());
   const std::vector<std::string> sentences = eval::SplitSentences(*text);
   const size_t chars = static_cast<size_t>(o.length) * 8;
-  const size_t needed = eval::SentencesForChars(sentences, chars);
-  std::vector<eval::CompensationHeadSums> sums;  // every sample's, concatenated
+  auto starts = eval::KldWindowStarts(o.seed, o.samples, sentences.size(),
+                                      eval::SentencesForChars(sentences, static_cast<size_t>(o.length) * 5));
+  if (!starts) return Fail(starts.error());
+  // Sums per (layer, query head) over every sample's queries; the spreads of every sample's dropped keys.
+  std::vector<eval::CompensationHeadSums> sums(static_cast<size_t>(c.n_layers) * c.n_heads);
   std::vector<eval::DroppedSpread> spreads;
-  std::vector<std::vector<eval::CompensationHeadSums>> layer_sums(c.n_layers);
   std::vector<std::vector<eval::DroppedSpread>> layer_spreads(c.n_layers);
   std::vector<double> captured_kv(compressed.size(), 0.0), dropped_kv(compressed.size(), 0.0);
   std::fprintf(stderr, "[compensation] %lld-token prefix (dropped [%lld, %lld) on %lld of %zu KV heads), %d queries "
                "after it, %d sample(s)\n", (long long)prefix, (long long)sinks, (long long)(prefix - window),
                (long long)std::count(compressed.begin(), compressed.end(), true), compressed.size(), o.steps, o.samples);
   for (int k = 0; k < o.samples; ++k) {
-    const size_t first = eval::KldSampleStart(o.seed, k, sentences.size(), needed);
+    const size_t first = (*starts)[k];
     std::vector<int32_t> tokens =
         m.tokenizer->Encode(eval::JoinWindow(sentences, first, chars), /*add_bos=*/true, /*parse_special=*/false);
     if (static_cast<int64_t>(tokens.size()) < o.length)
@@ -102,15 +110,17 @@ int RunCompensation(CompensationOptions& o) {
     }
     std::fprintf(stderr, "\n");
     const auto& hs = probe.head_sums();
-    sums.insert(sums.end(), hs.begin(), hs.end());
     spreads.insert(spreads.end(), probe.spreads().begin(), probe.spreads().end());
     const int group = c.n_heads / c.n_kv_heads;
     for (int l = 0; l < c.n_layers; ++l) {
       for (int h = 0; h < c.n_heads; ++h) {
-        const auto& s = hs[static_cast<size_t>(l) * c.n_heads + h];
-        layer_sums[l].push_back(s);
-        captured_kv[static_cast<size_t>(l) * c.n_kv_heads + h / group] += s.token_mass;
-        dropped_kv[static_cast<size_t>(l) * c.n_kv_heads + h / group] += s.dropped_mass;
+        const auto& x = hs[static_cast<size_t>(l) * c.n_heads + h];
+        eval::CompensationHeadSums& s = sums[static_cast<size_t>(l) * c.n_heads + h];
+        s.queries += x.queries, s.token_better += x.token_better;
+        s.dropped_mass += x.dropped_mass, s.token_share += x.token_share, s.token_mass += x.token_mass;
+        s.err_token += x.err_token, s.err_none += x.err_none, s.err_ideal_weight += x.err_ideal_weight;
+        captured_kv[static_cast<size_t>(l) * c.n_kv_heads + h / group] += x.token_mass;
+        dropped_kv[static_cast<size_t>(l) * c.n_kv_heads + h / group] += x.dropped_mass;
       }
       for (int g = 0; g < c.n_kv_heads; ++g) layer_spreads[l].push_back(probe.spreads()[static_cast<size_t>(l) * c.n_kv_heads + g]);
     }
@@ -120,6 +130,11 @@ int RunCompensation(CompensationOptions& o) {
   nlohmann::json j = {{"eval", "compensation"}, {"model", m.path},   {"length", o.length}, {"prefix_tokens", prefix},
                       {"steps", o.steps},        {"samples", o.samples}, {"sinks", sinks},   {"window", window},
                       {"summary", eval::ToJson(all)}};
+  j["settings"] = {{"sinks", sinks}, {"window_min", o.kv.cache.razor.window_min},
+                   {"window_frac", o.kv.cache.razor.window_frac}, {"induction_ratio", o.kv.cache.induction_ratio},
+                   {"echo_heads", o.kv.cache.use_echo_heads}, {"threads", o.common.ResolvedThreads()},
+                   {"kernels", o.common.mode_name()}, {"seed", o.seed}};
+  j["sample_first_sentences"] = *starts;
   j["layers"] = nlohmann::json::array();
   std::string md = fmt::format(
       "# razor eval compensation\n\nmodel: `{}`  \n{} sample(s): a {}-token prefix of essays, then {} queries; razor "
@@ -134,7 +149,9 @@ int RunCompensation(CompensationOptions& o) {
       std::count(compressed.begin(), compressed.end(), true), compressed.size(), window);
   md += Row("all", all);
   for (int l = 0; l < c.n_layers; ++l) {
-    const eval::CompensationSummary s = eval::Summarise(layer_sums[l], layer_spreads[l]);
+    const std::vector<eval::CompensationHeadSums> layer(sums.begin() + static_cast<ptrdiff_t>(l) * c.n_heads,
+                                                        sums.begin() + static_cast<ptrdiff_t>(l + 1) * c.n_heads);
+    const eval::CompensationSummary s = eval::Summarise(layer, layer_spreads[l]);
     nlohmann::json jl = eval::ToJson(s);
     jl["layer"] = l;
     j["layers"].push_back(jl);
@@ -165,8 +182,11 @@ int RunCompensation(CompensationOptions& o) {
     }
   std::error_code ec;
   std::filesystem::create_directories(o.out, ec);
-  std::ofstream(o.out + "/compensation.json") << j.dump(2) << "\n";
-  std::ofstream(o.out + "/compensation.md") << md;
+  std::ofstream json_out(o.out + "/compensation.json");
+  json_out << j.dump(2) << "\n";
+  std::ofstream md_out(o.out + "/compensation.md");
+  md_out << md;
+  if (ec || !json_out || !md_out) return Fail(fmt::format("--out {}: cannot write compensation.json / .md", o.out));
   if (!pic.cells.empty())
     if (Status st = WritePng(eval::RenderScoreGrid(pic, "captured"), o.out + "/compensation.png"); !st.ok())
       return Fail(st.message());
@@ -183,6 +203,7 @@ void RegisterEvalCompensation(CLI::App* eval, int* exit_code) {
   AddModelOption(cmd, &o.common);
   AddRuntimeOptions(cmd, &o.common);
   o.kv.cache.razor.window_min = 512;  // as the other evals
+  o.kv.modes = "razor";
   AddKvOptions(cmd, &o.kv, /*allow_list=*/false);
   AddNumber(cmd, "--length", &o.length, "tokens in all: prefix + queries", 64, 1 << 20);
   AddNumber(cmd, "--steps", &o.steps, "queries scored after the prefix", 1, 1 << 20);

@@ -72,9 +72,10 @@ void CompensationProbe::OnAttention(int layer, const float* q, const int32_t* po
                                     const KvCache& cache) {
   const int64_t b = dropped_begin(), e = dropped_end();
   if (e <= b) return;
-  bool any = false;
-  for (int64_t t = 0; t < n; ++t) any = any || positions[t] >= prefix_;
-  if (!any) return;
+  std::vector<int64_t> scored;  // the rows of this call at positions >= prefix: the only ones with work
+  for (int64_t t = 0; t < n; ++t)
+    if (positions[t] >= prefix_) scored.push_back(t);
+  if (scored.empty()) return;
   if (!means_ready_[layer]) MakeMeans(layer, cache);
   const int group = n_heads_ / n_kv_heads_;
   const int d = head_dim_;
@@ -84,11 +85,11 @@ void CompensationProbe::OnAttention(int layer, const float* q, const int32_t* po
   scratch_.assign(static_cast<size_t>(n) * n_heads_, CompensationHeadSums{});
   const double ln_count = std::log(static_cast<double>(e - b));
 
-  auto score = [&](int64_t tb, int64_t te) {
+  auto score = [&](int64_t sb, int64_t se) {
     std::vector<double> o_full(d), o_kept(d), o(d);
-    for (int64_t t = tb; t < te; ++t) {
+    for (int64_t si = sb; si < se; ++si) {
+      const int64_t t = scored[si];
       const int64_t i = positions[t];
-      if (i < prefix_) continue;
       for (int h = 0; h < n_heads_; ++h) {
         const int g = h / group;
         const size_t hk = static_cast<size_t>(layer) * n_kv_heads_ + g;
@@ -130,8 +131,9 @@ void CompensationProbe::OnAttention(int layer, const float* q, const int32_t* po
       }
     }
   };
-  if (pool_ != nullptr) pool_->ParallelFor(n, score);
-  else score(0, n);
+  const int64_t n_scored = static_cast<int64_t>(scored.size());
+  if (pool_ != nullptr) pool_->ParallelFor(n_scored, score);
+  else score(0, n_scored);
   for (int64_t t = 0; t < n; ++t)  // in token order: the sums do not depend on the thread count
     for (int h = 0; h < n_heads_; ++h) {
       const CompensationHeadSums& x = scratch_[t * n_heads_ + h];

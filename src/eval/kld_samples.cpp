@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include <fmt/format.h>
+
 namespace razor::eval {
 
 double StudentT975(int df) {
@@ -40,14 +42,24 @@ MeanInterval MeanWithInterval(const std::vector<double>& values) {
   return r;
 }
 
-size_t KldSampleStart(uint64_t seed, int k, size_t sentences, size_t needed) {
-  if (k == 0 || sentences <= needed) return 0;
-  // splitmix64 of (seed, k): a fixed draw per sample, independent of the platform's std:: distributions.
-  uint64_t z = seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(k + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return static_cast<size_t>(z % (sentences - needed + 1));
+Result<std::vector<size_t>> KldWindowStarts(uint64_t seed, int samples, size_t sentences, size_t needed) {
+  if (samples < 1) return Err("--samples must be at least 1");
+  std::vector<size_t> starts = {0};
+  if (samples == 1) return starts;
+  const size_t stratum = sentences / static_cast<size_t>(samples);
+  if (stratum < needed)
+    return Err(fmt::format("--samples {}: {} disjoint windows need about {} sentences of essays, the text has {} "
+                           "(fewer samples or a shorter --length)",
+                           samples, samples, needed * static_cast<size_t>(samples), sentences));
+  for (int k = 1; k < samples; ++k) {
+    // splitmix64 of (seed, k): a fixed draw per sample, independent of the platform's std:: distributions.
+    uint64_t z = seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(k + 1);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    starts.push_back(static_cast<size_t>(k) * stratum + static_cast<size_t>(z % (stratum - needed + 1)));
+  }
+  return starts;
 }
 
 size_t SentencesForChars(const std::vector<std::string>& sentences, size_t chars) {
@@ -87,7 +99,10 @@ KldSummary SummariseKld(const std::vector<KldResult>& runs) {
     }
   }
   s.mean_kl = MeanWithInterval(kl);
+  s.mean_kl.lo = std::max(0.0, s.mean_kl.lo);  // KL >= 0, agreement in [0, 1]: the t interval clipped to them
   s.top1_agreement = MeanWithInterval(agree);
+  s.top1_agreement.lo = std::max(0.0, s.top1_agreement.lo);
+  s.top1_agreement.hi = std::min(1.0, s.top1_agreement.hi);
   s.reduction = MeanWithInterval(red);
   if (!pooled.empty()) {
     std::sort(pooled.begin(), pooled.end());

@@ -1,8 +1,8 @@
-// `razor eval kld --samples K`: K windows of the essays per run (sample 0 from the first sentence, as with
-// one sample; sample k > 0 from a sentence drawn from the seed), each compared with the full cache on the
-// same tokens, and the K results summarised as a mean with a 95 % Student-t interval over the samples (the
-// windows are disjoint draws of real text, so the per-sample means are close to independent; the steps inside
-// one window are not, which is why the interval is not taken over steps).
+// `razor eval kld --samples K`: K disjoint windows of the essays per run (sample 0 from the first sentence, as
+// with one sample; sample k > 0 from a seed-drawn sentence of the k-th K-th of the text), each compared with
+// the full cache on the same tokens, and the K results summarised as a mean with a 95 % Student-t interval
+// over the samples (separate stretches of real text, so the per-sample means are close to independent; the
+// steps inside one window are not, which is why the interval is not taken over steps).
 #pragma once
 
 #include <cstddef>
@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/status.h"
 #include "eval/kld.h"
 
 namespace razor::eval {
@@ -27,10 +28,11 @@ struct MeanInterval {
 // Mean of `values` with its 95 % t interval (mean +- t_{0.975, n-1} * s / sqrt(n)). Empty: all zero.
 MeanInterval MeanWithInterval(const std::vector<double>& values);
 
-// First sentence of sample k of a run over `sentences` sentences when `needed` consecutive ones make one
-// window: 0 for k == 0; otherwise a seed-drawn index in [0, sentences - needed] (0 when the text holds no
-// more than one window).
-size_t KldSampleStart(uint64_t seed, int k, size_t sentences, size_t needed);
+// First sentence of each of K windows over `sentences` sentences when one window uses `needed` consecutive
+// ones: K strata of sentences / K each; window 0 starts at 0 (the one window of --samples 1), window k > 0 at
+// a seed-drawn sentence of stratum k that leaves `needed` sentences inside it, so windows do not overlap.
+// Err (one line) when a stratum is shorter than `needed`: the text does not hold K disjoint windows.
+Result<std::vector<size_t>> KldWindowStarts(uint64_t seed, int samples, size_t sentences, size_t needed);
 
 // Sentences from the end of `sentences` that hold `chars` characters (joined by spaces): the `needed` of
 // KldSampleStart, so a window drawn there still has text enough.
