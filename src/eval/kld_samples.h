@@ -34,8 +34,8 @@ MeanInterval MeanWithInterval(const std::vector<double>& values);
 // Err (one line) when a stratum is shorter than `needed`: the text does not hold K disjoint windows.
 Result<std::vector<size_t>> KldWindowStarts(uint64_t seed, int samples, size_t sentences, size_t needed);
 
-// Sentences from the end of `sentences` that hold `chars` characters (joined by spaces): the `needed` of
-// KldSampleStart, so a window drawn there still has text enough.
+// Sentences from the end of `sentences` that hold `chars` characters (joined by spaces): the span of one
+// window for KldWindowStarts when a window uses at most `chars` characters.
 size_t SentencesForChars(const std::vector<std::string>& sentences, size_t chars);
 // The window of sample text: sentences from `first`, joined by single spaces, until more than `chars`
 // characters (or the end).
