@@ -23,6 +23,7 @@
 #include "kv/full_kv_cache.h"
 #include "runtime/head_profiler.h"
 #include "runtime/loaded_model.h"
+#include "scratch_profile.h"
 
 namespace razor::eval {
 namespace {
@@ -246,16 +247,11 @@ TEST(EvalCompensationTest, ReportsEveryCompressedHeadAndQuery) {
   if (!LoadHaystackText(DefaultHaystackDir()).ok()) GTEST_SKIP() << "no essays (scripts/fetch_eval_data.sh)";
   auto model = LoadModel(env);
   ASSERT_TRUE(model.ok()) << model.error();
-  ThreadPool pool(2);
-  HeadProfilerOptions po;
-  po.block = 64;
-  po.repeats = 2;
-  auto profile = ProfileHeads(**model, pool, MathMode::kFast, po);
-  ASSERT_TRUE(profile.ok()) << profile.error();
   const std::string dir = testing_cli::ScratchDir() + "/eval_compensation";
   fs::remove_all(dir);
   fs::create_directories(dir);
-  ASSERT_TRUE(profile->Save(dir + "/profile.json", /*overwrite=*/true).ok());
+  auto profile = testing::SaveScratchProfile(**model, dir + "/profile.json");
+  ASSERT_TRUE(profile.ok()) << profile.error();
   const auto o = testing_cli::RunRazor(fmt::format(
       "eval compensation -m '{}' --profile '{}/profile.json' --length 640 --steps 8 --window-min 128 -t 2 --out '{}/out'",
       env, dir, dir));

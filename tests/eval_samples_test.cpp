@@ -21,6 +21,7 @@
 #include "eval/tasks.h"
 #include "eval/wilson_interval.h"
 #include "runtime/head_profiler.h"
+#include "scratch_profile.h"
 #include "runtime/loaded_model.h"
 
 namespace razor::eval {
@@ -167,17 +168,12 @@ TEST(EvalSamplesTest, EveryModeOfACellSeesTheSameKDifferentSamples) {
   auto model = LoadModel(env);
   ASSERT_TRUE(model.ok()) << model.error();
   if (!(*model)->tokenizer) GTEST_SKIP() << "model has no tokenizer";
-  ThreadPool pool(2);
-  HeadProfilerOptions po;
-  po.block = 64;
-  po.repeats = 2;
-  auto profile = ProfileHeads(**model, pool, MathMode::kFast, po);
-  ASSERT_TRUE(profile.ok()) << profile.error();
   const std::string dir = testing_cli::ScratchDir() + "/eval_samples";
   fs::remove_all(dir);
-  fs::create_directories(dir + "/out");  // --out must exist
+  fs::create_directories(dir);
   const std::string profile_path = dir + "/profile.json";
-  ASSERT_TRUE(profile->Save(profile_path, /*overwrite=*/true).ok());
+  auto profile = testing::SaveScratchProfile(**model, profile_path);
+  ASSERT_TRUE(profile.ok()) << profile.error();
   const auto o = testing_cli::RunRazor(fmt::format(
       "eval passkey -m '{}' --profile '{}' --lengths 256 --depths 50 --samples 3 --modes full,razor -t 2 "
       "--out '{}/out'", env, profile_path, dir));
