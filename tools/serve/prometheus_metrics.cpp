@@ -24,6 +24,9 @@ std::string FormatPrometheusMetrics(const SchedulerMetrics& m) {
   Metric(&out, "kv_bytes_full_equivalent", "gauge",
          "K/V bytes full caches of the running sequences would hold at their lengths.",
          double(m.kv_bytes_full_equivalent));
+  Metric(&out, "kv_heads_compressed", "gauge",
+         "KV heads (over layers and running sequences) cut to sinks + window + compensation token.",
+         double(m.heads_compressed));
   m.time_to_first_token.Format("time_to_first_token_seconds",
                                "From a request's arrival to its first generated token, seconds.", &out);
   m.inter_token_latency.Format("inter_token_latency_seconds", "Between consecutive generated tokens, seconds.", &out);

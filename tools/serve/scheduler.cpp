@@ -33,6 +33,7 @@ struct Scheduler::Running {
   std::shared_ptr<JobChannel> channel;
   std::unique_ptr<Sequence> seq;
   size_t reserved;
+  uint64_t id = 0;
   TokenTextStream text;
   int64_t prefilled = 0;  // prompt tokens already stepped
   int32_t next = -1;      // the sampled token its next decode feeds
@@ -133,6 +134,7 @@ void Scheduler::Admit() {
     reserved_bytes_ += need;
     running_.push_back(
         std::make_unique<Running>(std::move(w.job), w.channel, std::move(*seq), need, engine_.tokenizer(), w.arrived));
+    running_.back()->id = ++admitted_;
   }
 }
 
@@ -216,9 +218,38 @@ void Scheduler::Fail(Running& r, const std::string& message) {
   r.done = true;
 }
 
+SequenceSnapshot Scheduler::Snapshot(const Running& r) const {
+  const RazorKvCache& cache = r.seq->kv();
+  const RazorKvStats st = cache.stats();
+  SequenceSnapshot s;
+  s.id = r.id;
+  s.kv = KvModeName(r.job.kv);
+  s.prompt_tokens = static_cast<int64_t>(r.job.prompt.size());
+  s.prefilled = r.prefilled;
+  s.generated = r.generated;
+  s.length = r.seq->length();
+  s.kv_bytes = cache.bytes_allocated();
+  s.full_bytes = st.full_cache_bytes;
+  s.heads = st.heads;
+  s.heads_compressed = st.heads_compressed;
+  s.n_layers = cache.policy().n_layers();
+  s.n_kv_heads = cache.policy().n_kv_heads();
+  for (int l = 0; l < s.n_layers; ++l)
+    for (int h = 0; h < s.n_kv_heads; ++h) {
+      const KvHeadView v = cache.View(l, h);
+      s.head_tokens.push_back(static_cast<int32_t>(v.len));
+      s.head_compressed.push_back(v.comp_count > 0 || v.len < s.length ? 1 : 0);
+    }
+  return s;
+}
+
 void Scheduler::PublishMetrics() {
   SchedulerMetrics m;
-  for (const auto& r : running_) m.kv_bytes_full_equivalent += r->seq->kv_stats().full_cache_bytes;
+  for (const auto& r : running_) {
+    m.kv_bytes_full_equivalent += r->seq->kv_stats().full_cache_bytes;
+    m.sequences.push_back(Snapshot(*r));
+    m.heads_compressed += m.sequences.back().heads_compressed;
+  }
   m.running = static_cast<int64_t>(running_.size());
   m.prompt_tokens_total = prompt_tokens_total_;
   m.generation_tokens_total = generation_tokens_total_;

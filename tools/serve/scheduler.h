@@ -68,12 +68,28 @@ struct SchedulerLimits {
   int max_stalled_steps = 32;   // steps a sequence may sit out for want of KV blocks before it fails
 };
 
+// One running sequence as GET /razor/sequences (the web page's KV panel) shows it.
+struct SequenceSnapshot {
+  uint64_t id = 0;                         // admission order, from 1
+  std::string kv;                          // "full" | "razor" | "streaming"
+  int64_t prompt_tokens = 0, prefilled = 0, generated = 0;
+  int64_t length = 0;                      // tokens the sequence has seen
+  size_t kv_bytes = 0;                     // held now: pool blocks + compensation tokens
+  size_t full_bytes = 0;                   // K/V bytes a full cache of the same type would hold at this length
+  int64_t heads = 0, heads_compressed = 0;
+  int n_layers = 0, n_kv_heads = 0;
+  std::vector<int32_t> head_tokens;        // [n_layers * n_kv_heads] (layer-major) tokens each head holds
+  std::vector<uint8_t> head_compressed;    // [n_layers * n_kv_heads] 1 = cut to sinks + window
+};
+
 struct SchedulerMetrics {
   int64_t running = 0, waiting = 0;
+  int64_t heads_compressed = 0;            // over the running sequences
   int64_t prompt_tokens_total = 0, generation_tokens_total = 0;
   size_t kv_bytes_held = 0, kv_bytes_full_equivalent = 0, kv_pool_bytes = 0;
   // From a request's arrival: to its first generated token; between its tokens; to its end.
   LatencyHistogram time_to_first_token, inter_token_latency, e2e_request_latency;
+  std::vector<SequenceSnapshot> sequences;  // the running ones, in admission order
 };
 
 class Scheduler {
@@ -105,12 +121,14 @@ class Scheduler {
   void Finish(Running& r, const char* reason, bool flush);
   void Fail(Running& r, const std::string& message);
   void PublishMetrics();
+  SequenceSnapshot Snapshot(const Running& r) const;
 
   Engine& engine_;
   KvCacheOptions base_kv_;
   SchedulerLimits limits_;
   size_t pool_bytes_;
   size_t reserved_bytes_ = 0;  // scheduler thread only
+  uint64_t admitted_ = 0;      // scheduler thread only
   std::vector<std::unique_ptr<Running>> running_;  // scheduler thread only
   int64_t prompt_tokens_total_ = 0, generation_tokens_total_ = 0;
   LatencyHistogram ttft_, itl_, e2e_;  // scheduler thread only; copied by PublishMetrics
