@@ -113,4 +113,34 @@ std::string KvHeadPolicy::Describe() const {
                      compensation() ? " + compensation token" : "", decode_fold() ? ", decode folds into it" : "");
 }
 
+int64_t KvHeadPolicy::PlannedPeakBlocks(int64_t prompt_tokens, int64_t total_tokens) const {
+  const int64_t bt = std::max<int64_t>(1, params_.block_tokens);
+  const int64_t n = std::max<int64_t>(0, prompt_tokens);
+  const int64_t total = std::max(n, total_tokens);
+  auto blocks = [&](int64_t rows) { return (rows + bt - 1) / bt; };
+  const int64_t n0 = params_.sinks;
+  const bool compressing = mode() != KvMode::kFull && n > 0;
+  int64_t prefill_peak = 0, compressed_before = 0, end_of_decode = 0;
+  for (int l = 0; l < n_layers_; ++l) {
+    int64_t layer_during = 0, layer_after = 0;  // blocks of this layer while it is compressed, and after
+    for (int hi = 0; hi < n_kv_heads_; ++hi) {
+      const int64_t w = HeadWindow(l, hi, n);
+      if (!compressing || !compresses(l, hi) || n <= n0 + w) {
+        end_of_decode += blocks(total);
+        layer_during += blocks(n);
+        layer_after += blocks(n);
+        continue;
+      }
+      // Fold: SteadyBlocks (N0 + W from a first row < bt, plus the decode token before its fold).
+      const int64_t after = decode_fold() ? blocks(n0 + w + bt) : blocks(n0 + w);
+      end_of_decode += decode_fold() ? after : blocks(n0 + w + total - n);
+      layer_during += std::max(blocks(n), after);
+      layer_after += after;
+    }
+    prefill_peak = std::max(prefill_peak, compressed_before + layer_during);
+    compressed_before += layer_after;
+  }
+  return std::max(prefill_peak, end_of_decode);
+}
+
 }  // namespace razor

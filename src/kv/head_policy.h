@@ -67,6 +67,13 @@ class KvHeadPolicy {
   double retrieval_fraction() const;
   double ExpectedKeptFraction(int64_t n) const;
   std::string Describe() const;  // one line for verbose output
+  // Most pool blocks (of params().block_tokens tokens) a cache of this policy holds over a life of
+  // `prompt_tokens` prompt tokens in one prefill, compressed layer by layer (RazorKvCache::OnLayerDone),
+  // then decode up to `total_tokens` tokens, from empty. The larger of (a) the prefill of one layer: the
+  // layers before it compressed, it whole, the later ones empty; (b) the end of decode: retrieval (and
+  // too-short) heads at total_tokens, compressed ones at sinks + window + the decoded tokens (decode_fold:
+  // their steady ring of blocks). What a server admits a request by.
+  int64_t PlannedPeakBlocks(int64_t prompt_tokens, int64_t total_tokens) const;
 
  private:
   RazorParams params_;

@@ -25,10 +25,9 @@ Transformer::Transformer(const ModelConfig& config, const ModelWeights& weights,
 
 Transformer::~Transformer() = default;
 
-void Transformer::Reserve(int64_t rows, int64_t m) {
+void Transformer::Reserve(int64_t m) {
   const ModelConfig& c = config_;
   Backend& be = *backend_;
-  be.Reserve(&x_, rows * c.dim);
   be.Reserve(&xn_, m * c.dim);
   be.Reserve(&q_, m * c.q_dim());
   be.Reserve(&k_, m * c.kv_dim());
@@ -41,13 +40,13 @@ void Transformer::Reserve(int64_t rows, int64_t m) {
   if (observer_) lse_.resize(m * c.n_heads);
 }
 
-Status Transformer::Step(const std::vector<StepSequence>& batch, std::vector<float>* logits) {
+Status Transformer::Validate(const std::vector<StepSequence>& batch, int64_t* rows, int64_t* out_rows) const {
   const ModelConfig& c = config_;
-  Backend& be = *backend_;
+  const Backend& be = *backend_;
   if (batch.empty()) return Err("forward pass over an empty batch");
   if (observer_ && batch.size() != 1) return Err("an attention observer needs a batch of one sequence");
   if (observer_ && be.device() != DeviceKind::kCpu) return Err("an attention observer needs the CPU backend");
-  int64_t rows = 0, out_rows = 0;
+  *rows = *out_rows = 0;
   for (size_t s = 0; s < batch.size(); ++s) {
     const StepSequence& q = batch[s];
     if (q.cache == nullptr || q.n <= 0) return Err("forward pass over zero tokens");
@@ -59,52 +58,109 @@ Status Transformer::Step(const std::vector<StepSequence>& batch, std::vector<flo
     for (int64_t t = 0; t < q.n; ++t)
       if (q.tokens[t] < 0 || q.tokens[t] >= c.vocab_size)
         return Err(fmt::format("token id {} out of range [0, {})", q.tokens[t], c.vocab_size));
-    rows += q.n;
-    out_rows += q.all_logits ? q.n : 1;
+    *rows += q.n;
+    *out_rows += q.all_logits ? q.n : 1;
   }
+  return Status::Ok();
+}
 
-  // The residual stream holds every row; everything else works on chunks of kChunk rows, so that activation
-  // memory stays bounded however long the prompt (a chunk's queries attend to every key appended so far,
-  // which is exactly causal attention over the whole prompt).
+void Transformer::Prepare(const std::vector<StepSequence>& batch, int64_t rows) {
+  // The residual stream holds every row; everything else works on chunks of chunk_tokens_ rows, so that
+  // activation memory stays bounded however long the prompt (a chunk's queries attend to every key appended
+  // so far, which is exactly causal attention over the whole prompt).
   const int64_t kChunk = chunk_tokens_;
-  const int64_t dim = c.dim;
-  Reserve(rows, std::min(rows, kChunk));
   positions_.resize(rows);
-  std::vector<int32_t> tokens(rows);
-  std::vector<int64_t> seq_row0(batch.size());  // first row of each sequence
+  tokens_.resize(rows);
+  seq_row0_.resize(batch.size());
   for (size_t s = 0, r = 0; s < batch.size(); ++s) {
-    seq_row0[s] = static_cast<int64_t>(r);
+    seq_row0_[s] = static_cast<int64_t>(r);
     const int64_t pos0 = batch[s].cache->sequence_length();
     for (int64_t t = 0; t < batch[s].n; ++t, ++r) {
       positions_[r] = static_cast<int32_t>(pos0 + t);
-      tokens[r] = batch[s].tokens[t];
+      tokens_[r] = batch[s].tokens[t];
     }
   }
-  if (!c.alibi) rope_.Angles(positions_.data(), rows, &cos_, &sin_);
-  float* x_all = x_->data();
-  be.Embed(weights_.token_embd, tokens.data(), rows, x_all);
-  if (c.embedding_norm) be.Norm(x_all, rows, dim, weights_.embd_norm, weights_.embd_norm_b, c.layer_norm, c.rms_eps, x_all);
-
+  if (!config_.alibi) rope_.Angles(positions_.data(), rows, &cos_, &sin_);
   // Each chunk's pieces (a sequence's rows inside the chunk), the same for every layer.
-  std::vector<std::vector<Piece>> chunk_pieces;
+  chunk_pieces_.clear();
   for (int64_t r0 = 0; r0 < rows; r0 += kChunk) {
     const int64_t r1 = std::min(rows, r0 + kChunk);
     std::vector<Piece> pieces;
     for (size_t s = 0; s < batch.size(); ++s) {
-      const int64_t a = std::max(r0, seq_row0[s]), b = std::min(r1, seq_row0[s] + batch[s].n);
-      if (a < b) pieces.push_back({s, a, b - a, batch[s].cache->sequence_length() + (a - seq_row0[s])});
+      const int64_t a = std::max(r0, seq_row0_[s]), b = std::min(r1, seq_row0_[s] + batch[s].n);
+      if (a < b) pieces.push_back({s, a, b - a, batch[s].cache->sequence_length() + (a - seq_row0_[s])});
     }
-    chunk_pieces.push_back(std::move(pieces));
+    chunk_pieces_.push_back(std::move(pieces));
   }
+}
 
+void Transformer::Embed(int64_t rows, float* x_all) {
+  const ModelConfig& c = config_;
+  backend_->Embed(weights_.token_embd, tokens_.data(), rows, x_all);
+  if (c.embedding_norm)
+    backend_->Norm(x_all, rows, c.dim, weights_.embd_norm, weights_.embd_norm_b, c.layer_norm, c.rms_eps, x_all);
+}
+
+Status Transformer::Step(const std::vector<StepSequence>& batch, std::vector<float>* logits) {
+  int64_t rows = 0, out_rows = 0;
+  RAZOR_RETURN_IF_ERROR(Validate(batch, &rows, &out_rows));
+  backend_->Reserve(&x_, rows * config_.dim);
+  Reserve(std::min(rows, chunk_tokens_));
+  Prepare(batch, rows);
+  Embed(rows, x_->data());
+  RAZOR_RETURN_IF_ERROR(RunLayers(batch, rows, x_->data(), 0, config_.n_layers));
+  for (const StepSequence& s : batch) s.cache->CommitTokens(s.n);
+  Logits(batch, out_rows, x_->data(), logits);
+  return Status::Ok();
+}
+
+Status Transformer::StepLayers(const StepSequence& seq, LayerProgress* progress, int max_layers, bool* finished,
+                               std::vector<float>* logits) {
+  const ModelConfig& c = config_;
+  *finished = false;
+  const std::vector<StepSequence> batch = {seq};
+  int64_t rows = 0, out_rows = 0;
+  RAZOR_RETURN_IF_ERROR(Validate(batch, &rows, &out_rows));
+  if (progress->next_layer < 0 || progress->next_layer >= c.n_layers)
+    return Err(fmt::format("layer-sliced prefill resumed at layer {} of {}", progress->next_layer, c.n_layers));
+  if (progress->next_layer > 0 && progress->rows != rows)
+    return Err(fmt::format("layer-sliced prefill resumed with {} tokens, begun with {}", rows, progress->rows));
+  Reserve(std::min(rows, chunk_tokens_));
+  Prepare(batch, rows);  // positions stay those of the first call: tokens are committed only at the end
+  if (progress->next_layer == 0) {
+    backend_->Reserve(&progress->residual, rows * c.dim);
+    progress->rows = rows;
+    Embed(rows, progress->residual->data());
+  }
+  const int l0 = progress->next_layer;
+  const int l1 = max_layers > 0 ? std::min(c.n_layers, l0 + max_layers) : c.n_layers;
+  RAZOR_RETURN_IF_ERROR(RunLayers(batch, rows, progress->residual->data(), l0, l1));
+  if (l1 < c.n_layers) {
+    progress->next_layer = l1;
+    return Status::Ok();
+  }
+  seq.cache->CommitTokens(seq.n);
+  Logits(batch, out_rows, progress->residual->data(), logits);
+  progress->residual.reset();
+  progress->next_layer = 0;
+  progress->rows = 0;
+  *finished = true;
+  return Status::Ok();
+}
+
+Status Transformer::RunLayers(const std::vector<StepSequence>& batch, int64_t rows, float* x_all, int l0, int l1) {
+  const ModelConfig& c = config_;
+  Backend& be = *backend_;
+  const int64_t kChunk = chunk_tokens_;
+  const int64_t dim = c.dim;
   const int half = c.head_dim / 2;
   float* xn = xn_->data();
   float* q = q_->data();
   float* k = k_->data();
   float* v = v_->data();
-  for (int l = 0; l < c.n_layers; ++l) {
+  for (int l = l0; l < l1; ++l) {
     const LayerWeights& L = weights_.layers[l];
-    for (size_t ci = 0; ci < chunk_pieces.size(); ++ci) {
+    for (size_t ci = 0; ci < chunk_pieces_.size(); ++ci) {
       const int64_t t0 = static_cast<int64_t>(ci) * kChunk;
       const int64_t m = std::min(kChunk, rows - t0);
       float* x = x_all + t0 * dim;
@@ -136,11 +192,11 @@ Status Transformer::Step(const std::vector<StepSequence>& batch, std::vector<flo
         be.Rope(q, m, c.q_dim(), c.n_heads, c.head_dim, c.rope_layout, &cos_[t0 * half], &sin_[t0 * half]);
         be.Rope(k, m, c.kv_dim(), c.n_kv_heads, c.head_dim, c.rope_layout, &cos_[t0 * half], &sin_[t0 * half]);
       }
-      for (const Piece& p : chunk_pieces[ci]) {
+      for (const Piece& p : chunk_pieces_[ci]) {
         const int64_t off = (p.row0 - t0) * c.kv_dim();
         RAZOR_RETURN_IF_ERROR(batch[p.seq].cache->Append(l, p.pos0, p.n, k + off, v + off));
       }
-      Attention(l, batch, chunk_pieces[ci], t0);
+      Attention(l, batch, chunk_pieces_[ci], t0);
       if (observer_) observer_->OnAttention(l, q, &positions_[t0], m, lse_.data(), *batch[0].cache);
       be.MatMul(L.wo, attn_->data(), m, proj_->data());
       if (c.dense_bias) be.AddBias(proj_->data(), L.bo, m, dim);
@@ -163,15 +219,21 @@ Status Transformer::Step(const std::vector<StepSequence>& batch, std::vector<flo
     }
     for (const StepSequence& s : batch) s.cache->OnLayerDone(l, s.n > 1);
   }
-  for (const StepSequence& s : batch) s.cache->CommitTokens(s.n);
+  return Status::Ok();
+}
 
+void Transformer::Logits(const std::vector<StepSequence>& batch, int64_t out_rows, const float* x_all,
+                         std::vector<float>* logits) {
   // Logits of the rows asked for, gathered in batch order.
+  const ModelConfig& c = config_;
+  Backend& be = *backend_;
+  const int64_t dim = c.dim;
   be.Reserve(&xn_, out_rows * dim);
-  xn = xn_->data();
+  float* xn = xn_->data();
   int64_t o = 0;
   for (size_t s = 0; s < batch.size(); ++s) {
-    const int64_t first = batch[s].all_logits ? seq_row0[s] : seq_row0[s] + batch[s].n - 1;
-    const int64_t n = seq_row0[s] + batch[s].n - first;
+    const int64_t first = batch[s].all_logits ? seq_row0_[s] : seq_row0_[s] + batch[s].n - 1;
+    const int64_t n = seq_row0_[s] + batch[s].n - first;
     be.Norm(x_all + first * dim, n, dim, weights_.output_norm, weights_.output_norm_b, c.layer_norm, c.rms_eps,
             xn + o * dim);
     o += n;
@@ -180,7 +242,6 @@ Status Transformer::Step(const std::vector<StepSequence>& batch, std::vector<flo
   be.MatMul(weights_.output, xn, out_rows, logits_->data());
   logits->resize(out_rows * c.vocab_size);
   be.ToHost(logits_->data(), out_rows * c.vocab_size, logits->data());
-  return Status::Ok();
 }
 
 void Transformer::Attention(int layer, const std::vector<StepSequence>& batch, const std::vector<Piece>& pieces,

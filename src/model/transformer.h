@@ -44,6 +44,13 @@ struct StepSequence {
   bool all_logits = false;          // logits of every token; else of the last one only
 };
 
+// A prompt run a few layers per call (Transformer::StepLayers): its residual stream waits here between calls.
+struct LayerProgress {
+  std::unique_ptr<Buffer> residual;  // [rows, dim] fp32, a backend buffer (device memory on a GPU)
+  int next_layer = 0;                // 0: not begun (or done)
+  int64_t rows = 0;                  // tokens of the prompt being run
+};
+
 class Transformer {
  public:
   Transformer(const ModelConfig& config, const ModelWeights& weights, Backend& backend);
@@ -61,6 +68,15 @@ class Transformer {
     return Step({StepSequence{&cache, tokens, n, all_logits}}, logits);
   }
 
+  // Layer-sliced prefill: one sequence's prompt through layers [progress->next_layer, + max_layers) (0: all the
+  // rest); the residual stream waits in `progress` between calls, which must pass the same tokens. The cache
+  // sees the calls one Step makes, layer by layer (a compressing cache compresses each layer as it finishes,
+  // so the layer-by-layer memory peak stays); the tokens are committed and `logits` set (as Step's) only by
+  // the call that runs the last layer, which sets *finished. Other sequences' Steps may run between calls.
+  // On an error the cache may hold partial layers (clear it and reset `progress`).
+  Status StepLayers(const StepSequence& seq, LayerProgress* progress, int max_layers, bool* finished,
+                    std::vector<float>* logits);
+
   const ModelConfig& config() const { return config_; }
   Backend& backend() { return *backend_; }
   void set_observer(AttentionObserver* observer) { observer_ = observer; }
@@ -77,7 +93,14 @@ class Transformer {
     int64_t row0, n;  // rows of the step
     int64_t pos0;     // position of its first row
   };
-  void Reserve(int64_t rows, int64_t chunk);
+  Status Validate(const std::vector<StepSequence>& batch, int64_t* rows, int64_t* out_rows) const;
+  void Reserve(int64_t chunk);  // the per-chunk activations
+  // Positions, RoPE angles, tokens and chunk pieces of the batch's rows.
+  void Prepare(const std::vector<StepSequence>& batch, int64_t rows);
+  void Embed(int64_t rows, float* x_all);
+  // Layers [l0, l1) over the residual stream x_all ([rows, dim]).
+  Status RunLayers(const std::vector<StepSequence>& batch, int64_t rows, float* x_all, int l0, int l1);
+  void Logits(const std::vector<StepSequence>& batch, int64_t out_rows, const float* x_all, std::vector<float>* logits);
   void Attention(int layer, const std::vector<StepSequence>& batch, const std::vector<Piece>& pieces,
                  int64_t chunk_row0);
 
@@ -92,6 +115,9 @@ class Transformer {
   std::vector<int64_t> qkv_cols_[3];  // fused_qkv: source column of each head's q / k / v
   // Host index data of a step. R = rows of the step.
   std::vector<int32_t> positions_;   // [R]
+  std::vector<int32_t> tokens_;      // [R]
+  std::vector<int64_t> seq_row0_;    // [batch] first row of each sequence
+  std::vector<std::vector<Piece>> chunk_pieces_;  // [chunks] a sequence's rows inside each chunk
   std::vector<float> cos_, sin_;     // [R, head_dim/2]
   std::vector<float> lse_;           // [m, n_heads] (only with an observer; host)
   std::vector<AttentionItem> items_;

@@ -66,6 +66,7 @@ void Sequence::Reset() {
   cache_->Clear();
   tokens_.clear();
   logits_.clear();
+  prefill_ = {};
   failed_ = false;
 }
 
@@ -132,7 +133,7 @@ Result<HeadProfile> Engine::ProfileHeads(const HeadProfilerOptions& options) {
   return razor::ProfileHeads(*model_, *pool_, options_.math, options);
 }
 
-Result<std::unique_ptr<Sequence>> Engine::NewSequence(const SequenceOptions& so) {
+Result<KvHeadPolicy> Engine::PolicyFor(const SequenceOptions& so) const {
   KvCacheOptions kv = so.kv;
   kv.kv_type = options_.kv_type;
   kv.razor.block_tokens = options_.kv_block_tokens;
@@ -140,8 +141,17 @@ Result<std::unique_ptr<Sequence>> Engine::NewSequence(const SequenceOptions& so)
     return Err(fmt::format("the {} KV policy needs the head profile: call EnsureProfile first", KvModeName(kv.mode)));
   if (so.capacity < 0 || so.capacity > context_)
     return Err(fmt::format("a sequence of {} tokens does not fit the context of {}", so.capacity, context_));
+  return MakeKvPolicy(*model_, kv, so.capacity > 0 ? so.capacity : context_, so.prompt_tokens, profile());
+}
+
+Result<size_t> Engine::PlannedPeakKvBytes(const SequenceOptions& so, int64_t total_tokens) const {
+  RAZOR_ASSIGN_OR_RETURN(KvHeadPolicy policy, PolicyFor(so));
+  return static_cast<size_t>(policy.PlannedPeakBlocks(so.prompt_tokens, total_tokens)) * kv_pool_->block_bytes();
+}
+
+Result<std::unique_ptr<Sequence>> Engine::NewSequence(const SequenceOptions& so) {
+  RAZOR_ASSIGN_OR_RETURN(KvHeadPolicy policy, PolicyFor(so));
   const int64_t capacity = so.capacity > 0 ? so.capacity : context_;
-  RAZOR_ASSIGN_OR_RETURN(KvHeadPolicy policy, MakeKvPolicy(*model_, kv, capacity, so.prompt_tokens, profile()));
   auto cache = std::make_unique<RazorKvCache>(std::move(policy), config().head_dim, capacity, options_.kv_type,
                                               kv_pool_);
   return std::unique_ptr<Sequence>(new Sequence(std::move(cache), so.sampler, config().vocab_size));
@@ -166,11 +176,29 @@ Status Engine::Step(std::vector<SequenceInput>& inputs) {
   // Group 0: inputs whose blocks are taken now (decodes, full-cache prompts); then the compressing prompts, in
   // one group on the CPU, one group each on a device (whose memory outside the pool holds the residual stream
   // of one context-long prompt, [context, dim] fp32, not of several: see Open).
+  // Layer-sliced prompts (a compressing prompt with max_layers, or one already under way) run last, each
+  // alone through its next layers (Transformer::StepLayers).
+  for (const SequenceInput& in : inputs) {
+    const LayerProgress& p = in.sequence->prefill_;
+    if (p.next_layer > 0 && p.rows != static_cast<int64_t>(in.tokens.size()))
+      return Err(fmt::format("a prompt prefilled layer by layer takes the same {} tokens until it is done, not {}",
+                             p.rows, in.tokens.size()));
+    if (p.next_layer > 0 && in.all_logits) return Err("a layer-sliced prompt gives its last token's logits only");
+  }
   std::vector<std::vector<SequenceInput*>> groups(1);
+  std::vector<SequenceInput*> sliced;
   const bool one_compressing_prompt_per_forward = backend_->device() != DeviceKind::kCpu;
   for (SequenceInput& in : inputs) {
-    const bool prompt = in.begins_prompt.value_or(in.sequence->length() == 0);
+    in.prompt_pending = false;
+    const bool under_way = in.sequence->prefill_.next_layer > 0;
+    const bool prompt = under_way || in.begins_prompt.value_or(in.sequence->length() == 0);
     const bool compressing = prompt && in.sequence->cache().wants_single_prefill_call();
+    if (compressing && (under_way || (in.max_layers > 0 && !in.all_logits))) {
+      if (!under_way)
+        in.sequence->cache().BeginPrefill(in.prompt_tokens.value_or(static_cast<int64_t>(in.tokens.size())));
+      sliced.push_back(&in);
+      continue;
+    }
     if (!compressing) {
       in.status = in.sequence->cache_->Reserve(static_cast<int64_t>(in.tokens.size()));
       if (!in.status.ok()) {
@@ -183,7 +211,8 @@ Status Engine::Step(std::vector<SequenceInput>& inputs) {
     else if (groups.size() == 1 || one_compressing_prompt_per_forward) groups.push_back({&in});
     else groups[1].push_back(&in);
   }
-  if (groups[0].empty() && groups.size() == 1) return inputs.empty() ? Err("an empty step") : inputs.front().status;
+  if (groups[0].empty() && groups.size() == 1 && sliced.empty())
+    return inputs.empty() ? Err("an empty step") : inputs.front().status;
   const size_t vocab = c.vocab_size;
   Status first_error = Status::Ok();
   bool any_ran = false;
@@ -212,6 +241,25 @@ Status Engine::Step(std::vector<SequenceInput>& inputs) {
       s.tokens_.insert(s.tokens_.end(), in->tokens.begin(), in->tokens.end());
       row += rows;
     }
+  }
+  for (SequenceInput* in : sliced) {
+    Sequence& s = *in->sequence;
+    const StepSequence seq{&s.cache(), in->tokens.data(), static_cast<int64_t>(in->tokens.size()), false};
+    bool finished = false;
+    Status st = transformer_->StepLayers(seq, &s.prefill_, in->max_layers, &finished, &step_logits_);
+    s.logits_.clear();
+    if (!st.ok()) {
+      s.failed_ = true;
+      s.prefill_ = {};
+      in->status = st;
+      if (first_error.ok()) first_error = st;
+      continue;
+    }
+    any_ran = true;
+    in->prompt_pending = !finished;
+    if (!finished) continue;
+    s.logits_.assign(step_logits_.begin(), step_logits_.begin() + vocab);
+    s.tokens_.insert(s.tokens_.end(), in->tokens.begin(), in->tokens.end());
   }
   return any_ran ? Status::Ok() : first_error;
 }

@@ -89,6 +89,8 @@ class Sequence {
   void Reset();
   // True after a failed step: its cache may hold partial layers; Reset() before reusing it.
   bool failed() const { return failed_; }
+  // A layer-sliced prompt is under way (SequenceInput::max_layers).
+  bool prefill_pending() const { return prefill_.next_layer > 0; }
 
  private:
   friend class Engine;
@@ -99,6 +101,7 @@ class Sequence {
   int32_t vocab_;
   std::vector<int32_t> tokens_;
   std::vector<float> logits_;
+  LayerProgress prefill_;  // a layer-sliced prompt under way
   bool failed_ = false;
 };
 
@@ -112,6 +115,12 @@ struct SequenceInput {
   std::optional<bool> begins_prompt;
   // With begins_prompt: the whole prompt's length when it comes in several steps (default: these tokens).
   std::optional<int64_t> prompt_tokens;
+  // Layer-sliced prefill of a compressing (razor / streaming) prompt: run only its next `max_layers` layers in
+  // this step (0: all). Its residual stream waits in the sequence; send the same tokens again every step until
+  // prompt_pending comes back false (then its logits are set). Decodes of other sequences run between, so a
+  // long prompt does not stall them, and each layer is still compressed as soon as it holds the whole prompt.
+  int max_layers = 0;
+  bool prompt_pending = false;  // out: the prompt has layers left (no logits yet)
   // Out: this input's own outcome. A decode whose blocks the pool cannot give gets "KV pool exhausted" here
   // and sits the step out (its sequence untouched, still usable); the others run.
   Status status;
@@ -148,6 +157,12 @@ class Engine {
 
   // A new sequence (no blocks yet). Errors on a policy the profile cannot serve (EnsureProfile not called).
   Result<std::unique_ptr<Sequence>> NewSequence(const SequenceOptions& options);
+  // The KV policy such a sequence gets (its per-head rules for options.prompt_tokens).
+  Result<KvHeadPolicy> PolicyFor(const SequenceOptions& options) const;
+  // Most KV pool bytes such a sequence holds: its prompt of options.prompt_tokens (one prefill, compressed
+  // layer by layer) then decode to total_tokens (KvHeadPolicy::PlannedPeakBlocks). Safe from any thread
+  // while the profile does not change.
+  Result<size_t> PlannedPeakKvBytes(const SequenceOptions& options, int64_t total_tokens) const;
 
   // One forward step over the inputs (each sequence at most once); each run sequence's logits() are set.
   //  - an input that is invalid by itself (no tokens, a token outside the vocabulary, past the context) fails

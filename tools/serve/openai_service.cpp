@@ -106,11 +106,15 @@ void OpenAiService::Complete(const HttpRequest& request, HttpConnection& connect
   if (auto* e = std::get_if<ApiError>(&parsed)) return void(SendError(connection, *e));
   const CompletionRequest& r = std::get<CompletionRequest>(parsed);
   const int64_t tokens = static_cast<int64_t>(r.job.prompt.size()) + r.job.max_tokens;
-  if (scheduler_.ReservationBytes(tokens) > scheduler_.pool_bytes())
+  auto need = scheduler_.ReservationBytes(r.job);
+  if (!need)
+    return void(SendError(connection, {400, need.error(), "invalid_request_error", "", "invalid_kv_policy"}));
+  if (*need > scheduler_.pool_bytes())
     return void(SendError(connection, {400,
-                                       fmt::format("prompt + max_tokens ({} tokens) need {:.1f} MiB of KV; the pool "
-                                                   "holds {:.1f} MiB (lower max_tokens or raise --kv-pool-mib)",
-                                                   tokens, scheduler_.ReservationBytes(tokens) / 1048576.0,
+                                       fmt::format("prompt + max_tokens ({} tokens) need {:.1f} MiB of KV under the {} "
+                                                   "policy; the pool holds {:.1f} MiB (lower max_tokens or raise "
+                                                   "--kv-pool-mib)",
+                                                   tokens, *need / 1048576.0, KvModeName(r.job.kv),
                                                    scheduler_.pool_bytes() / 1048576.0),
                                        "invalid_request_error", "max_tokens", "kv_pool_too_small"}));
   auto channel = scheduler_.Submit(r.job);

@@ -64,9 +64,17 @@ Scheduler::~Scheduler() {
   thread_.join();
 }
 
-size_t Scheduler::ReservationBytes(int64_t tokens) const {
-  const int64_t bt = std::max<int64_t>(1, engine_.options().kv_block_tokens);
-  return static_cast<size_t>((tokens + bt - 1) / bt * bt) * engine_.full_kv_bytes_per_token();
+SequenceOptions Scheduler::OptionsFor(const GenerationJob& job) const {
+  SequenceOptions so;
+  so.kv = base_kv_;
+  so.kv.mode = job.kv;
+  so.prompt_tokens = static_cast<int64_t>(job.prompt.size());
+  so.sampler = job.sampler;
+  return so;
+}
+
+Result<size_t> Scheduler::ReservationBytes(const GenerationJob& job) const {
+  return engine_.PlannedPeakKvBytes(OptionsFor(job), static_cast<int64_t>(job.prompt.size()) + job.max_tokens);
 }
 
 std::shared_ptr<JobChannel> Scheduler::Submit(GenerationJob job) {
@@ -114,19 +122,15 @@ void Scheduler::Admit() {
       std::lock_guard<std::mutex> l(mu_);
       if (waiting_.empty()) return;
       Waiting& front = waiting_.front();
-      need = ReservationBytes(static_cast<int64_t>(front.job.prompt.size()) + front.job.max_tokens);
+      auto planned = ReservationBytes(front.job);
+      need = planned ? *planned : 0;  // an error here is NewSequence's below, reported to the client
       // First come, first served: the head waits for memory (later jobs do not overtake it).
       if (!front.channel->cancelled() && reserved_bytes_ + need > pool_bytes_) return;
       w = std::move(front);
       waiting_.pop_front();
     }
     if (w.channel->cancelled()) continue;
-    SequenceOptions so;
-    so.kv = base_kv_;
-    so.kv.mode = w.job.kv;
-    so.prompt_tokens = static_cast<int64_t>(w.job.prompt.size());
-    so.sampler = w.job.sampler;
-    auto seq = engine_.NewSequence(so);
+    auto seq = engine_.NewSequence(OptionsFor(w.job));
     if (!seq) {
       w.channel->Push(JobEvent::Failed(seq.error()));
       continue;
@@ -141,14 +145,25 @@ void Scheduler::Admit() {
 void Scheduler::StepAll() {
   std::vector<SequenceInput> inputs;
   std::vector<Running*> owners;
+  bool slicing = false;  // one compressing prompt at a time goes through its layers
+  const int n_layers = engine_.config().n_layers;
   for (auto& rp : running_) {
     Running& r = *rp;
     if (r.done) continue;
     SequenceInput in;
     in.sequence = r.seq.get();
     const int64_t n = static_cast<int64_t>(r.job.prompt.size());
-    if (r.prefilled < n) {
-      const int64_t chunk = r.seq->cache().wants_single_prefill_call() ? n : limits_.prefill_chunk;
+    if (r.prefilled < n && r.seq->cache().wants_single_prefill_call()) {
+      // Layer-sliced: the whole prompt through as many layers as make about prefill_chunk x n_layers
+      // token-layers (the work of one prompt chunk), so each step stays about as long as a chunked one.
+      if (slicing) continue;  // waits for the one before it
+      slicing = true;
+      in.tokens = r.job.prompt;
+      in.begins_prompt = true;
+      const int64_t layers = std::max<int64_t>(1, limits_.prefill_chunk * n_layers / std::max<int64_t>(1, n));
+      in.max_layers = layers >= n_layers ? 0 : static_cast<int>(layers);
+    } else if (r.prefilled < n) {
+      const int64_t chunk = limits_.prefill_chunk;
       const int64_t end = std::min(n, r.prefilled + chunk);
       in.tokens.assign(r.job.prompt.begin() + r.prefilled, r.job.prompt.begin() + end);
       in.begins_prompt = r.prefilled == 0;  // the whole prompt announced once, though it comes in chunks
@@ -175,6 +190,7 @@ void Scheduler::StepAll() {
       continue;
     }
     r.stalls = 0;
+    if (in.prompt_pending) continue;  // a layer-sliced prompt with layers left
     if (r.prefilled < static_cast<int64_t>(r.job.prompt.size())) {
       r.prefilled += static_cast<int64_t>(in.tokens.size());
       prompt_tokens_total_ += static_cast<int64_t>(in.tokens.size());

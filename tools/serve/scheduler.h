@@ -1,11 +1,17 @@
 // Continuous batching: one thread owns the Engine (which is not thread-safe). Connection threads Submit()
 // jobs and read their events from a JobChannel; every iteration the scheduler drops cancelled jobs, admits
-// waiting ones while the KV pool's unreserved bytes cover their full-cache footprint (prompt + max_tokens),
+// waiting ones while the KV pool's unreserved bytes cover their policy's footprint (prompt + max_tokens: a
+// razor sequence reserves what its compressed heads will hold, not a full cache),
 // then runs ONE Engine::Step over every running sequence: decodes and prompt chunks together.
 //
 // Prompts enter in chunks of `prefill_chunk` tokens per step, so a long prompt does not stall the running
-// decodes; a compressing (RazorAttention) cache wants its whole prompt in one call
-// (KvCache::wants_single_prefill_call) and gets it in one step.
+// decodes. A compressing (RazorAttention / streaming) cache needs each layer to see the whole prompt before
+// it compresses that layer (KvCache::wants_single_prefill_call), so its prompt is sliced by layers instead:
+// each step runs the whole prompt through the next k layers, k = max(1, prefill_chunk * n_layers / N) (about
+// a chunk's work), its residual stream waiting in the sequence between steps (SequenceInput::max_layers).
+// The layer-by-layer memory peak (one layer whole, the earlier ones compressed) is kept; the cost is that
+// residual ([N, dim] fp32) and reading k layers' weights a second time in that step. One such prompt at a
+// time is sliced (the next waits), so at most one layer of one prompt is ever whole.
 #pragma once
 
 #include <atomic>
@@ -102,8 +108,9 @@ class Scheduler {
 
   // Queues a job; nullptr when the queue is full.
   std::shared_ptr<JobChannel> Submit(GenerationJob job);
-  // KV bytes admission reserves for a sequence of this many tokens (a full cache's, in whole blocks).
-  size_t ReservationBytes(int64_t tokens) const;
+  // KV bytes admission reserves for a job: the most its sequence's policy holds over its life, prompt
+  // (compressed layer by layer) then max_tokens of decode (Engine::PlannedPeakKvBytes). Any thread.
+  Result<size_t> ReservationBytes(const GenerationJob& job) const;
   size_t pool_bytes() const { return pool_bytes_; }
   SchedulerMetrics metrics() const;
 
@@ -122,6 +129,7 @@ class Scheduler {
   void Fail(Running& r, const std::string& message);
   void PublishMetrics();
   SequenceSnapshot Snapshot(const Running& r) const;
+  SequenceOptions OptionsFor(const GenerationJob& job) const;
 
   Engine& engine_;
   KvCacheOptions base_kv_;
