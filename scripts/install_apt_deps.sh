@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian/Ubuntu packages razor needs to build, test, fuzz and benchmark.
+# Install the Debian/Ubuntu packages razor needs to build, test, fuzz and benchmark (chromium and
+# chromium-driver: the headless browser that tests `razor serve`'s web page, scripts/test_serve_browser.sh).
 # Idempotent: when every package is already installed (dpkg -s) it returns at once, touching
 # neither apt's lists nor the network.
 #
@@ -13,6 +14,7 @@ PACKAGES=(
   libgtest-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libfmt-dev libutf8proc-dev
   libbenchmark-dev libpng-dev pkg-config
   python3-venv python3-pip
+  chromium chromium-driver
 )
 # nodejs/npm may come from another source (e.g. a nodejs build that bundles npm): only ask apt for
 # them when the command is missing.

@@ -29,6 +29,8 @@ cmake_bin="$(scripts/configure_release.sh | tail -n 1)"
 
 step "Python package: wheel + pytest"
 scripts/test_python.sh
+step "razor serve's web page in headless chromium + /razor/sequences"
+scripts/test_serve_browser.sh
 
 if [ "$quick" = 1 ]; then exit 0; fi
 

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "serve/prometheus_metrics.h"
+#include "serve/sequence_report.h"
+#include "serve/web_page.h"
 
 namespace razor::serve {
 namespace {
@@ -70,9 +72,11 @@ void OpenAiService::Handle(const HttpRequest& request, HttpConnection& connectio
     const char* path;
     const char* method;
   };
-  static constexpr Route kRoutes[] = {{"/health", "GET"},
+  static constexpr Route kRoutes[] = {{"/", "GET"},
+                                      {"/health", "GET"},
                                       {"/v1/models", "GET"},
                                       {"/metrics", "GET"},
+                                      {"/razor/sequences", "GET"},
                                       {"/v1/completions", "POST"},
                                       {"/v1/chat/completions", "POST"}};
   const Route* route = nullptr;
@@ -87,6 +91,10 @@ void OpenAiService::Handle(const HttpRequest& request, HttpConnection& connectio
                            "invalid_request_error", "", "method_not_allowed"},
                           {{"Allow", route->method}}));
   if (request.path == std::string("/health")) return void(SendJson(connection, 200, {{"status", "ok"}}));
+  // The page itself holds no data (it asks for the key and sends it on its own requests).
+  if (request.path == std::string("/"))
+    return void(connection.Send(FormatHttpResponse(200, "text/html; charset=utf-8", WebPageHtml(),
+                                                   {{"Cache-Control", "no-store"}})));
   if (!Authorized(request))
     return void(SendError(connection, {401, "missing or wrong API key (send Authorization: Bearer KEY)",
                                        "invalid_request_error", "", "invalid_api_key"},
@@ -98,6 +106,9 @@ void OpenAiService::Handle(const HttpRequest& request, HttpConnection& connectio
   if (request.path == std::string("/metrics"))
     return void(connection.Send(FormatHttpResponse(200, "text/plain; version=0.0.4",
                                                    FormatPrometheusMetrics(scheduler_.metrics()))));
+  if (request.path == std::string("/razor/sequences"))
+    return void(SendJson(connection, 200, SequenceReport(scheduler_.metrics(), scheduler_.pool_bytes()),
+                         {{"Cache-Control", "no-store"}}));
   Complete(request, connection, request.path == std::string("/v1/chat/completions"));
 }
 

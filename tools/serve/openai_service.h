@@ -1,6 +1,7 @@
-// The routes of `razor serve`: /health, /v1/models, /metrics, /v1/completions and /v1/chat/completions
-// (non-streaming JSON or server-sent events), with the API-key check and OpenAI-style errors. A request
-// only ever reaches the one model the server was started with: nothing here loads, pulls or runs anything.
+// The routes of `razor serve`: / (the web page), /health, /v1/models, /metrics, /razor/sequences,
+// /v1/completions and /v1/chat/completions (non-streaming JSON or server-sent events), with the API-key check
+// (on all but / and /health) and OpenAI-style errors. A request only ever reaches the one model the server was
+// started with: nothing here loads, pulls or runs anything.
 #pragma once
 
 #include <atomic>
