@@ -1,11 +1,14 @@
-// Layer-sliced prefill (SequenceInput::max_layers, Transformer::StepLayers) and the KV footprint plan
+// Sliced prefill (SequenceInput::slice_token_layers, Transformer::StepSlice) and the KV footprint plan
 // (KvHeadPolicy::PlannedPeakBlocks, Engine::PlannedPeakKvBytes) that `razor serve` admits requests by.
-//  - a compressing prompt run k layers per step, with another sequence decoding between its steps, gives
-//    the very logits and cache of the same prompt in one step (same rows through the same kernels), for
-//    razor, streaming and razor with decode folding, at several k; the decoding sequence is untouched;
+//  - a compressing prompt run k whole layers per step, with another sequence decoding between its steps,
+//    gives the very logits and cache of the same prompt in one step (same rows through the same kernels),
+//    for razor, streaming and razor with decode folding, at several k; the decoding sequence is untouched;
+//    budgets that cut layers into row chunks give the same cache bookkeeping and logits within 2e-3;
 //  - the plan equals the pool's measured peak (blocks held at once) over prompt + decode, for every policy,
 //    several prompt / decode lengths and block sizes, and never lies below it.
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include "model_test_support.h"
 #include "runtime/engine.h"
@@ -52,6 +55,25 @@ std::vector<int32_t> Prompt(size_t n, int32_t vocab, uint32_t seed) {
   return ids;
 }
 
+// Whole-layer budgets run Step's chunks: identical logits. Budgets inside layers run other row chunks, whose
+// GEMMs round differently (another register blocking of the rows), and the f16 KV rows written from them
+// round again: measured worst 5.3e-4 of the largest logit (SmolLM2, budgets 50 and 157); bound 2e-3. A wrong
+// position or a missed row moves logits by far more (see the mutation notes in the closing note).
+void ExpectLogitsMatch(const std::vector<float>& got, const std::vector<float>& want, bool exact, const char* name,
+                       int64_t budget) {
+  ASSERT_EQ(got.size(), want.size()) << name << " budget=" << budget;
+  if (exact) {
+    EXPECT_EQ(got, want) << name << " budget=" << budget;
+    return;
+  }
+  float worst = 0, scale = 1;
+  for (size_t i = 0; i < got.size(); ++i) {
+    worst = std::max(worst, std::fabs(got[i] - want[i]));
+    scale = std::max(scale, std::fabs(want[i]));
+  }
+  EXPECT_LE(worst / scale, 2e-3f) << name << " budget=" << budget;
+}
+
 struct Case {
   KvMode mode;
   bool fold;
@@ -96,13 +118,16 @@ TEST(LayerSlicedPrefillTest, SlicedPromptEqualsOneStepWithDecodesBetween) {
       oi[0].sequence = o.get();
       oi[0].tokens = other_prompt;
       ASSERT_TRUE(e->Step(oi).ok());
-      for (int i = 0; i < L; ++i) {
+      for (int64_t i = 0; i < L * static_cast<int64_t>(prompt.size()) / 16 + 2; ++i) {
         oi[0].tokens = {static_cast<int32_t>(9 + i)};
         ASSERT_TRUE(e->Step(oi).ok());
         other_alone.push_back(o->logits());
       }
     }
-    for (int k : {1, 4, 7, L}) {
+    const int64_t N = static_cast<int64_t>(prompt.size());
+    // Budgets: k whole layers (k * N pairs), and budgets that end inside layers (row chunks of 16..N).
+    for (int64_t budget : {N, 4 * N, 7 * N, L * N, int64_t{50}, N + 37, 3 * N / 2}) {
+      const bool whole_layers = budget % N == 0;
       auto sliced = std::move(e->NewSequence(so)).value();
       auto other = std::move(e->NewSequence(Options(KvMode::kFull, false, 8, 16))).value();
       std::vector<SequenceInput> oi(1);
@@ -114,12 +139,13 @@ TEST(LayerSlicedPrefillTest, SlicedPromptEqualsOneStepWithDecodesBetween) {
         std::vector<SequenceInput> step(2);
         step[0].sequence = sliced.get();
         step[0].tokens = prompt;
-        step[0].max_layers = k;
+        step[0].slice_token_layers = budget;
         step[1].sequence = other.get();
         step[1].tokens = {static_cast<int32_t>(9 + other_decodes)};
-        ASSERT_TRUE(e->Step(step).ok()) << c.name << " k=" << k;
+        ASSERT_LT(static_cast<size_t>(other_decodes), other_alone.size());
+        ASSERT_TRUE(e->Step(step).ok()) << c.name << " budget=" << budget;
         ASSERT_TRUE(step[0].status.ok() && step[1].status.ok());
-        ASSERT_EQ(other->logits(), other_alone[other_decodes]) << c.name << " k=" << k << " decode " << other_decodes;
+        ASSERT_EQ(other->logits(), other_alone[other_decodes]) << c.name << " budget=" << budget << " decode " << other_decodes;
         ++other_decodes;
         ++steps;
         if (!step[0].prompt_pending) break;
@@ -127,10 +153,11 @@ TEST(LayerSlicedPrefillTest, SlicedPromptEqualsOneStepWithDecodesBetween) {
         EXPECT_TRUE(sliced->prefill_pending());
         EXPECT_EQ(sliced->length(), 0) << "tokens are committed with the last layer";
       }
-      EXPECT_EQ(steps, (L + k - 1) / k) << c.name << " k=" << k;
+      if (whole_layers) EXPECT_EQ(steps, (L * N + budget - 1) / budget) << c.name << " budget=" << budget;
+      else EXPECT_GE(steps, (L * N) / std::max<int64_t>(budget, 16) / 2) << c.name << " budget=" << budget;
       EXPECT_FALSE(sliced->prefill_pending());
       EXPECT_EQ(sliced->length(), static_cast<int64_t>(prompt.size()));
-      EXPECT_EQ(sliced->logits(), alone_prompt_logits) << c.name << " k=" << k;
+      ExpectLogitsMatch(sliced->logits(), alone_prompt_logits, whole_layers, c.name, budget);
       const RazorKvStats st = sliced->kv_stats();
       EXPECT_EQ(st.heads_compressed, alone_stats.heads_compressed);
       EXPECT_EQ(st.tokens_dropped, alone_stats.tokens_dropped);
@@ -140,7 +167,7 @@ TEST(LayerSlicedPrefillTest, SlicedPromptEqualsOneStepWithDecodesBetween) {
         in[0].sequence = sliced.get();
         in[0].tokens = {7};
         ASSERT_TRUE(e->Step(in).ok());
-        EXPECT_EQ(sliced->logits(), alone_decodes[i]) << c.name << " k=" << k << " decode " << i;
+        ExpectLogitsMatch(sliced->logits(), alone_decodes[i], whole_layers, c.name, budget);
       }
     }
   }
@@ -156,7 +183,7 @@ TEST(LayerSlicedPrefillTest, AResumedPromptMustBeTheSameLength) {
   std::vector<SequenceInput> in(1);
   in[0].sequence = s.get();
   in[0].tokens = prompt;
-  in[0].max_layers = 1;
+  in[0].slice_token_layers = 40;
   ASSERT_TRUE(e->Step(in).ok());
   ASSERT_TRUE(in[0].prompt_pending);
   in[0].tokens.pop_back();
@@ -184,7 +211,7 @@ TEST(KvFootprintPlanTest, PlanEqualsTheMeasuredPeakOfEveryPolicy) {
     for (const Case& c : {Case{KvMode::kFull, false, "full"}, kCases[0], kCases[1], kCases[2]})
       for (int64_t n : {5, 37, 90})
         for (int64_t decode : {0, 3, 30})
-          for (int max_layers : {0, 1}) {
+          for (int64_t slice : {int64_t{0}, n, int64_t{20}}) {
             if (n + decode > context) continue;
             const SequenceOptions so = Options(c.mode, c.fold, n, 6);
             auto planned = e->PlannedPeakKvBytes(so, n + decode);
@@ -195,16 +222,16 @@ TEST(KvFootprintPlanTest, PlanEqualsTheMeasuredPeakOfEveryPolicy) {
             std::vector<SequenceInput> in(1);
             in[0].sequence = s.get();
             in[0].tokens = Prompt(static_cast<size_t>(n), m->config.vocab_size, static_cast<uint32_t>(n));
-            in[0].max_layers = max_layers;
+            in[0].slice_token_layers = slice;
             do ASSERT_TRUE(e->Step(in).ok()); while (in[0].prompt_pending);
-            in[0].max_layers = 0;
+            in[0].slice_token_layers = 0;
             for (int64_t i = 0; i < decode; ++i) {
               in[0].tokens = {static_cast<int32_t>(3 + i)};
               ASSERT_TRUE(e->Step(in).ok());
             }
             const size_t peak = e->kv_pool().peak_bytes_in_use();
             const std::string what = std::string(c.name) + " bt=" + std::to_string(bt) + " n=" + std::to_string(n) +
-                                     " decode=" + std::to_string(decode) + " slices=" + std::to_string(max_layers);
+                                     " decode=" + std::to_string(decode) + " slices=" + std::to_string(slice);
             EXPECT_EQ(*planned, peak) << what;
             if (c.mode != KvMode::kFull && n == 90)
               EXPECT_GT(s->kv_stats().heads_compressed, 0) << what << ": the long prompt must compress";

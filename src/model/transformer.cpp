@@ -114,111 +114,130 @@ Status Transformer::Step(const std::vector<StepSequence>& batch, std::vector<flo
   return Status::Ok();
 }
 
-Status Transformer::StepLayers(const StepSequence& seq, LayerProgress* progress, int max_layers, bool* finished,
-                               std::vector<float>* logits) {
+Status Transformer::StepSlice(const StepSequence& seq, LayerProgress* progress, int64_t token_layers, bool* finished,
+                              std::vector<float>* logits) {
   const ModelConfig& c = config_;
   *finished = false;
   const std::vector<StepSequence> batch = {seq};
   int64_t rows = 0, out_rows = 0;
   RAZOR_RETURN_IF_ERROR(Validate(batch, &rows, &out_rows));
-  if (progress->next_layer < 0 || progress->next_layer >= c.n_layers)
-    return Err(fmt::format("layer-sliced prefill resumed at layer {} of {}", progress->next_layer, c.n_layers));
-  if (progress->next_layer > 0 && progress->rows != rows)
-    return Err(fmt::format("layer-sliced prefill resumed with {} tokens, begun with {}", rows, progress->rows));
+  const bool begun = progress->next_layer > 0 || progress->next_row > 0;
+  if (progress->next_layer < 0 || progress->next_layer >= c.n_layers || progress->next_row < 0 ||
+      (begun && progress->next_row >= progress->rows))
+    return Err(fmt::format("a prompt slice resumed at layer {} row {}", progress->next_layer, progress->next_row));
+  if (begun && progress->rows != rows)
+    return Err(fmt::format("a sliced prompt resumed with {} tokens, begun with {}", rows, progress->rows));
   Reserve(std::min(rows, chunk_tokens_));
   Prepare(batch, rows);  // positions stay those of the first call: tokens are committed only at the end
-  if (progress->next_layer == 0) {
+  if (!begun) {
     backend_->Reserve(&progress->residual, rows * c.dim);
     progress->rows = rows;
     Embed(rows, progress->residual->data());
   }
-  const int l0 = progress->next_layer;
-  const int l1 = max_layers > 0 ? std::min(c.n_layers, l0 + max_layers) : c.n_layers;
-  RAZOR_RETURN_IF_ERROR(RunLayers(batch, rows, progress->residual->data(), l0, l1));
-  if (l1 < c.n_layers) {
-    progress->next_layer = l1;
-    return Status::Ok();
+  // Whole chunks of the Step grid while the budget allows; the last piece of a budget may be shorter (at
+  // least kMinRows rows, so that a small budget still runs GEMMs of some height).
+  constexpr int64_t kMinRows = 16;
+  int64_t budget = token_layers > 0 ? token_layers : INT64_MAX;
+  float* x_all = progress->residual->data();
+  const int64_t pos0 = seq.cache->sequence_length();
+  while (budget > 0 && progress->next_layer < c.n_layers) {
+    const int l = progress->next_layer;
+    const int64_t r0 = progress->next_row;
+    int64_t m = std::min(chunk_tokens_ - r0 % chunk_tokens_, rows - r0);  // to the end of r0's grid chunk
+    if (budget < m) m = std::min(m, std::max(budget, kMinRows));
+    RAZOR_RETURN_IF_ERROR(LayerChunk(l, batch, x_all, r0, m, {Piece{0, r0, m, pos0 + r0}}));
+    budget -= m;
+    progress->next_row += m;
+    if (progress->next_row == rows) {
+      seq.cache->OnLayerDone(l, seq.n > 1);
+      progress->next_row = 0;
+      ++progress->next_layer;
+    }
   }
+  if (progress->next_layer < c.n_layers) return Status::Ok();
   seq.cache->CommitTokens(seq.n);
-  Logits(batch, out_rows, progress->residual->data(), logits);
-  progress->residual.reset();
-  progress->next_layer = 0;
-  progress->rows = 0;
+  Logits(batch, out_rows, x_all, logits);
+  *progress = {};
   *finished = true;
   return Status::Ok();
 }
 
 Status Transformer::RunLayers(const std::vector<StepSequence>& batch, int64_t rows, float* x_all, int l0, int l1) {
+  const int64_t kChunk = chunk_tokens_;
+  for (int l = l0; l < l1; ++l) {
+    for (size_t ci = 0; ci < chunk_pieces_.size(); ++ci) {
+      const int64_t t0 = static_cast<int64_t>(ci) * kChunk;
+      RAZOR_RETURN_IF_ERROR(LayerChunk(l, batch, x_all, t0, std::min(kChunk, rows - t0), chunk_pieces_[ci]));
+    }
+    for (const StepSequence& s : batch) s.cache->OnLayerDone(l, s.n > 1);
+  }
+  return Status::Ok();
+}
+
+Status Transformer::LayerChunk(int l, const std::vector<StepSequence>& batch, float* x_all, int64_t t0, int64_t m,
+                               const std::vector<Piece>& pieces) {
   const ModelConfig& c = config_;
   Backend& be = *backend_;
-  const int64_t kChunk = chunk_tokens_;
   const int64_t dim = c.dim;
   const int half = c.head_dim / 2;
   float* xn = xn_->data();
   float* q = q_->data();
   float* k = k_->data();
   float* v = v_->data();
-  for (int l = l0; l < l1; ++l) {
-    const LayerWeights& L = weights_.layers[l];
-    for (size_t ci = 0; ci < chunk_pieces_.size(); ++ci) {
-      const int64_t t0 = static_cast<int64_t>(ci) * kChunk;
-      const int64_t m = std::min(kChunk, rows - t0);
-      float* x = x_all + t0 * dim;
-      be.Norm(x, m, dim, L.attn_norm, L.attn_norm_b, c.layer_norm, c.rms_eps, xn);
-      if (c.fused_qkv) {
-        // BLOOM: one projection (row layout: ModelConfig::fused_qkv_row); split into q, k, v ([m, heads * hd]).
-        const int64_t w3 = 3 * static_cast<int64_t>(c.q_dim());
-        be.MatMul(L.wqkv, xn, m, qkv_->data());
-        be.AddBias(qkv_->data(), L.bqkv, m, w3);
-        float* dst[3] = {q, k, v};
-        for (int part = 0; part < 3; ++part)
-          be.GatherColumns(qkv_->data(), w3, m, qkv_cols_[part].data(), c.n_heads, c.head_dim, dst[part],
-                           part == 0 ? c.q_dim() : c.kv_dim());
-      } else {
-        be.MatMul(L.wq, xn, m, q);
-        be.MatMul(L.wk, xn, m, k);
-        be.MatMul(L.wv, xn, m, v);
-      }
-      if (c.qkv_bias) {
-        be.AddBias(q, L.bq, m, c.q_dim());
-        be.AddBias(k, L.bk, m, c.kv_dim());
-        be.AddBias(v, L.bv, m, c.kv_dim());
-      }
-      if (c.qk_norm) {
-        be.HeadNorm(q, m, c.n_heads, c.head_dim, L.q_norm, c.rms_eps);
-        be.HeadNorm(k, m, c.n_kv_heads, c.head_dim, L.k_norm, c.rms_eps);
-      }
-      if (!c.alibi) {  // ALiBi: positions enter as biases in the attention kernel
-        be.Rope(q, m, c.q_dim(), c.n_heads, c.head_dim, c.rope_layout, &cos_[t0 * half], &sin_[t0 * half]);
-        be.Rope(k, m, c.kv_dim(), c.n_kv_heads, c.head_dim, c.rope_layout, &cos_[t0 * half], &sin_[t0 * half]);
-      }
-      for (const Piece& p : chunk_pieces_[ci]) {
-        const int64_t off = (p.row0 - t0) * c.kv_dim();
-        RAZOR_RETURN_IF_ERROR(batch[p.seq].cache->Append(l, p.pos0, p.n, k + off, v + off));
-      }
-      Attention(l, batch, chunk_pieces_[ci], t0);
-      if (observer_) observer_->OnAttention(l, q, &positions_[t0], m, lse_.data(), *batch[0].cache);
-      be.MatMul(L.wo, attn_->data(), m, proj_->data());
-      if (c.dense_bias) be.AddBias(proj_->data(), L.bo, m, dim);
-      be.Add(x, proj_->data(), m * dim);
-
-      be.Norm(x, m, dim, L.ffn_norm, L.ffn_norm_b, c.layer_norm, c.rms_eps, xn);
-      if (c.gelu_mlp) {
-        be.MatMul(L.w_up, xn, m, up_->data());
-        be.AddBias(up_->data(), L.b_up, m, c.ffn_dim);
-        be.Gelu(up_->data(), m * c.ffn_dim);
-        be.MatMul(L.w_down, up_->data(), m, proj_->data());
-        be.AddBias(proj_->data(), L.b_down, m, dim);
-      } else {
-        be.MatMul(L.w_gate, xn, m, gate_->data());
-        be.MatMul(L.w_up, xn, m, up_->data());
-        be.SiluMul(gate_->data(), up_->data(), m * c.ffn_dim);
-        be.MatMul(L.w_down, gate_->data(), m, proj_->data());
-      }
-      be.Add(x, proj_->data(), m * dim);
+  const LayerWeights& L = weights_.layers[l];
+  float* x = x_all + t0 * dim;
+    be.Norm(x, m, dim, L.attn_norm, L.attn_norm_b, c.layer_norm, c.rms_eps, xn);
+    if (c.fused_qkv) {
+      // BLOOM: one projection (row layout: ModelConfig::fused_qkv_row); split into q, k, v ([m, heads * hd]).
+      const int64_t w3 = 3 * static_cast<int64_t>(c.q_dim());
+      be.MatMul(L.wqkv, xn, m, qkv_->data());
+      be.AddBias(qkv_->data(), L.bqkv, m, w3);
+      float* dst[3] = {q, k, v};
+      for (int part = 0; part < 3; ++part)
+        be.GatherColumns(qkv_->data(), w3, m, qkv_cols_[part].data(), c.n_heads, c.head_dim, dst[part],
+                         part == 0 ? c.q_dim() : c.kv_dim());
+    } else {
+      be.MatMul(L.wq, xn, m, q);
+      be.MatMul(L.wk, xn, m, k);
+      be.MatMul(L.wv, xn, m, v);
     }
-    for (const StepSequence& s : batch) s.cache->OnLayerDone(l, s.n > 1);
-  }
+    if (c.qkv_bias) {
+      be.AddBias(q, L.bq, m, c.q_dim());
+      be.AddBias(k, L.bk, m, c.kv_dim());
+      be.AddBias(v, L.bv, m, c.kv_dim());
+    }
+    if (c.qk_norm) {
+      be.HeadNorm(q, m, c.n_heads, c.head_dim, L.q_norm, c.rms_eps);
+      be.HeadNorm(k, m, c.n_kv_heads, c.head_dim, L.k_norm, c.rms_eps);
+    }
+    if (!c.alibi) {  // ALiBi: positions enter as biases in the attention kernel
+      be.Rope(q, m, c.q_dim(), c.n_heads, c.head_dim, c.rope_layout, &cos_[t0 * half], &sin_[t0 * half]);
+      be.Rope(k, m, c.kv_dim(), c.n_kv_heads, c.head_dim, c.rope_layout, &cos_[t0 * half], &sin_[t0 * half]);
+    }
+    for (const Piece& p : pieces) {
+      const int64_t off = (p.row0 - t0) * c.kv_dim();
+      RAZOR_RETURN_IF_ERROR(batch[p.seq].cache->Append(l, p.pos0, p.n, k + off, v + off));
+    }
+    Attention(l, batch, pieces, t0);
+    if (observer_) observer_->OnAttention(l, q, &positions_[t0], m, lse_.data(), *batch[0].cache);
+    be.MatMul(L.wo, attn_->data(), m, proj_->data());
+    if (c.dense_bias) be.AddBias(proj_->data(), L.bo, m, dim);
+    be.Add(x, proj_->data(), m * dim);
+
+    be.Norm(x, m, dim, L.ffn_norm, L.ffn_norm_b, c.layer_norm, c.rms_eps, xn);
+    if (c.gelu_mlp) {
+      be.MatMul(L.w_up, xn, m, up_->data());
+      be.AddBias(up_->data(), L.b_up, m, c.ffn_dim);
+      be.Gelu(up_->data(), m * c.ffn_dim);
+      be.MatMul(L.w_down, up_->data(), m, proj_->data());
+      be.AddBias(proj_->data(), L.b_down, m, dim);
+    } else {
+      be.MatMul(L.w_gate, xn, m, gate_->data());
+      be.MatMul(L.w_up, xn, m, up_->data());
+      be.SiluMul(gate_->data(), up_->data(), m * c.ffn_dim);
+      be.MatMul(L.w_down, gate_->data(), m, proj_->data());
+    }
+    be.Add(x, proj_->data(), m * dim);
   return Status::Ok();
 }
 

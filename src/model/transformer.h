@@ -44,10 +44,11 @@ struct StepSequence {
   bool all_logits = false;          // logits of every token; else of the last one only
 };
 
-// A prompt run a few layers per call (Transformer::StepLayers): its residual stream waits here between calls.
+// A prompt run a slice per call (Transformer::StepSlice): where it stands, and its residual stream.
 struct LayerProgress {
   std::unique_ptr<Buffer> residual;  // [rows, dim] fp32, a backend buffer (device memory on a GPU)
-  int next_layer = 0;                // 0: not begun (or done)
+  int next_layer = 0;                // layer under way (0 with next_row 0: not begun, or done)
+  int64_t next_row = 0;              // rows of next_layer already run
   int64_t rows = 0;                  // tokens of the prompt being run
 };
 
@@ -68,14 +69,16 @@ class Transformer {
     return Step({StepSequence{&cache, tokens, n, all_logits}}, logits);
   }
 
-  // Layer-sliced prefill: one sequence's prompt through layers [progress->next_layer, + max_layers) (0: all the
-  // rest); the residual stream waits in `progress` between calls, which must pass the same tokens. The cache
-  // sees the calls one Step makes, layer by layer (a compressing cache compresses each layer as it finishes,
-  // so the layer-by-layer memory peak stays); the tokens are committed and `logits` set (as Step's) only by
-  // the call that runs the last layer, which sets *finished. Other sequences' Steps may run between calls.
+  // Sliced prefill: one sequence's prompt run `token_layers` (token, layer) pairs at a time (0: all the rest),
+  // layer after layer and, inside a layer, chunk after chunk of its rows, resuming where `progress` stopped;
+  // the residual stream waits there between calls, which must pass the same tokens. The cache sees what one
+  // Step does, in the same order (a compressing cache compresses each layer once all its rows are in, so the
+  // layer-by-layer memory peak stays); the tokens are committed and `logits` set (as Step's) only by the call
+  // that finishes the last layer, which sets *finished. Other sequences' Steps may run between calls. A
+  // budget of whole layers (a multiple of the prompt's length) runs the same chunks as Step: the same logits.
   // On an error the cache may hold partial layers (clear it and reset `progress`).
-  Status StepLayers(const StepSequence& seq, LayerProgress* progress, int max_layers, bool* finished,
-                    std::vector<float>* logits);
+  Status StepSlice(const StepSequence& seq, LayerProgress* progress, int64_t token_layers, bool* finished,
+                   std::vector<float>* logits);
 
   const ModelConfig& config() const { return config_; }
   Backend& backend() { return *backend_; }
@@ -98,8 +101,11 @@ class Transformer {
   // Positions, RoPE angles, tokens and chunk pieces of the batch's rows.
   void Prepare(const std::vector<StepSequence>& batch, int64_t rows);
   void Embed(int64_t rows, float* x_all);
-  // Layers [l0, l1) over the residual stream x_all ([rows, dim]).
+  // Layers [l0, l1) over the residual stream x_all ([rows, dim]), chunk by chunk of the grid.
   Status RunLayers(const std::vector<StepSequence>& batch, int64_t rows, float* x_all, int l0, int l1);
+  // Layer l over rows [t0, t0 + m) (<= chunk_tokens_), whose sequences' rows are `pieces`.
+  Status LayerChunk(int l, const std::vector<StepSequence>& batch, float* x_all, int64_t t0, int64_t m,
+                    const std::vector<Piece>& pieces);
   void Logits(const std::vector<StepSequence>& batch, int64_t out_rows, const float* x_all, std::vector<float>* logits);
   void Attention(int layer, const std::vector<StepSequence>& batch, const std::vector<Piece>& pieces,
                  int64_t chunk_row0);

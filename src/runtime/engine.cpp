@@ -176,24 +176,24 @@ Status Engine::Step(std::vector<SequenceInput>& inputs) {
   // Group 0: inputs whose blocks are taken now (decodes, full-cache prompts); then the compressing prompts, in
   // one group on the CPU, one group each on a device (whose memory outside the pool holds the residual stream
   // of one context-long prompt, [context, dim] fp32, not of several: see Open).
-  // Layer-sliced prompts (a compressing prompt with max_layers, or one already under way) run last, each
-  // alone through its next layers (Transformer::StepLayers).
+  // Sliced prompts (a compressing prompt with slice_token_layers, or one already under way) run last, each
+  // alone through its next slice (Transformer::StepSlice).
   for (const SequenceInput& in : inputs) {
     const LayerProgress& p = in.sequence->prefill_;
-    if (p.next_layer > 0 && p.rows != static_cast<int64_t>(in.tokens.size()))
-      return Err(fmt::format("a prompt prefilled layer by layer takes the same {} tokens until it is done, not {}",
+    if (in.sequence->prefill_pending() && p.rows != static_cast<int64_t>(in.tokens.size()))
+      return Err(fmt::format("a prompt prefilled in slices takes the same {} tokens until it is done, not {}",
                              p.rows, in.tokens.size()));
-    if (p.next_layer > 0 && in.all_logits) return Err("a layer-sliced prompt gives its last token's logits only");
+    if (in.sequence->prefill_pending() && in.all_logits) return Err("a sliced prompt gives its last token's logits only");
   }
   std::vector<std::vector<SequenceInput*>> groups(1);
   std::vector<SequenceInput*> sliced;
   const bool one_compressing_prompt_per_forward = backend_->device() != DeviceKind::kCpu;
   for (SequenceInput& in : inputs) {
     in.prompt_pending = false;
-    const bool under_way = in.sequence->prefill_.next_layer > 0;
+    const bool under_way = in.sequence->prefill_pending();
     const bool prompt = under_way || in.begins_prompt.value_or(in.sequence->length() == 0);
     const bool compressing = prompt && in.sequence->cache().wants_single_prefill_call();
-    if (compressing && (under_way || (in.max_layers > 0 && !in.all_logits))) {
+    if (compressing && (under_way || (in.slice_token_layers > 0 && !in.all_logits))) {
       if (!under_way)
         in.sequence->cache().BeginPrefill(in.prompt_tokens.value_or(static_cast<int64_t>(in.tokens.size())));
       sliced.push_back(&in);
@@ -246,7 +246,7 @@ Status Engine::Step(std::vector<SequenceInput>& inputs) {
     Sequence& s = *in->sequence;
     const StepSequence seq{&s.cache(), in->tokens.data(), static_cast<int64_t>(in->tokens.size()), false};
     bool finished = false;
-    Status st = transformer_->StepLayers(seq, &s.prefill_, in->max_layers, &finished, &step_logits_);
+    Status st = transformer_->StepSlice(seq, &s.prefill_, in->slice_token_layers, &finished, &step_logits_);
     s.logits_.clear();
     if (!st.ok()) {
       s.failed_ = true;

@@ -89,8 +89,8 @@ class Sequence {
   void Reset();
   // True after a failed step: its cache may hold partial layers; Reset() before reusing it.
   bool failed() const { return failed_; }
-  // A layer-sliced prompt is under way (SequenceInput::max_layers).
-  bool prefill_pending() const { return prefill_.next_layer > 0; }
+  // A sliced prompt is under way (SequenceInput::slice_token_layers).
+  bool prefill_pending() const { return prefill_.next_layer > 0 || prefill_.next_row > 0; }
 
  private:
   friend class Engine;
@@ -115,12 +115,13 @@ struct SequenceInput {
   std::optional<bool> begins_prompt;
   // With begins_prompt: the whole prompt's length when it comes in several steps (default: these tokens).
   std::optional<int64_t> prompt_tokens;
-  // Layer-sliced prefill of a compressing (razor / streaming) prompt: run only its next `max_layers` layers in
-  // this step (0: all). Its residual stream waits in the sequence; send the same tokens again every step until
-  // prompt_pending comes back false (then its logits are set). Decodes of other sequences run between, so a
-  // long prompt does not stall them, and each layer is still compressed as soon as it holds the whole prompt.
-  int max_layers = 0;
-  bool prompt_pending = false;  // out: the prompt has layers left (no logits yet)
+  // Sliced prefill of a compressing (razor / streaming) prompt: run only `slice_token_layers` (token, layer)
+  // pairs of it in this step (a whole layer of an N-token prompt is N; 0: all). Its residual stream waits in
+  // the sequence; send the same tokens again every step until prompt_pending comes back false (then its
+  // logits are set). Decodes of other sequences run between, so a long prompt does not stall them, and each
+  // layer is still compressed as soon as it holds the whole prompt (Transformer::StepSlice).
+  int64_t slice_token_layers = 0;
+  bool prompt_pending = false;  // out: the prompt has work left (no logits yet)
   // Out: this input's own outcome. A decode whose blocks the pool cannot give gets "KV pool exhausted" here
   // and sits the step out (its sequence untouched, still usable); the others run.
   Status status;

@@ -36,6 +36,7 @@ struct Scheduler::Running {
   uint64_t id = 0;
   TokenTextStream text;
   int64_t prefilled = 0;  // prompt tokens already stepped
+  int64_t slice_given = 0;  // sliced prompt: (token, layer) pairs handed to the engine so far
   int32_t next = -1;      // the sampled token its next decode feeds
   int64_t generated = 0;
   int stalls = 0;
@@ -52,6 +53,7 @@ double SecondsSince(std::chrono::steady_clock::time_point t) {
 Scheduler::Scheduler(Engine& engine, KvCacheOptions base_kv, SchedulerLimits limits)
     : engine_(engine), base_kv_(std::move(base_kv)), limits_(limits),
       pool_bytes_(engine.kv_pool().capacity_bytes()) {
+  metrics_.kv_pool_bytes = pool_bytes_;  // before the first step, too
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -142,32 +144,56 @@ void Scheduler::Admit() {
   }
 }
 
+int64_t Scheduler::PrefillBudget(bool decoding) const {
+  // Nothing decoding: no one waits on this step, so prompts go at full speed (all of them, unsliced).
+  if (!decoding) return 0;
+  // Decodes running: the prompt work that takes about as long as the decode part of a step (so a step
+  // lasts about twice a decode-only one), from the measured decode step time and prefill rate; a chunk's
+  // worth (prefill_chunk tokens through every layer) until both are measured.
+  const int64_t n_layers = engine_.config().n_layers;
+  const int64_t floor = 16 * n_layers;  // a 16-row chunk through every layer
+  if (decode_step_seconds_ <= 0 || prefill_rate_ <= 0) return limits_.prefill_chunk * n_layers;
+  return std::max<int64_t>(floor, static_cast<int64_t>(prefill_rate_ * decode_step_seconds_ * limits_.prefill_share));
+}
+
 void Scheduler::StepAll() {
   std::vector<SequenceInput> inputs;
   std::vector<Running*> owners;
-  bool slicing = false;  // one compressing prompt at a time goes through its layers
-  const int n_layers = engine_.config().n_layers;
+  bool slicing = false;  // one compressing prompt at a time is under way: one layer of one prompt whole
+  const int64_t n_layers = engine_.config().n_layers;
+  int64_t decodes = 0;
+  for (const auto& rp : running_)
+    if (!rp->done && rp->prefilled >= static_cast<int64_t>(rp->job.prompt.size())) ++decodes;
+  const int64_t budget = PrefillBudget(decodes > 0);  // (token, layer) pairs of prompt work; 0: unlimited
+  int64_t left = budget > 0 ? budget : INT64_MAX;
+  int64_t prompt_work = 0;
   for (auto& rp : running_) {
     Running& r = *rp;
     if (r.done) continue;
     SequenceInput in;
     in.sequence = r.seq.get();
     const int64_t n = static_cast<int64_t>(r.job.prompt.size());
+    if (r.prefilled < n && left <= 0) continue;  // the step's prompt budget is spent: next step
     if (r.prefilled < n && r.seq->cache().wants_single_prefill_call()) {
-      // Layer-sliced: the whole prompt through as many layers as make about prefill_chunk x n_layers
-      // token-layers (the work of one prompt chunk), so each step stays about as long as a chunked one.
+      // Sliced: the whole prompt, layer after layer, `give` (token, layer) pairs this step.
       if (slicing) continue;  // waits for the one before it
       slicing = true;
+      const int64_t remaining = std::max<int64_t>(1, n * n_layers - r.slice_given);
+      const int64_t give = std::min(left, remaining);
       in.tokens = r.job.prompt;
       in.begins_prompt = true;
-      const int64_t layers = std::max<int64_t>(1, limits_.prefill_chunk * n_layers / std::max<int64_t>(1, n));
-      in.max_layers = layers >= n_layers ? 0 : static_cast<int>(layers);
+      in.slice_token_layers = give >= remaining && r.slice_given == 0 ? 0 : give;
+      r.slice_given += give;
+      left -= give;
+      prompt_work += give;
     } else if (r.prefilled < n) {
-      const int64_t chunk = limits_.prefill_chunk;
-      const int64_t end = std::min(n, r.prefilled + chunk);
+      const int64_t chunk = std::max<int64_t>(1, std::min(n - r.prefilled, left / n_layers));
+      const int64_t end = std::min(n, r.prefilled + std::max<int64_t>(std::min<int64_t>(16, n - r.prefilled), chunk));
       in.tokens.assign(r.job.prompt.begin() + r.prefilled, r.job.prompt.begin() + end);
       in.begins_prompt = r.prefilled == 0;  // the whole prompt announced once, though it comes in chunks
       in.prompt_tokens = n;
+      left -= (end - r.prefilled) * n_layers;
+      prompt_work += (end - r.prefilled) * n_layers;
     } else {
       in.tokens = {r.next};
     }
@@ -175,7 +201,18 @@ void Scheduler::StepAll() {
     owners.push_back(&r);
   }
   if (inputs.empty()) return;
+  const auto t0 = std::chrono::steady_clock::now();
   const Status step = engine_.Step(inputs);
+  const double seconds = SecondsSince(t0);
+  // What the budget learns from: decode-only steps' time, and prompt work per second of the rest.
+  constexpr double kKeep = 0.8;  // weight of the past in the moving averages
+  if (step.ok() && prompt_work == 0 && decodes > 0)
+    decode_step_seconds_ = decode_step_seconds_ > 0 ? kKeep * decode_step_seconds_ + (1 - kKeep) * seconds : seconds;
+  else if (step.ok() && prompt_work > 0) {
+    const double prompt_seconds = std::max(1e-4, seconds - (decodes > 0 ? decode_step_seconds_ : 0.0));
+    const double rate = static_cast<double>(prompt_work) / prompt_seconds;
+    prefill_rate_ = prefill_rate_ > 0 ? kKeep * prefill_rate_ + (1 - kKeep) * rate : rate;
+  }
   for (size_t i = 0; i < inputs.size(); ++i) {
     Running& r = *owners[i];
     const SequenceInput& in = inputs[i];
@@ -190,7 +227,7 @@ void Scheduler::StepAll() {
       continue;
     }
     r.stalls = 0;
-    if (in.prompt_pending) continue;  // a layer-sliced prompt with layers left
+    if (in.prompt_pending) continue;  // a sliced prompt with work left
     if (r.prefilled < static_cast<int64_t>(r.job.prompt.size())) {
       r.prefilled += static_cast<int64_t>(in.tokens.size());
       prompt_tokens_total_ += static_cast<int64_t>(in.tokens.size());

@@ -4,14 +4,18 @@
 // razor sequence reserves what its compressed heads will hold, not a full cache),
 // then runs ONE Engine::Step over every running sequence: decodes and prompt chunks together.
 //
-// Prompts enter in chunks of `prefill_chunk` tokens per step, so a long prompt does not stall the running
-// decodes. A compressing (RazorAttention / streaming) cache needs each layer to see the whole prompt before
-// it compresses that layer (KvCache::wants_single_prefill_call), so its prompt is sliced by layers instead:
-// each step runs the whole prompt through the next k layers, k = max(1, prefill_chunk * n_layers / N) (about
-// a chunk's work), its residual stream waiting in the sequence between steps (SequenceInput::max_layers).
-// The layer-by-layer memory peak (one layer whole, the earlier ones compressed) is kept; the cost is that
-// residual ([N, dim] fp32) and reading k layers' weights a second time in that step. One such prompt at a
-// time is sliced (the next waits), so at most one layer of one prompt is ever whole.
+// Prompt work per step is budgeted in (token, layer) pairs, so a long prompt does not stall the running
+// decodes: with nothing decoding, prompts run whole; with decodes running, each step gets about as much
+// prompt work as the decode part of a step takes (measured: moving averages of decode-only step time and of
+// prompt work per second; `prefill_share` scales it), shared first come first served. A full cache's
+// prompt enters in chunks of that many tokens / n_layers (at least 16). A compressing (RazorAttention /
+// streaming) cache needs each layer to see the whole prompt before it compresses that layer
+// (KvCache::wants_single_prefill_call), so its prompt is sliced instead: each step runs the next budget's
+// worth of it, layer after layer and, inside a layer, chunk after chunk of rows, its residual stream waiting
+// in the sequence between steps (SequenceInput::slice_token_layers). The layer-by-layer memory peak (one
+// layer whole, the earlier ones compressed) is kept; the cost is that residual ([N, dim] fp32) and reading
+// the sliced layers' weights again in each step. One such prompt at a time is under way (the next waits),
+// so at most one layer of one prompt is ever whole.
 #pragma once
 
 #include <atomic>
@@ -70,7 +74,8 @@ class JobChannel {
 struct SchedulerLimits {
   int max_running = 16;
   int max_queue = 64;
-  int64_t prefill_chunk = 256;  // prompt tokens per sequence per step (when its cache allows chunks)
+  int64_t prefill_chunk = 256;  // prompt tokens per step (x n_layers: the budget) until the rates are measured
+  double prefill_share = 1.0;   // prompt work per step, as a multiple of a decode-only step's time
   int max_stalled_steps = 32;   // steps a sequence may sit out for want of KV blocks before it fails
 };
 
@@ -135,7 +140,10 @@ class Scheduler {
   KvCacheOptions base_kv_;
   SchedulerLimits limits_;
   size_t pool_bytes_;
+  int64_t PrefillBudget(bool decoding) const;  // (token, layer) pairs of prompt work this step; 0: all
   size_t reserved_bytes_ = 0;  // scheduler thread only
+  double decode_step_seconds_ = 0;  // scheduler thread only: moving average of decode-only steps
+  double prefill_rate_ = 0;         // scheduler thread only: (token, layer) pairs of prompt work per second
   uint64_t admitted_ = 0;      // scheduler thread only
   std::vector<std::unique_ptr<Running>> running_;  // scheduler thread only
   int64_t prompt_tokens_total_ = 0, generation_tokens_total_ = 0;
