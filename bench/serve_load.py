@@ -483,6 +483,17 @@ def peak_kv(samples):
     return out
 
 
+def chunk_rate_until_first_finish(recs, good, t0):
+    """(window s, chunks/s) from t0 to the first finish of a good request after it: the text chunks (~tokens) of
+    every request received in (t0, t1], over t1 - t0. (None, None) without such a finish; rate None with no chunk."""
+    ends = [r["end"] for r in good if t0 is not None and r["end"] > t0]
+    if not ends:
+        return None, None
+    t1 = min(ends)
+    n = sum(1 for r in recs for c in r["chunks"] if t0 < c <= t1)
+    return t1 - t0, (n / (t1 - t0) if n else None)
+
+
 def run_capacity(args, server, prompts):
     C = args.clients
     barrier = threading.Barrier(C)
@@ -531,26 +542,14 @@ def run_capacity(args, server, prompts):
     s["client_max_decoding"] = best
     # The same rate from the client's view: from when that many were first decoding at once (each had its first
     # token) to the first finish after it; unlike /metrics' running count this leaves out prompts being prefilled.
-    s["decode_client_window_s"] = s["decode_client_tok_s"] = None
-    ends_c = [r["end"] for r in good if t_best is not None and r["end"] > t_best]
-    if ends_c:
-        t1 = min(ends_c)
-        n = sum(1 for r in recs for c in r["chunks"] if t_best < c <= t1)
-        s["decode_client_window_s"] = t1 - t_best
-        s["decode_client_tok_s"] = n / (t1 - t_best) if n else None
+    s["decode_client_window_s"], s["decode_client_tok_s"] = chunk_rate_until_first_finish(recs, good, t_best)
     # Decode-phase rate: text chunks (~tokens) received from the first /metrics poll showing the peak running
     # count until the first request finished after it, over that time. (The server publishes /metrics after each
     # step, so a sequence shows as running only once its first step ended.)
     t_peak = next((x["t"] for x in samples if s["peak_running"]
                    and x.get("num_requests_running", 0) == s["peak_running"]), None)
-    ends = [r["end"] for r in good if t_peak is not None and r["end"] > t_peak]
-    s["decode_window_s"] = s["decode_tok_s"] = None
-    if ends:
-        t1 = min(ends)
-        n = sum(1 for r in recs for c in r["chunks"] if t_peak < c <= t1)
-        s["decode_window_s"] = t1 - t_peak
-        s["decode_tok_s"] = n / (t1 - t_peak) if n else None
-    s.update(latency_summary([r for r in recs if ok(r)]))
+    s["decode_window_s"], s["decode_tok_s"] = chunk_rate_until_first_finish(recs, good, t_peak)
+    s.update(latency_summary(good))
     return s, recs, samples, {}
 
 
@@ -681,6 +680,13 @@ def run_soak(args, server, prompts):
 
 # ---------------------------------------------------------------- tables
 
+LATENCY_ROWS = [  # latency_summary's keys
+    ("TTFT p50 (ms)", "ttft_p50_ms", ".0f"),
+    ("TTFT p99 (ms)", "ttft_p99_ms", ".0f"),
+    ("ITL p50 (ms)", "itl_p50_ms", ".1f"),
+    ("ITL p99 (ms)", "itl_p99_ms", ".1f"),
+]
+PEAK_KV_ROW = ("peak KV held (MiB)", lambda s: mib(s["peak_kv_bytes_held"]), ".2f")
 ROWS = {
     "capacity": [
         ("requests ok / sent", lambda s: f"{s['ok']}/{s['requests']}", None),
@@ -696,12 +702,9 @@ ROWS = {
         ("decode-phase tok/s", "decode_tok_s", ".1f"),
         ("client decode window (s)", "decode_client_window_s", ".2f"),
         ("client decode-phase tok/s", "decode_client_tok_s", ".1f"),
-        ("TTFT p50 (ms)", "ttft_p50_ms", ".0f"),
-        ("TTFT p99 (ms)", "ttft_p99_ms", ".0f"),
-        ("ITL p50 (ms)", "itl_p50_ms", ".1f"),
-        ("ITL p99 (ms)", "itl_p99_ms", ".1f"),
+        *LATENCY_ROWS,
         ("peak kv_cache_usage", "peak_kv_cache_usage_perc", ".3f"),
-        ("peak KV held (MiB)", lambda s: mib(s["peak_kv_bytes_held"]), ".2f"),
+        PEAK_KV_ROW,
         ("full-equivalent at that peak (MiB)", lambda s: mib(s["kv_bytes_full_equivalent_at_peak"]), ".2f"),
         ("held / full-equivalent at peak", lambda s: div(s["peak_kv_bytes_held"],
                                                           s["kv_bytes_full_equivalent_at_peak"]), ".3f"),
@@ -721,7 +724,7 @@ ROWS = {
         ("baseline ITL p50, outside window (ms)", "baseline_itl_p50_ms", ".1f"),
         ("window p99 / window p50 (target <= 3)", "window_p99_over_p50", ".2f"),
         ("window p99 / baseline p50", "window_p99_over_baseline_p50", ".2f"),
-        ("peak KV held (MiB)", lambda s: mib(s["peak_kv_bytes_held"]), ".2f"),
+        PEAK_KV_ROW,
     ],
     "soak": [
         ("requests sent", "requests_sent", "d"),
@@ -729,15 +732,12 @@ ROWS = {
         ("failed", "failed", "d"),
         ("lost", "lost", "d"),
         ("generated tok/s", "tok_s", ".1f"),
-        ("TTFT p50 (ms)", "ttft_p50_ms", ".0f"),
-        ("TTFT p99 (ms)", "ttft_p99_ms", ".0f"),
-        ("ITL p50 (ms)", "itl_p50_ms", ".1f"),
-        ("ITL p99 (ms)", "itl_p99_ms", ".1f"),
+        *LATENCY_ROWS,
         ("RSS after warm-up (MiB)", "rss_warm_mib", ".1f"),
         ("RSS max (MiB)", "rss_max_mib", ".1f"),
         ("RSS end - warm-up (MiB)", "rss_growth_mib", "+.1f"),
         ("RSS max - warm-up (MiB)", "rss_max_growth_mib", "+.1f"),
-        ("peak KV held (MiB)", lambda s: mib(s["peak_kv_bytes_held"]), ".2f"),
+        PEAK_KV_ROW,
         ("final running (must be 0)", "final_running", "d"),
         ("final KV bytes held (must be 0)", "final_kv_bytes_held", "d"),
     ],
@@ -881,13 +881,11 @@ def parse_args(argv):
 
 
 def build_prompts(args, builder):
-    if args.mode == "capacity":
-        return builder.many(args.clients, args.prompt_tokens)
     if args.mode == "fairness":
         ps = builder.many(args.streams, args.stream_prompt_tokens)
         ps.append(builder.build("L", args.long_prompt_tokens, len(builder.text) // 2, header="Request long."))
         return ps
-    return builder.many(args.clients, args.prompt_tokens)
+    return builder.many(args.clients, args.prompt_tokens)  # capacity and soak
 
 
 def main(argv=None):
@@ -922,7 +920,6 @@ def main(argv=None):
                 exit_code = 1
         except SetupError as e:
             log(f"error: {e}")
-            server.stop()
             return 2
         finally:
             rc = server.stop()
