@@ -11,23 +11,8 @@ cd "$(dirname "$0")/.."
 name="$1"; shift
 budget=540
 if [[ "${1:-}" =~ ^[0-9]+$ ]]; then budget="$1"; shift; fi
-dir=".gpu/eval-$name"
-gguf="$dir/$name.gguf"  # named after the model: reports and pictures show the name
 out="${OUT:-/tmp/gpu_eval_out}"
-if [[ ! -f "$gguf" ]]; then
-  if [[ "$(cat "$dir"/part-* 2>/dev/null | sha256sum | cut -d' ' -f1)" != "$(cat "$dir/sha256" 2>/dev/null)" ]]; then
-    echo "== gpu_eval: $name: $(ls "$dir"/part-* 2>/dev/null | wc -l) pieces here, not complete yet"
-    exit 3
-  fi
-  # Joined beside, checked again and moved into place: a join cut short (disk full) never becomes the model.
-  if ! cat "$dir"/part-* > "$gguf.tmp" ||
-     [[ "$(sha256sum < "$gguf.tmp" | cut -d' ' -f1)" != "$(cat "$dir/sha256")" ]]; then
-    rm -f "$gguf.tmp"; echo "== gpu_eval: $name: joining the pieces failed"; exit 1
-  fi
-  mv "$gguf.tmp" "$gguf" && rm -f "$dir"/part-*
-  echo "== gpu_eval: $name joined ($(du -h "$gguf" | cut -f1))"
-fi
-cp "$dir/profile.json" "$gguf.razor-profile.json"
+gguf="$(scripts/gpu_join_model.sh "$name")" || exit $?
 export LD_LIBRARY_PATH="$PWD/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export RAZOR_HOME=/tmp/razor-home
 mkdir -p "$RAZOR_HOME/eval" && ln -sfn "$PWD/.gpu/haystack" "$RAZOR_HOME/eval/haystack"

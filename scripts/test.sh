@@ -2,9 +2,12 @@
 # The whole test suite, as CI runs it, on a fresh machine:
 #   1. scripts/setup.sh: apt packages, the default model and tokenizer data into ${RAZOR_HOME:-~/.cache/razor}
 #   2. release build (with the CUDA backend: its tests skip without a GPU) + every test
-#   3. the Python package: its wheel built and installed in $RAZOR_HOME/pyenv, then pytest (scripts/test_python.sh)
+#   3. the Python package: its wheel built and installed in $RAZOR_HOME/pyenv, then pytest (scripts/test_python.sh);
+#      razor serve in headless chromium (scripts/test_serve_browser.sh) and through the openai client
+#      (scripts/test_serve_openai.sh)
 #   4. debug build with AddressSanitizer + UndefinedBehaviorSanitizer + every test
-#   5. the libFuzzer targets (GGUF reader, HF config.json, head profiles), RAZOR_FUZZ_SECONDS each (default 40)
+#   5. the libFuzzer targets (GGUF reader, HF config.json, head profiles, serve requests), RAZOR_FUZZ_SECONDS each
+#      (default 40)
 # Flags: --quick skips 4 and 5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +34,8 @@ step "Python package: wheel + pytest"
 scripts/test_python.sh
 step "razor serve's web page in headless chromium + /razor/sequences"
 scripts/test_serve_browser.sh
+step "razor serve through the openai Python client + 1,000 malformed requests"
+scripts/test_serve_openai.sh
 
 if [ "$quick" = 1 ]; then exit 0; fi
 
@@ -41,12 +46,12 @@ cmake --build --preset debug -j "$jobs"
 RAZOR_TEST_SANITIZER=1 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build/debug --output-on-failure -j "$jobs"
 
-# Three parsers of untrusted files, RAZOR_FUZZ_SECONDS each (default 40: two minutes in all on CI's 2 cores).
+# Four parsers of untrusted input, RAZOR_FUZZ_SECONDS each (default 40: under three minutes in all on CI's 2 cores).
 fuzz_seconds="${RAZOR_FUZZ_SECONDS:-40}"
-step "fuzz the GGUF reader, the HF config.json parser and the head-profile reader for ${fuzz_seconds} s each"
+step "fuzz the GGUF reader, the HF config.json parser, the head-profile reader and serve's request parsing for ${fuzz_seconds} s each"
 CXX=clang++ cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j "$jobs"
-for target in gguf hf_config head_profile; do
+for target in gguf hf_config head_profile serve_request; do
   corpus="build/fuzz/corpus_$target"  # the seeds plus what the fuzzer finds, kept between runs
   mkdir -p "$corpus"
   cp -n "fuzz/corpus_$target"/* "$corpus"/ 2>/dev/null || true

@@ -61,6 +61,17 @@ TEST(ServeErrors, EveryBadRequestGetsItsCode) {
   ExpectError(RawRequest(port, "POST /v1/completions HTTP/1.1\r\nHost: x\r\n\r\n"), 411);  // no Content-Length
   ExpectError(RawRequest(port, "NONSENSE\r\n\r\n"), 400);
   ExpectError(RawRequest(port, "GET / HTTP/1.1\r\n" + std::string(20 << 10, 'x') + "\r\n\r\n"), 431);
+  // Two Content-Length fields that disagree: where the body ends is ambiguous (RFC 9112 6.3), so 400, never 200.
+  const std::string body = R"({"prompt":"Hi","max_tokens":1})";
+  ExpectError(RawRequest(port, "POST /v1/completions HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: " +
+                                   std::to_string(body.size()) + "\r\n\r\n" + body), 400);
+  // The same length twice is no ambiguity: answered.
+  EXPECT_EQ(RawRequest(port, "POST /v1/completions HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) +
+                                 "\r\ncontent-length: " + std::to_string(body.size()) + "\r\n\r\n" + body).status, 200);
+  // The absolute form of the target (RFC 9112 3.2.2, which a server must accept) names the same route.
+  EXPECT_EQ(RawRequest(port, "GET http://127.0.0.1/health HTTP/1.1\r\nHost: x\r\n\r\n").status, 200);
+  EXPECT_EQ(RawRequest(port, "GET HTTP://127.0.0.1:8080/v1/models?x=1 HTTP/1.1\r\n\r\n").status, 200);
+  ExpectError(RawRequest(port, "GET http://127.0.0.1/nowhere HTTP/1.1\r\n\r\n"), 404);
   EXPECT_EQ(Get(port, "/health").status, 200);
   EXPECT_TRUE(server.alive());
 }

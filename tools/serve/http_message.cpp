@@ -74,6 +74,16 @@ bool ParseHead(std::string_view head, HttpRequest* r, HttpReadError* error) {
   std::string target(line.substr(sp1 + 1, sp2 - sp1 - 1));
   const std::string_view version = line.substr(sp2 + 1);
   if (version != "HTTP/1.1" && version != "HTTP/1.0") return Fail(error, 400, "unsupported HTTP version");
+  // The absolute form (RFC 9112 3.2.2: "http://host:port/path", which a server must accept) names the same
+  // resource as its path: the scheme and authority are dropped (this server serves one host).
+  const std::string lower_target = Lower(target.substr(0, 8));
+  for (const char* scheme : {"http://", "https://"}) {
+    const size_t n = std::string_view(scheme).size();
+    if (lower_target.compare(0, n, scheme) != 0) continue;
+    const size_t slash = target.find('/', n);
+    target = slash == std::string::npos ? "/" : target.substr(slash);
+    break;
+  }
   if (r->method.empty() || target.empty() || target[0] != '/') return Fail(error, 400, "malformed request line");
   r->path = target.substr(0, target.find('?'));
   while (eol != std::string_view::npos) {
@@ -82,7 +92,14 @@ bool ParseHead(std::string_view head, HttpRequest* r, HttpReadError* error) {
     const std::string_view h = head.substr(start, eol == std::string_view::npos ? head.npos : eol - start);
     const size_t colon = h.find(':');
     if (colon == std::string_view::npos || colon == 0) return Fail(error, 400, "malformed header line");
-    r->headers[Lower(std::string(h.substr(0, colon)))] = Trim(h.substr(colon + 1));
+    std::string name = Lower(std::string(h.substr(0, colon)));
+    std::string value = Trim(h.substr(colon + 1));
+    // Two Content-Length fields that disagree leave the body's end ambiguous (the request-smuggling pattern):
+    // RFC 9112 6.3 makes that an unrecoverable error. Other repeated fields: the last one counts.
+    auto seen = r->headers.find(name);
+    if (name == "content-length" && seen != r->headers.end() && seen->second != value)
+      return Fail(error, 400, "conflicting Content-Length headers");
+    r->headers[std::move(name)] = std::move(value);
   }
   return true;
 }
