@@ -5,7 +5,7 @@
 #   2. pytest on tests/serve_browser: Debian's chromium driven through /usr/bin/chromedriver (never a downloaded
 #      driver; scripts/install_apt_deps.sh installs both); the browser tests skip when either is missing
 # Needs RAZOR_TEST_MODEL (the default model's path) and the razor binary (RAZOR_BIN, default build/release/razor).
-# The first razor-mode start profiles the model's heads (cached beside it): 1-3 minutes once.
+# The razor-mode server runs on a head profile the tests make first (a short `razor profile`, seconds).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$PWD"

@@ -129,6 +129,6 @@ def wait_until(predicate, timeout, interval=0.05):
     return None
 
 
-# Razor mode on one thread, with a short window so a ~300-token prompt compresses. The first start makes the
-# head profile cached beside the model (1-3 minutes); later starts load it.
+# Razor mode on one thread, with a short window so a ~300-token prompt compresses (conftest.py adds the
+# `--profile` it made for the session).
 RAZOR_ARGS = ["-t", "1", "--kv", "razor", "--window-min", "64", "--window-frac", "0.1"]
