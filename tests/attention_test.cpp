@@ -404,5 +404,43 @@ TEST(AttentionTest, HalfStorageMatchesReferenceOnRoundedRows) {
   });
 }
 
+// f16 / bf16 rows are read where the pool stores them (the decode row kernels widen them in registers) or
+// widened into a scratch first (prefill panels, the plain loop): either way exactly, so a paged half head gives
+// bit for bit the numbers of a paged fp32 head holding the same rounded values, at every SIMD level, for decode
+// tiles of every group size and prefill tiles, ragged lengths, offset first rows and compensation tokens.
+TEST(AttentionTest, HalfRowsGiveTheNumbersOfFp32RowsOfTheSameValues) {
+  ForEachIsa([] {
+    std::mt19937 rng(29);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (KvType type : {KvType::kF16, KvType::kBF16}) {
+      for (int d : {16, 48, 64, 128}) {
+        for (int64_t len : {1, 17, 64, 65, 300}) {
+          for (auto [n_tok, group] : {std::pair<int64_t, int>{1, 1}, {1, 3}, {1, 7}, {2, 4}, {13, 3}}) {
+            for (int64_t comp : {0, 1000}) {
+              RandomHead h = MakeHead(rng, len, d, /*gaps=*/true, comp);
+              RandomHead rounded = RoundedThrough(h, d, type);
+              const int64_t first_row = static_cast<int64_t>(rng() % 16);
+              PagedHead half = Page(h, d, 16, first_row, type);
+              PagedHead fp32 = Page(rounded, d, 16, first_row, KvType::kF32);
+              std::vector<float> q(n_tok * group * d), o_half(q.size()), o_fp32(q.size());
+              for (auto& x : q) x = nd(rng);
+              std::vector<int32_t> qpos;
+              for (int64_t t = 0; t < n_tok; ++t) qpos.push_back(std::max(0, h.pos.back() - static_cast<int32_t>(t % 4)));
+              AttentionQuery a{q.data(), group * d, qpos.data(), n_tok, group, d, 1.0f / std::sqrt(float(d)),
+                               o_half.data(), group * d};
+              AttendFlash(half.view, a);
+              a.out = o_fp32.data();
+              AttendFlash(fp32.view, a);
+              for (size_t i = 0; i < q.size(); ++i)
+                ASSERT_EQ(o_half[i], o_fp32[i]) << KvTypeName(type) << " d=" << d << " len=" << len << " tokens="
+                                                << n_tok << " group=" << group << " comp=" << comp << " i=" << i;
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
 }  // namespace razor

@@ -136,7 +136,8 @@ struct TileRows {
 
 // Row pointers of keys j0 .. j0 + nb and, under ALiBi, their positions (both tile loops read a block this way).
 // Paged f16 / bf16 rows are widened into a per-thread fp32 scratch of one key block first (kv_widen.h): a
-// block's rows are contiguous inside a pool block, so each run of rows is one widening call.
+// block's rows are contiguous inside a pool block, so each run of rows is one widening call. (The prefill
+// panels and the plain loop read them so; the SIMD decode row kernels read them in place: GatherHalfKeyBlock.)
 void GatherKeyBlock(const KvHeadView& kv, int64_t j0, int nb, int d, bool alibi, const float** krow,
                     const float** vrow, int32_t* key_pos) {
   if (!kv.paged()) {
@@ -181,14 +182,39 @@ void GatherKeyBlock(const KvHeadView& kv, int64_t j0, int nb, int d, bool alibi,
     for (int j = 0; j < nb; ++j) key_pos[j] = KeyPosition(kv, j0 + j);
 }
 
-// The two products of the row-major loop below: the auto-vectorised plain ones, or the SIMD row kernels.
+// Row pointers of keys j0 .. j0 + nb of a paged f16 / bf16 head, where they are stored (for the half row
+// kernels, which widen in registers), and under ALiBi their positions.
+void GatherHalfKeyBlock(const KvHeadView& kv, int64_t j0, int nb, int d, bool alibi, const uint16_t** krow,
+                        const uint16_t** vrow, int32_t* key_pos) {
+  int64_t r = kv.first_row + j0, b = r / kv.block_tokens, row = r % kv.block_tokens;
+  for (int j = 0; j < nb; ++j) {
+    const auto* blk = reinterpret_cast<const uint16_t*>(kv.pool_base + static_cast<size_t>(kv.block_ids[b]) *
+                                                                            kv.block_bytes);
+    krow[j] = blk + row * d;
+    vrow[j] = blk + (kv.block_tokens + row) * d;
+    if (++row == kv.block_tokens) {
+      row = 0;
+      ++b;
+    }
+  }
+  if (alibi)
+    for (int j = 0; j < nb; ++j) key_pos[j] = KeyPosition(kv, j0 + j);
+}
+
+// The two products of the row-major loop below: the auto-vectorised plain ones, or the SIMD row kernels,
+// which also have twins reading f16 / bf16 rows in place (null: such rows are widened into a scratch first).
 struct RowKernels {
   void (*scores)(const float* const* q, int rows, int d, const float* const* k, int nb, float scale, float* S);
   void (*accumulate)(const float* P, int rows, int nb, const float* const* v, int d, float* acc);
+  void (*scores_half)(HalfType type, const float* const* q, int rows, int d, const uint16_t* const* k, int nb,
+                      float scale, float* S);
+  void (*accumulate_half)(HalfType type, const float* P, int rows, int nb, const uint16_t* const* v, int d,
+                          float* acc);
 };
-constexpr RowKernels kRowsPlain{BlockScores, BlockAccumulate};
-constexpr RowKernels kRowsAvx2{RowScoresAvx2, RowAccumulateAvx2};
-constexpr RowKernels kRowsAvx512{RowScoresAvx512, RowAccumulateAvx512};
+constexpr RowKernels kRowsPlain{BlockScores, BlockAccumulate, nullptr, nullptr};
+constexpr RowKernels kRowsAvx2{RowScoresAvx2, RowAccumulateAvx2, nullptr, nullptr};
+constexpr RowKernels kRowsAvx2Half{RowScoresAvx2, RowAccumulateAvx2, RowScoresHalfAvx2, RowAccumulateHalfAvx2};
+constexpr RowKernels kRowsAvx512{RowScoresAvx512, RowAccumulateAvx512, RowScoresHalfAvx512, RowAccumulateHalfAvx512};
 
 // The key-block loop of one tile with row-major scores (any ISA; decode and small tiles).
 void TileKeyBlocks(const RowKernels& kern, const KvHeadView& kv, const AttentionQuery& a, int rows, int64_t n_max,
@@ -198,11 +224,21 @@ void TileKeyBlocks(const RowKernels& kern, const KvHeadView& kv, const Attention
   float* S = score_buf.data();
   const float* krow[kKeyBlock];
   const float* vrow[kKeyBlock];
+  const uint16_t* khalf[kKeyBlock];
+  const uint16_t* vhalf[kKeyBlock];
   int32_t key_pos[kKeyBlock];
+  const bool half_in_place = kern.scores_half != nullptr && kv.paged() &&
+                             (kv.type == KvType::kF16 || kv.type == KvType::kBF16);
+  const HalfType half = kv.type == KvType::kBF16 ? HalfType::kBf16 : HalfType::kF16;
   for (int64_t j0 = 0; j0 < n_max; j0 += kKeyBlock) {
     const int nb = static_cast<int>(std::min<int64_t>(kKeyBlock, n_max - j0));
-    GatherKeyBlock(kv, j0, nb, d, a.alibi_slopes != nullptr, krow, vrow, key_pos);
-    kern.scores(t->q, rows, d, krow, nb, a.scale, S);
+    if (half_in_place) {
+      GatherHalfKeyBlock(kv, j0, nb, d, a.alibi_slopes != nullptr, khalf, vhalf, key_pos);
+      kern.scores_half(half, t->q, rows, d, khalf, nb, a.scale, S);
+    } else {
+      GatherKeyBlock(kv, j0, nb, d, a.alibi_slopes != nullptr, krow, vrow, key_pos);
+      kern.scores(t->q, rows, d, krow, nb, a.scale, S);
+    }
     for (int r = 0; r < rows; ++r) {
       float* sr = S + r * kKeyBlock;
       const int nv = static_cast<int>(std::clamp<int64_t>(t->visible[r] - j0, 0, nb));
@@ -223,7 +259,8 @@ void TileKeyBlocks(const RowKernels& kern, const KvHeadView& kv, const Attention
       ExpShiftedInPlace(sr, bm, nb);
       t->l[r] += SumOf(sr, nb);
     }
-    kern.accumulate(S, rows, nb, vrow, d, acc);
+    if (half_in_place) kern.accumulate_half(half, S, rows, nb, vhalf, d, acc);
+    else kern.accumulate(S, rows, nb, vrow, d, acc);
   }
 }
 
@@ -308,6 +345,7 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
   const BlockKernels* simd = d % 16 == 0 ? SimdBlockKernels() : nullptr;
   const RowKernels& rows_kern = simd == nullptr || !RowBlocksSupportDim(d) ? kRowsPlain
                                 : simd == &kBlocksAvx512                  ? kRowsAvx512
+                                : HalfRowKernelsAvailable()               ? kRowsAvx2Half
                                                                           : kRowsAvx2;
   for (int64_t t0 = 0; t0 < a.n_tokens; t0 += tokens_per_tile) {
     const int nt = static_cast<int>(std::min<int64_t>(tokens_per_tile, a.n_tokens - t0));

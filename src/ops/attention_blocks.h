@@ -60,4 +60,19 @@ void RowScoresAvx512(const float* const* q, int rows, int d, const float* const*
                      float* S);
 void RowAccumulateAvx512(const float* P, int rows, int nb, const float* const* v, int d, float* acc);
 
+// The same two row kernels over rows stored as f16 or bf16 bits (a half-precision KV pool's rows, read where
+// they live): each element is widened to fp32 in the register, exactly, so they give the numbers the fp32
+// kernels give on the widened rows. Need HalfRowKernelsAvailable() (AVX2 + FMA + F16C) for the AVX2 pair and
+// the AVX-512 level for the other.
+enum class HalfType { kF16, kBf16 };
+bool HalfRowKernelsAvailable();
+void RowScoresHalfAvx2(HalfType type, const float* const* q, int rows, int d, const uint16_t* const* k, int nb,
+                       float scale, float* S);
+void RowAccumulateHalfAvx2(HalfType type, const float* P, int rows, int nb, const uint16_t* const* v, int d,
+                           float* acc);
+void RowScoresHalfAvx512(HalfType type, const float* const* q, int rows, int d, const uint16_t* const* k, int nb,
+                         float scale, float* S);
+void RowAccumulateHalfAvx512(HalfType type, const float* P, int rows, int nb, const uint16_t* const* v, int d,
+                             float* acc);
+
 }  // namespace razor

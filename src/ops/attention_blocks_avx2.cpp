@@ -21,11 +21,17 @@ bool AttentionBlocksAvailable() {
   return ok;
 }
 
+bool HalfRowKernelsAvailable() {
+  static const bool ok = AttentionBlocksAvailable() && __builtin_cpu_supports("f16c");
+  return ok;
+}
+
+// f16c only for the half-precision row loaders (F16Rows), which run only where HalfRowKernelsAvailable().
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 #endif
 
 #include "ops/outer_product_avx2.inc"
@@ -138,70 +144,110 @@ __m256 SumEach8(const __m256* t) {
   return _mm256_add_ps(_mm256_permute2f128_ps(w0, w1, 0x20), _mm256_permute2f128_ps(w0, w1, 0x31));
 }
 
-// Scores of one row against keys j0 .. j0 + 7: per key a product vector over d = 8 C floats, summed by
+// 8 fp32 lanes from a K / V row as stored: fp32, or f16 / bf16 bits widened in the register (exactly).
+struct F32Rows {
+  using T = float;
+  static __m256 Load8(const float* p) { return _mm256_loadu_ps(p); }
+};
+struct F16Rows {
+  using T = uint16_t;
+  static __m256 Load8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+};
+struct Bf16Rows {  // bf16 is the top half of an fp32
+  using T = uint16_t;
+  static __m256 Load8(const uint16_t* p) {
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+  }
+};
+
+// Scores of one row against keys j0 .. j0 + 7: per key a product vector over d = 8 C elements, summed by
 // SumEach8 (q is read from L1 per 8-float chunk: 16 ymm registers cannot hold it and 8 sums at once).
-template <int C>
-void RowScores8(const float* q, const float* const* k, int j0, float scale, float* out) {
+template <int C, class E>
+void RowScores8(const float* q, const typename E::T* const* k, int j0, float scale, float* out) {
   __m256 t[8];
-  for (int j = 0; j < 8; ++j) t[j] = _mm256_mul_ps(_mm256_loadu_ps(q), _mm256_loadu_ps(k[j0 + j]));
+  for (int j = 0; j < 8; ++j) t[j] = _mm256_mul_ps(_mm256_loadu_ps(q), E::Load8(k[j0 + j]));
   for (int c = 1; c < C; ++c) {
     const __m256 qv = _mm256_loadu_ps(q + 8 * c);
-    for (int j = 0; j < 8; ++j) t[j] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[j0 + j] + 8 * c), t[j]);
+    for (int j = 0; j < 8; ++j) t[j] = _mm256_fmadd_ps(qv, E::Load8(k[j0 + j] + 8 * c), t[j]);
   }
   _mm256_storeu_ps(out, _mm256_mul_ps(SumEach8(t), _mm256_set1_ps(scale)));
 }
 
-template <int C>
-void RowsScores8(const float* const* q, int rows, const float* const* k, int nb, float scale, float* S) {
-  static const float zero_row[kRowBlocksMaxDim] = {};
-  const float* kp[kAttnKeyBlock];  // keys past nb read a zero row (their scores are never used)
+template <int C, class E>
+void RowsScores8(const float* const* q, int rows, const typename E::T* const* k, int nb, float scale, float* S) {
+  static const typename E::T zero_row[kRowBlocksMaxDim] = {};  // all-zero bits: 0.0 in every type
+  const typename E::T* kp[kAttnKeyBlock];  // keys past nb read a zero row (their scores are never used)
   for (int j = 0; j < kAttnKeyBlock; ++j) kp[j] = j < nb ? k[j] : zero_row;
   for (int r = 0; r < rows; ++r)
-    for (int j0 = 0; j0 < nb; j0 += 8) RowScores8<C>(q[r], kp, j0, scale, S + r * kAttnKeyBlock + j0);
+    for (int j0 = 0; j0 < nb; j0 += 8) RowScores8<C, E>(q[r], kp, j0, scale, S + r * kAttnKeyBlock + j0);
 }
 
 // acc[0 .. 8 C) += sum_j P[j] v_j[off .. off + 8 C), the accumulator chunk held in registers.
-template <int C>
-void RowAccumulate8(const float* P, int nb, const float* const* v, int off, float* acc) {
+template <int C, class E>
+void RowAccumulate8(const float* P, int nb, const typename E::T* const* v, int off, float* acc) {
   __m256 a[C];
   for (int c = 0; c < C; ++c) a[c] = _mm256_loadu_ps(acc + 8 * c);
   for (int j = 0; j < nb; ++j) {
     const __m256 p = _mm256_set1_ps(P[j]);
-    const float* vj = v[j] + off;
-    for (int c = 0; c < C; ++c) a[c] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 8 * c), a[c]);
+    const typename E::T* vj = v[j] + off;
+    for (int c = 0; c < C; ++c) a[c] = _mm256_fmadd_ps(p, E::Load8(vj + 8 * c), a[c]);
   }
   for (int c = 0; c < C; ++c) _mm256_storeu_ps(acc + 8 * c, a[c]);
+}
+
+template <class E>
+void RowScoresAll(const float* const* q, int rows, int d, const typename E::T* const* k, int nb, float scale,
+                  float* S) {
+  switch (d / 8) {
+    case 2: return RowsScores8<2, E>(q, rows, k, nb, scale, S);
+    case 4: return RowsScores8<4, E>(q, rows, k, nb, scale, S);
+    case 6: return RowsScores8<6, E>(q, rows, k, nb, scale, S);
+    case 8: return RowsScores8<8, E>(q, rows, k, nb, scale, S);
+    case 10: return RowsScores8<10, E>(q, rows, k, nb, scale, S);
+    case 12: return RowsScores8<12, E>(q, rows, k, nb, scale, S);
+    case 14: return RowsScores8<14, E>(q, rows, k, nb, scale, S);
+    case 16: return RowsScores8<16, E>(q, rows, k, nb, scale, S);
+    default: return;
+  }
+}
+
+template <class E>
+void RowAccumulateAll(const float* P, int rows, int nb, const typename E::T* const* v, int d, float* acc) {
+  for (int r = 0; r < rows; ++r) {
+    const float* pr = P + r * kAttnKeyBlock;
+    float* ar = acc + static_cast<int64_t>(r) * d;
+    int off = 0;
+    for (; off + 64 <= d; off += 64) RowAccumulate8<8, E>(pr, nb, v, off, ar + off);
+    switch ((d - off) / 16) {  // d % 16 == 0
+      case 3: RowAccumulate8<6, E>(pr, nb, v, off, ar + off); break;
+      case 2: RowAccumulate8<4, E>(pr, nb, v, off, ar + off); break;
+      case 1: RowAccumulate8<2, E>(pr, nb, v, off, ar + off); break;
+      default: break;
+    }
+  }
 }
 
 }  // namespace
 
 void RowScoresAvx2(const float* const* q, int rows, int d, const float* const* k, int nb, float scale, float* S) {
-  switch (d / 8) {
-    case 2: return RowsScores8<2>(q, rows, k, nb, scale, S);
-    case 4: return RowsScores8<4>(q, rows, k, nb, scale, S);
-    case 6: return RowsScores8<6>(q, rows, k, nb, scale, S);
-    case 8: return RowsScores8<8>(q, rows, k, nb, scale, S);
-    case 10: return RowsScores8<10>(q, rows, k, nb, scale, S);
-    case 12: return RowsScores8<12>(q, rows, k, nb, scale, S);
-    case 14: return RowsScores8<14>(q, rows, k, nb, scale, S);
-    case 16: return RowsScores8<16>(q, rows, k, nb, scale, S);
-    default: return;
-  }
+  RowScoresAll<F32Rows>(q, rows, d, k, nb, scale, S);
 }
 
 void RowAccumulateAvx2(const float* P, int rows, int nb, const float* const* v, int d, float* acc) {
-  for (int r = 0; r < rows; ++r) {
-    const float* pr = P + r * kAttnKeyBlock;
-    float* ar = acc + static_cast<int64_t>(r) * d;
-    int off = 0;
-    for (; off + 64 <= d; off += 64) RowAccumulate8<8>(pr, nb, v, off, ar + off);
-    switch ((d - off) / 16) {  // d % 16 == 0
-      case 3: RowAccumulate8<6>(pr, nb, v, off, ar + off); break;
-      case 2: RowAccumulate8<4>(pr, nb, v, off, ar + off); break;
-      case 1: RowAccumulate8<2>(pr, nb, v, off, ar + off); break;
-      default: break;
-    }
-  }
+  RowAccumulateAll<F32Rows>(P, rows, nb, v, d, acc);
+}
+
+void RowScoresHalfAvx2(HalfType type, const float* const* q, int rows, int d, const uint16_t* const* k, int nb,
+                       float scale, float* S) {
+  if (type == HalfType::kF16) RowScoresAll<F16Rows>(q, rows, d, k, nb, scale, S);
+  else RowScoresAll<Bf16Rows>(q, rows, d, k, nb, scale, S);
+}
+
+void RowAccumulateHalfAvx2(HalfType type, const float* P, int rows, int nb, const uint16_t* const* v, int d,
+                           float* acc) {
+  if (type == HalfType::kF16) RowAccumulateAll<F16Rows>(P, rows, nb, v, d, acc);
+  else RowAccumulateAll<Bf16Rows>(P, rows, nb, v, d, acc);
 }
 
 void BlockScoresAvx2(const float* qt, const float* const* k, int nb, int d, float* S) {
@@ -246,6 +292,9 @@ void BlockAccumulateAvx2(const float* P, int rows, int nb, const float* const* v
 #else  // not x86-64
 namespace razor {
 bool AttentionBlocksAvailable() { return false; }
+bool HalfRowKernelsAvailable() { return false; }
+void RowScoresHalfAvx2(HalfType, const float* const*, int, int, const uint16_t* const*, int, float, float*) {}
+void RowAccumulateHalfAvx2(HalfType, const float*, int, int, const uint16_t* const*, int, float*) {}
 void BlockScoresAvx2(const float*, const float* const*, int, int, float*) {}
 void BlockSoftmaxAvx2(float*, int, int64_t, const int32_t*, AttnPanelRows*, float*) {}
 void BlockAccumulateAvx2(const float*, int, int, const float* const*, int, float*) {}

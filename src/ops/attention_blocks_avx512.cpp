@@ -9,6 +9,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
+#include <cstdint>
 #include <limits>
 #include <type_traits>
 
@@ -129,50 +130,70 @@ __m512 SumEach16(const __m512* t) {
                        _mm512_shuffle_f32x4(x01, x23, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
-// Scores of one row against keys j0 .. j0 + 15 (rows of d floats; RowBlocksSupportDim(d)).
-template <int C>  // C = d / 16 vectors per row
-void RowScores16(const float* q, const float* const* k, int j0, float scale, float* out) {
+// 16 fp32 lanes from a K / V row as stored: fp32, or f16 / bf16 bits widened in the register (exactly), so
+// the row kernels below read a half-precision cache where it lives, with no scratch copy.
+struct F32Rows {
+  using T = float;
+  static __m512 Load16(const float* p) { return _mm512_loadu_ps(p); }
+};
+struct F16Rows {
+  using T = uint16_t;
+  static __m512 Load16(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+};
+struct Bf16Rows {  // bf16 is the top half of an fp32
+  using T = uint16_t;
+  static __m512 Load16(const uint16_t* p) {
+    const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+  }
+};
+
+// Scores of one row against keys j0 .. j0 + 15 (rows of d elements; RowBlocksSupportDim(d)).
+template <int C, class E>  // C = d / 16 vectors per row; E: how rows are stored
+void RowScores16(const float* q, const typename E::T* const* k, int j0, float scale, float* out) {
   __m512 qv[C];
 #pragma GCC unroll 16
   for (int c = 0; c < C; ++c) qv[c] = _mm512_loadu_ps(q + 16 * c);
   __m512 t[16];
 #pragma GCC unroll 16
   for (int j = 0; j < 16; ++j) {
-    const float* kj = k[j0 + j];
-    __m512 s = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kj));
+    const typename E::T* kj = k[j0 + j];
+    __m512 s = _mm512_mul_ps(qv[0], E::Load16(kj));
 #pragma GCC unroll 16
-    for (int c = 1; c < C; ++c) s = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kj + 16 * c), s);
+    for (int c = 1; c < C; ++c) s = _mm512_fmadd_ps(qv[c], E::Load16(kj + 16 * c), s);
     t[j] = s;
   }
   _mm512_storeu_ps(out, _mm512_mul_ps(SumEach16(t), _mm512_set1_ps(scale)));
 }
 
-template <int C>
-void RowsScores(const float* const* q, int rows, const float* const* k, int nb, float scale, float* S) {
-  static const float zero_row[kRowBlocksMaxDim] = {};
-  const float* kp[kAttnKeyBlock];  // keys past nb read a zero row (their scores are never used)
+template <int C, class E>
+void RowsScores(const float* const* q, int rows, const typename E::T* const* k, int nb, float scale, float* S) {
+  static const typename E::T zero_row[kRowBlocksMaxDim] = {};  // all-zero bits: 0.0 in every type
+  const typename E::T* kp[kAttnKeyBlock];  // keys past nb read a zero row (their scores are never used)
   for (int j = 0; j < kAttnKeyBlock; ++j) kp[j] = j < nb ? k[j] : zero_row;
   // Keys outer, rows inner: the block's keys are read once from memory, in order (each 16-key group then
   // serves every row from L1), instead of one pass over the block per row.
   for (int j0 = 0; j0 < nb; j0 += 16)
-    for (int r = 0; r < rows; ++r) RowScores16<C>(q[r], kp, j0, scale, S + r * kAttnKeyBlock + j0);
+    for (int r = 0; r < rows; ++r) RowScores16<C, E>(q[r], kp, j0, scale, S + r * kAttnKeyBlock + j0);
 }
 
 // acc row r += sum_j P[r * kAttnKeyBlock + j] v_j for R rows at once (row-major scores, rows d = 16 C floats
 // apart): each v_j is loaded once for all R rows, and the R x C accumulators are independent FMA chains (one
 // row alone was a chain of nb FMAs on C registers, bound by FMA latency).
-template <int C, int R>
-void RowsAccumulate(const float* P, int nb, const float* const* v, float* acc) {
+template <int C, int R, class E>
+void RowsAccumulate(const float* P, int nb, const typename E::T* const* v, float* acc) {
   __m512 a[R][C];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
     for (int c = 0; c < C; ++c) a[r][c] = _mm512_loadu_ps(acc + r * 16 * C + 16 * c);
   for (int j = 0; j < nb; ++j) {
-    const float* vj = v[j];
+    const typename E::T* vj = v[j];
     __m512 vv[C];
 #pragma GCC unroll 16
-    for (int c = 0; c < C; ++c) vv[c] = _mm512_loadu_ps(vj + 16 * c);
+    for (int c = 0; c < C; ++c) vv[c] = E::Load16(vj + 16 * c);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const __m512 p = _mm512_set1_ps(P[r * kAttnKeyBlock + j]);
@@ -191,20 +212,20 @@ void RowsAccumulate(const float* P, int nb, const float* const* v, float* acc) {
 template <int C>
 constexpr int kAccumulateRows = 28 / C < 7 ? 28 / C : 7;
 
-template <int C, int R>
-void AccumulateRest(const float* P, int rows, int nb, const float* const* v, float* acc) {
+template <int C, int R, class E>
+void AccumulateRest(const float* P, int rows, int nb, const typename E::T* const* v, float* acc) {
   if constexpr (R >= 1) {
-    if (rows == R) return RowsAccumulate<C, R>(P, nb, v, acc);
-    AccumulateRest<C, R - 1>(P, rows, nb, v, acc);
+    if (rows == R) return RowsAccumulate<C, R, E>(P, nb, v, acc);
+    AccumulateRest<C, R - 1, E>(P, rows, nb, v, acc);
   }
 }
 
-template <int C>
-void AccumulateAllRows(const float* P, int rows, int nb, const float* const* v, float* acc) {
+template <int C, class E>
+void AccumulateAllRows(const float* P, int rows, int nb, const typename E::T* const* v, float* acc) {
   constexpr int kR = kAccumulateRows<C>;
   int r = 0;
-  for (; r + kR <= rows; r += kR) RowsAccumulate<C, kR>(P + r * kAttnKeyBlock, nb, v, acc + r * 16 * C);
-  AccumulateRest<C, kR - 1>(P + r * kAttnKeyBlock, rows - r, nb, v, acc + r * 16 * C);
+  for (; r + kR <= rows; r += kR) RowsAccumulate<C, kR, E>(P + r * kAttnKeyBlock, nb, v, acc + r * 16 * C);
+  AccumulateRest<C, kR - 1, E>(P + r * kAttnKeyBlock, rows - r, nb, v, acc + r * 16 * C);
 }
 
 // Calls f(std::integral_constant<int, C>{}) for d = 16 C, C = 1..8 (RowBlocksSupportDim): the row kernels'
@@ -228,11 +249,27 @@ void ForEachDimChunks(int d, F&& f) {
 
 void RowScoresAvx512(const float* const* q, int rows, int d, const float* const* k, int nb, float scale,
                      float* S) {
-  ForEachDimChunks(d, [&](auto c) { RowsScores<decltype(c)::value>(q, rows, k, nb, scale, S); });
+  ForEachDimChunks(d, [&](auto c) { RowsScores<decltype(c)::value, F32Rows>(q, rows, k, nb, scale, S); });
 }
 
 void RowAccumulateAvx512(const float* P, int rows, int nb, const float* const* v, int d, float* acc) {
-  ForEachDimChunks(d, [&](auto c) { AccumulateAllRows<decltype(c)::value>(P, rows, nb, v, acc); });
+  ForEachDimChunks(d, [&](auto c) { AccumulateAllRows<decltype(c)::value, F32Rows>(P, rows, nb, v, acc); });
+}
+
+void RowScoresHalfAvx512(HalfType type, const float* const* q, int rows, int d, const uint16_t* const* k, int nb,
+                         float scale, float* S) {
+  ForEachDimChunks(d, [&](auto c) {
+    if (type == HalfType::kF16) RowsScores<decltype(c)::value, F16Rows>(q, rows, k, nb, scale, S);
+    else RowsScores<decltype(c)::value, Bf16Rows>(q, rows, k, nb, scale, S);
+  });
+}
+
+void RowAccumulateHalfAvx512(HalfType type, const float* P, int rows, int nb, const uint16_t* const* v, int d,
+                             float* acc) {
+  ForEachDimChunks(d, [&](auto c) {
+    if (type == HalfType::kF16) AccumulateAllRows<decltype(c)::value, F16Rows>(P, rows, nb, v, acc);
+    else AccumulateAllRows<decltype(c)::value, Bf16Rows>(P, rows, nb, v, acc);
+  });
 }
 
 void BlockScoresAvx512(const float* qt, const float* const* k, int nb, int d, float* S) {
@@ -319,6 +356,8 @@ void BlockAccumulateAvx512(const float* P, int rows, int nb, const float* const*
 namespace razor {
 void RowScoresAvx512(const float* const*, int, int, const float* const*, int, float, float*) {}
 void RowAccumulateAvx512(const float*, int, int, const float* const*, int, float*) {}
+void RowScoresHalfAvx512(HalfType, const float* const*, int, int, const uint16_t* const*, int, float, float*) {}
+void RowAccumulateHalfAvx512(HalfType, const float*, int, int, const uint16_t* const*, int, float*) {}
 void BlockScoresAvx512(const float*, const float* const*, int, int, float*) {}
 void BlockSoftmaxAvx512(float*, int, int64_t, const int32_t*, AttnPanelRows*, float*) {}
 void BlockAccumulateAvx512(const float*, int, int, const float* const*, int, float*) {}
