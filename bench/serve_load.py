@@ -12,6 +12,7 @@ Usage:
   bench/serve_load.py [COMMON] soak --clients C --seconds T --prompt-tokens P --max-tokens M
   COMMON (before or after the subcommand): [--razor build/release/razor] [-m smollm2-135m] [-t 2] [--kv full,razor]
          [--kv-pool-mib N] [--max-running 64] [--max-queue 512] [--serve-arg=--window-min=512 ...] [--out FILE.json]
+         [--llama-server PATH [--llama-parallel P] [--llama-kv-bytes-per-token B] [--llama-arg=ARG ...]]
 
 Requests: POST /v1/completions, "stream": true, temperature 0, max_tokens M, stream_options.include_usage. Per
 request the client records (seconds from the run's start, time.perf_counter): `send` (just before connecting),
@@ -32,6 +33,19 @@ parsed, a max_tokens 1 request's usage.prompt_tokens is used instead (that one p
 calibrated once, then each prompt is trimmed (at a word boundary) to within 2 % of the target. Prompts are built
 on the first policy's server and reused for the others (same model, same tokenizer).
 
+Policy `llama` (e.g. --kv full,razor,llama --llama-server BIN/llama-server): runs llama.cpp's llama-server instead
+of razor serve, on the same GGUF (-m as a path, or the cache's copy of the catalogue name) with the same KV memory
+as razor's --kv-pool-mib N: N MiB / B tokens, B = f16 K+V bytes per token = n_layers * n_kv_heads * (key_length +
+value_length) * 2 from the GGUF metadata (or --llama-kv-bytes-per-token); --parallel P slots (--llama-parallel,
+default: as many as hold one whole request each: the largest measured prompt + max_tokens), each slot
+floor(tokens / P) rounded down to llama.cpp's 256-token padding, -c = P * slot; -ctk f16 -ctv f16, the same -t,
+--metrics, --no-webui, --cache-ram 0 (no host-memory prompt cache beyond that KV), continuous batching as it
+does by default; extra arguments with --llama-arg=ARG. Ready when GET /health answers 200. Its requests carry
+"cache_prompt": false and no razor-only field. Its /metrics gives running (llamacpp:requests_processing, busy
+slots) and waiting (llamacpp:requests_deferred); its KV held is the cache it allocated (fixed); rows it has no
+metric for print n/a. Prompts built on llama-server are counted with its /tokenize (add_special). With `llama`
+in the list the comparison prints every other policy's ratio to llama (and later policies to the first).
+
 Percentiles are nearest-rank: the value at rank ceil(p/100 * n) of the n values sorted ascending (the median is
 p50 by the same rule). Exit status: 0 when every request succeeded (and, in soak, the server returned every KV
 block); 1 when any request failed or was lost, a server died, or soak found blocks still held; 2 on setup errors.
@@ -45,6 +59,8 @@ import os
 import re
 import shlex
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -55,6 +71,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 METRIC_NAMES = ("num_requests_running", "num_requests_waiting", "kv_cache_usage_perc", "kv_bytes_held",
                 "kv_bytes_full_equivalent")
+LLAMA_METRICS = {"llamacpp:requests_processing": "num_requests_running",  # this llama-server's gauges, mapped
+                 "llamacpp:requests_deferred": "num_requests_waiting"}
 LISTEN_RE = re.compile(rb"razor serve: listening on http://([^\s:/]+):(\d+)")
 T0 = time.perf_counter()  # every recorded time is seconds since this
 
@@ -90,6 +108,8 @@ def ms(x):
 
 class Server:
     """One `razor serve` process: started with --port 0, stderr drained to `log_path` by a thread."""
+
+    kind = "razor"
 
     def __init__(self, args, policy, log_path):
         self.policy = policy
@@ -176,6 +196,205 @@ class Server:
         return self.proc.returncode
 
 
+# ---------------------------------------------------------------- llama.cpp's llama-server (policy `llama`)
+
+def gguf_metadata(path):
+    """The scalar metadata of a GGUF file, {key: value} (arrays are skipped); stdlib only."""
+    fmts = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+    out = {}
+    with open(path, "rb") as f:
+        def rd(fmt):
+            n = struct.calcsize("<" + fmt)
+            b = f.read(n)
+            if len(b) != n:
+                raise ValueError(f"{path}: truncated GGUF header")
+            return struct.unpack("<" + fmt, b)[0]
+        if f.read(4) != b"GGUF":
+            raise ValueError(f"{path} is not a GGUF file")
+        version = rd("I")
+        lenfmt = "I" if version == 1 else "Q"  # version 1 had 32-bit counts and lengths
+        rd(lenfmt)  # tensor count
+        n_kv = rd(lenfmt)
+
+        def rstr():
+            return f.read(rd(lenfmt)).decode(errors="replace")
+
+        def value(t):
+            if t in fmts:
+                return rd(fmts[t])
+            if t == 8:
+                return rstr()
+            if t == 9:
+                et, n = rd("I"), rd(lenfmt)
+                if et in fmts:
+                    f.seek(n * struct.calcsize("<" + fmts[et]), 1)
+                else:
+                    for _ in range(n):
+                        value(et)
+                return None
+            raise ValueError(f"{path}: unknown GGUF value type {t}")
+
+        for _ in range(n_kv):
+            k = rstr()
+            v = value(rd("I"))
+            if v is not None:
+                out[k] = v
+    return out
+
+
+def kv_shape(path):
+    """(n_layers, n_kv_heads, key_length, value_length) from the GGUF metadata; f16 K+V bytes per token is
+    n_layers * n_kv_heads * (key_length + value_length) * 2."""
+    md = gguf_metadata(path)
+    arch = md.get("general.architecture")
+    g = lambda k: md.get(f"{arch}.{k}")
+    n_layers, n_head, n_kv, n_embd = (g("block_count"), g("attention.head_count"), g("attention.head_count_kv"),
+                                      g("embedding_length"))
+    if not (arch and n_layers and n_head and n_embd):
+        raise SetupError(f"{path}: the GGUF metadata lacks the {arch}.block_count / attention.head_count / "
+                         "embedding_length this needs (give --llama-kv-bytes-per-token)")
+    n_kv = n_kv or n_head
+    k_len = g("attention.key_length") or n_embd // n_head
+    v_len = g("attention.value_length") or n_embd // n_head
+    return int(n_layers), int(n_kv), int(k_len), int(v_len)
+
+
+def model_path(args):
+    """The GGUF file of --model: a path as given, else the cache's copy (scripts/pull_model.sh NAME --print-path,
+    which downloads nothing)."""
+    if os.path.isfile(args.model):
+        return os.path.abspath(args.model)
+    try:
+        r = subprocess.run([str(ROOT / "scripts" / "pull_model.sh"), args.model, "--print-path"],
+                           capture_output=True, text=True, timeout=60)
+    except OSError as e:
+        raise SetupError(f"cannot locate the GGUF of model {args.model!r}: {e}")
+    lines = r.stdout.strip().splitlines()
+    if r.returncode != 0 or not lines or not os.path.isfile(lines[-1]):
+        raise SetupError(f"cannot locate the GGUF of model {args.model!r} (scripts/pull_model.sh {args.model} "
+                         f"--print-path exited {r.returncode}; pull it first, or give -m PATH.gguf)")
+    return lines[-1]
+
+
+LLAMA_PAD = 256  # llama.cpp rounds n_ctx and each slot's share of it (n_ctx_seq) up to a multiple of 256
+
+
+def llama_plan(args, prompts):
+    """How llama-server matches razor's KV memory: a dict with total/per-slot context tokens, slots, bytes.
+    total = floor(--kv-pool-mib MiB / f16 bytes per token); P slots (--llama-parallel, default: as many as hold
+    one whole request each, the largest prompt + its max_tokens); each slot gets floor(total / P) rounded down
+    to llama.cpp's 256 padding, so that -c = P * slot never exceeds the pool (llama.cpp would pad it up)."""
+    if args.kv_pool_mib is None:
+        raise SetupError("--kv llama needs --kv-pool-mib (the KV memory to give llama-server as well)")
+    gguf = model_path(args)
+    if args.llama_kv_bytes_per_token:
+        bpt, shape = args.llama_kv_bytes_per_token, None
+    else:
+        shape = kv_shape(gguf)
+        nl, nkv, kl, vl = shape
+        bpt = nl * nkv * (kl + vl) * 2  # f16 K and V
+    pool = args.kv_pool_mib * 1048576
+    total = pool // bpt
+    if prompts:
+        if args.mode == "fairness":
+            S = args.streams
+            need = max(max(n for _, n in prompts[:S]) + args.max_tokens, prompts[S][1] + args.long_max_tokens)
+        else:
+            need = max(n for _, n in prompts) + args.max_tokens + (8 if args.mode == "soak" else 0)
+    else:  # prompts not built yet: the largest the builder makes (2 % over the target)
+        if args.mode == "fairness":
+            need = max(args.stream_prompt_tokens * 1.02 + args.max_tokens,
+                       args.long_prompt_tokens * 1.02 + args.long_max_tokens)
+        else:
+            need = args.prompt_tokens * 1.02 + args.max_tokens + (8 if args.mode == "soak" else 0)
+        need = int(math.ceil(need))
+    note = ""
+    if args.llama_parallel:
+        P = args.llama_parallel
+    else:
+        P = max(1, total // need)
+        if total // P < LLAMA_PAD:
+            P = max(1, total // LLAMA_PAD)
+            note = f" (capped so each slot keeps at least {LLAMA_PAD} tokens)"
+    slot = (total // P) // LLAMA_PAD * LLAMA_PAD
+    if slot <= 0:
+        raise SetupError(f"--kv-pool-mib {args.kv_pool_mib} holds {total} tokens: not {P} llama-server slots of at "
+                         f"least {LLAMA_PAD} tokens")
+    if slot < need:
+        log(f"[llama] warning: a slot of {slot} tokens does not hold the largest request ({need} tokens): it will "
+            "be refused or cut short")
+    return {"gguf": gguf, "kv_shape": shape, "kv_bytes_per_token": bpt, "pool_bytes": pool,
+            "pool_tokens": total, "need_tokens_per_request": need, "parallel": P, "slot_tokens": slot,
+            "ctx_tokens": P * slot, "kv_bytes": P * slot * bpt, "parallel_note": note}
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LlamaServer(Server):
+    """One `llama-server` process on the same GGUF with the KV memory of llama_plan(); ready when GET /health
+    answers 200. Its /metrics has no KV gauges: KV held is its allocated cache (fixed)."""
+
+    kind = "llama"
+
+    def __init__(self, args, policy, log_path, plan):
+        self.policy = policy
+        self.log_path = Path(log_path)
+        self.plan = plan
+        self.port_choice = free_port()
+        self.argv = [args.llama_server, "-m", plan["gguf"], "-c", str(plan["ctx_tokens"]),
+                     "--parallel", str(plan["parallel"]), "-ctk", "f16", "-ctv", "f16", "-t", str(args.threads),
+                     "--host", "127.0.0.1", "--port", str(self.port_choice), "--metrics", "--no-webui",
+                     "--cache-ram", "0"]
+        self.argv += list(args.llama_arg or [])
+        self.host = self.port = None
+        self.banner = ""
+        self.proc = None
+        self._thread = None
+        self._listening = threading.Event()
+        self._buf = b""
+
+    def start(self, timeout):
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "wb")
+        log(f"[{self.policy}] starting: {shlex.join(self.argv)}  (stderr+stdout -> {self.log_path})")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, cwd=ROOT)
+        self.proc.stderr = self.proc.stdout  # _drain reads .stderr
+        self._listening.set()  # _drain: no banner to look for
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+        self.host, self.port = "127.0.0.1", self.port_choice
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise SetupError(f"llama-server exited with {self.proc.returncode} before it was ready; "
+                                 f"log tail:\n{self.log_tail()}")
+            try:
+                st, _, _ = http_json(self, "GET", "/health", timeout=5)
+                if st == 200:
+                    break
+            except (OSError, http.client.HTTPException):
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise SetupError(f"llama-server did not answer /health within {timeout} s; log tail:\n"
+                                 f"{self.log_tail()}")
+            time.sleep(0.25)
+        p = self.plan
+        self.banner = (f"llama-server ready on http://{self.host}:{self.port}: {p['parallel']} slots x "
+                       f"{p['slot_tokens']} tokens = -c {p['ctx_tokens']}, f16 KV {p['kv_bytes'] / 1048576:.2f} MiB "
+                       f"({p['kv_bytes_per_token']} B/token; razor's pool {p['pool_bytes'] / 1048576:g} MiB = "
+                       f"{p['pool_tokens']} tokens)")
+        m = re.search(rb"llama_kv_cache: size = +([\d.]+) MiB \( *(\d+) cells", self.log_path.read_bytes())
+        if m:
+            self.banner += f"; its log: KV {m.group(1).decode()} MiB, {m.group(2).decode()} cells"
+        log(f"[{self.policy}] {self.banner}")
+
+
 # ---------------------------------------------------------------- HTTP
 
 def http_json(server, method, path, body=None, timeout=60):
@@ -205,6 +424,16 @@ def get_metrics(server, timeout=5):
         if resp.status != 200:
             return None
         out = {}
+        if getattr(server, "kind", "razor") == "llama":  # llama-server: busy slots and deferred requests
+            for line in text.splitlines():
+                parts = line.split()
+                if len(parts) >= 2 and parts[0] in LLAMA_METRICS:
+                    try:
+                        out[LLAMA_METRICS[parts[0]]] = float(parts[1])
+                    except ValueError:
+                        pass
+            out["kv_bytes_held"] = float(server.plan["kv_bytes"])  # allocated at start, held all the time
+            return out
         for line in text.splitlines():
             if line.startswith("razor:"):
                 parts = line.split()
@@ -227,6 +456,8 @@ def stream_completion(server, prompt, max_tokens, timeout, tag=None, on_first=No
            "completion_tokens": None, "prompt_tokens": None, "done": False, "error": None, "kind": None}
     body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True,
             "stream_options": {"include_usage": True}}
+    if getattr(server, "kind", "razor") == "llama":
+        body["cache_prompt"] = False  # no reuse of a slot's earlier prompt (llama-server's default is true)
     conn = http.client.HTTPConnection(server.host, server.port, timeout=timeout)
     try:
         conn.request("POST", "/v1/completions", body=json.dumps(body).encode(),
@@ -382,6 +613,11 @@ class PromptBuilder:
     def count(self, prompt):
         """Tokens of `prompt` by the server's tokenizer."""
         self.counts += 1
+        if self.server.kind == "llama":  # llama-server tokenizes without running anything (BOS etc. included)
+            st, js, raw = http_json(self.server, "POST", "/tokenize", {"content": prompt, "add_special": True})
+            if st != 200 or not js or not isinstance(js.get("tokens"), list):
+                raise SetupError(f"token count (llama-server /tokenize) failed: HTTP {st}: {raw[:300]}")
+            return len(js["tokens"])
         if self.free_count:
             st, js, raw = http_json(self.server, "POST", "/v1/completions",
                                     {"prompt": prompt, "max_tokens": 2 ** 62, "temperature": 0})
@@ -473,13 +709,20 @@ def peak_kv(samples):
     if not samples:
         return out
     g = lambda s, k: s.get(k, 0.0)
-    out["peak_running"] = int(max(g(s, "num_requests_running") for s in samples))
-    out["peak_waiting"] = int(max(g(s, "num_requests_waiting") for s in samples))
-    out["peak_kv_cache_usage_perc"] = max(g(s, "kv_cache_usage_perc") for s in samples)
-    top = max(samples, key=lambda s: g(s, "kv_bytes_held"))
-    out["peak_kv_bytes_held"] = g(top, "kv_bytes_held")
-    out["kv_bytes_full_equivalent_at_peak"] = g(top, "kv_bytes_full_equivalent")
-    out["peak_kv_bytes_full_equivalent"] = max(g(s, "kv_bytes_full_equivalent") for s in samples)
+    has = lambda k: any(k in s for s in samples)  # a metric this server does not export stays None (n/a)
+    if has("num_requests_running"):
+        out["peak_running"] = int(max(g(s, "num_requests_running") for s in samples))
+    if has("num_requests_waiting"):
+        out["peak_waiting"] = int(max(g(s, "num_requests_waiting") for s in samples))
+    if has("kv_cache_usage_perc"):
+        out["peak_kv_cache_usage_perc"] = max(g(s, "kv_cache_usage_perc") for s in samples)
+    if has("kv_bytes_held"):
+        top = max(samples, key=lambda s: g(s, "kv_bytes_held"))
+        out["peak_kv_bytes_held"] = g(top, "kv_bytes_held")
+        if has("kv_bytes_full_equivalent"):
+            out["kv_bytes_full_equivalent_at_peak"] = g(top, "kv_bytes_full_equivalent")
+    if has("kv_bytes_full_equivalent"):
+        out["peak_kv_bytes_full_equivalent"] = max(g(s, "kv_bytes_full_equivalent") for s in samples)
     return out
 
 
@@ -646,7 +889,11 @@ def run_soak(args, server, prompts):
             final = get_metrics(server)
         except (OSError, http.client.HTTPException):
             final = None
-        if final and final.get("num_requests_running", 1) == 0 and final.get("kv_bytes_held", 1) == 0 \
+        if final and server.kind == "llama":  # its KV is allocated once: idle = no busy slot, none deferred
+            final["kv_bytes_held"] = None
+            if final.get("num_requests_running", 1) == 0 and final.get("num_requests_waiting", 1) == 0:
+                break
+        elif final and final.get("num_requests_running", 1) == 0 and final.get("kv_bytes_held", 1) == 0 \
                 and final.get("num_requests_waiting", 1) == 0:
             break
     time.sleep(1.0)
@@ -672,7 +919,8 @@ def run_soak(args, server, prompts):
          "final_running": final.get("num_requests_running") if final else None,
          "final_waiting": final.get("num_requests_waiting") if final else None,
          "final_kv_bytes_held": final.get("kv_bytes_held") if final else None}
-    s["blocks_all_returned"] = (final is not None and s["final_running"] == 0 and s["final_kv_bytes_held"] == 0)
+    s["blocks_all_returned"] = (final is not None and s["final_running"] == 0 and
+                                (s["final_kv_bytes_held"] == 0 if server.kind != "llama" else s["final_waiting"] == 0))
     s.update(latency_summary([r for r in recs if ok(r)]))
     s.update(peak_kv(poller.samples))
     return s, recs, poller.samples, {"rss_samples_kib": rs, "final_metrics": final}
@@ -768,8 +1016,13 @@ def cell(s, key, fmt):
 def print_table(mode, results):
     pols = list(results)
     head = ["metric"] + pols
-    if len(pols) > 1:
-        head += [f"{p}/{pols[0]}" for p in pols[1:]]
+    # ratios: each later policy to the first; with `llama` in the list (not first), every other policy to llama
+    # instead of llama to the first (its inverse)
+    ref = "llama" if "llama" in pols and pols[0] != "llama" else None
+    pairs = [(p, pols[0]) for p in pols[1:] if p != ref]
+    if ref:
+        pairs += [(p, ref) for p in pols if p != ref]
+    head += [f"{a}/{b}" for a, b in pairs]
     rows = []
     for label, key, fmt in ROWS[mode]:
         row, vals = [label], []
@@ -778,8 +1031,10 @@ def print_table(mode, results):
             row.append(txt)
             vals.append(v)
         ratio_ok = not (fmt or "").startswith("+") and "must be 0" not in label  # no ratio of differences
-        for v in vals[1:]:
-            row.append(f"{v / vals[0]:.2f}" if ratio_ok and v is not None and vals[0] not in (None, 0) else "")
+        val = dict(zip(pols, vals))
+        for a, b in pairs:
+            v, w = val[a], val[b]
+            row.append(f"{v / w:.2f}" if ratio_ok and v is not None and w not in (None, 0) else "")
         rows.append(row)
     w = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
     line = lambda r: "  ".join(r[0].ljust(w[0]) if i == 0 else r[i].rjust(w[i]) for i in range(len(r)))
@@ -817,6 +1072,18 @@ COMMON_OPTIONS = [  # (flags, dest, argparse keywords, default); accepted before
     (("--max-queue",), "max_queue", {"type": int, "help": "serve --max-queue (default: 512)"}, 512),
     (("--serve-arg",), "serve_arg", {"action": "append", "metavar": "ARG",
                                      "help": "extra serve argument, repeatable (the = form: --serve-arg=--window-min=512)"},
+     []),
+    (("--llama-server",), "llama_server",
+     {"help": "llama.cpp's llama-server binary, for the policy `llama` in --kv (bench/build_llama_cpp_tools.sh)"},
+     None),
+    (("--llama-parallel",), "llama_parallel",
+     {"type": int, "help": "llama-server --parallel (default: as many slots as the pool holds whole requests)"},
+     None),
+    (("--llama-kv-bytes-per-token",), "llama_kv_bytes_per_token",
+     {"type": int, "help": "f16 K+V bytes per token (default: from the GGUF: layers * kv heads * (k + v dim) * 2)"},
+     None),
+    (("--llama-arg",), "llama_arg", {"action": "append", "metavar": "ARG",
+                                     "help": "extra llama-server argument, repeatable (--llama-arg=--kv-unified)"},
      []),
     (("--out",), "out", {"help": "write the full results as JSON here"}, None),
     (("--log-dir",), "log_dir", {"help": "server stderr logs (default: beside --out, else a temporary directory)"},
@@ -866,7 +1133,7 @@ def parse_args(argv):
     for _, dest, kw, default in COMMON_OPTIONS:
         top, here = getattr(args, "top_" + dest), getattr(args, dest)
         delattr(args, "top_" + dest)
-        if dest == "serve_arg":
+        if dest in ("serve_arg", "llama_arg"):
             setattr(args, dest, (top or []) + (here or []))
         elif kw.get("action") == "store_true":
             setattr(args, dest, bool(top or here))
@@ -875,6 +1142,10 @@ def parse_args(argv):
     args.policies = [p.strip() for p in args.kv.split(",") if p.strip()]
     if not args.policies:
         ap.error("--kv names no policy")
+    if len(set(args.policies)) != len(args.policies):
+        ap.error("--kv names a policy twice")
+    if args.llama_parallel is not None and args.llama_parallel < 1:
+        ap.error("--llama-parallel must be at least 1")
     if not os.path.isabs(args.razor):
         args.razor = str((Path.cwd() / args.razor) if (Path.cwd() / args.razor).exists() else ROOT / args.razor)
     return args
@@ -890,17 +1161,41 @@ def build_prompts(args, builder):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if not os.path.exists(args.razor):
+    if any(p != "llama" for p in args.policies) and not os.path.exists(args.razor):
         log(f"error: no razor binary at {args.razor}")
         return 2
+    if "llama" in args.policies:
+        if not args.llama_server:
+            log("error: --kv llama needs --llama-server PATH (bench/build_llama_cpp_tools.sh prints its folder)")
+            return 2
+        if not (os.path.isfile(args.llama_server) and os.access(args.llama_server, os.X_OK)):
+            log(f"error: no llama-server binary at {args.llama_server}")
+            return 2
+        args.llama_server = os.path.abspath(args.llama_server)
+        if args.kv_pool_mib is None:
+            log("error: --kv llama needs --kv-pool-mib N (the KV memory both servers get)")
+            return 2
     out = Path(args.out) if args.out else None
     log_dir = Path(args.log_dir) if args.log_dir else (out.parent if out else Path(tempfile.mkdtemp(prefix="serve_load.")))
     stem = out.stem if out else f"serve_load.{args.mode}"
     results, runs, prompts = {}, {}, None
     exit_code = 0
     runner = {"capacity": run_capacity, "fairness": run_fairness, "soak": run_soak}[args.mode]
+    llama = None  # llama_plan() of the llama run
     for policy in args.policies:
-        server = Server(args, policy, log_dir / f"{stem}.{policy}.serve.log")
+        try:
+            if policy == "llama":
+                llama = llama_plan(args, prompts)
+                log(f"[llama] KV matched to --kv-pool-mib {args.kv_pool_mib}: {llama['pool_tokens']} tokens of "
+                    f"{llama['kv_bytes_per_token']} B (f16 K+V{', shape ' + str(llama['kv_shape']) if llama['kv_shape'] else ''}); "
+                    f"{llama['parallel']} slots{llama['parallel_note']} x {llama['slot_tokens']} tokens (largest "
+                    f"request {llama['need_tokens_per_request']} tokens)")
+                server = LlamaServer(args, policy, log_dir / f"{stem}.{policy}.server.log", llama)
+            else:
+                server = Server(args, policy, log_dir / f"{stem}.{policy}.serve.log")
+        except SetupError as e:
+            log(f"error: {e}")
+            return 2
         try:
             server.start(args.startup_timeout)
             if prompts is None:
@@ -926,6 +1221,7 @@ def main(argv=None):
         summary["server_exit_code"] = rc
         results[policy] = summary
         runs[policy] = {"serve_argv": server.argv, "banner": server.banner, "log": str(server.log_path),
+                        **({"llama_plan": server.plan} if server.kind == "llama" else {}),
                         "summary": summary, "errors": errors_of(recs), "requests": recs,
                         "metrics_samples": samples, **extra}
         if summary.get("errors"):
@@ -938,6 +1234,15 @@ def main(argv=None):
     print(f"\nrazor serve {args.mode}: model {args.model}, -t {args.threads}, "
           f"pool {f'{args.kv_pool_mib} MiB' if args.kv_pool_mib is not None else 'serve default'}, "
           f"serve args {' '.join(args.serve_arg) or '(none)'}")
+    if llama:
+        print(f"llama: {shlex.join([os.path.basename(args.llama_server)] + runs['llama']['serve_argv'][1:])}")
+        print(f"  same KV memory: {args.kv_pool_mib} MiB / {llama['kv_bytes_per_token']} B per token (f16 K+V) = "
+              f"{llama['pool_tokens']} tokens; {llama['parallel']} slots{llama['parallel_note']} x "
+              f"{llama['slot_tokens']} tokens (each holds the largest request, {llama['need_tokens_per_request']} "
+              f"tokens; 256-token padding) = {llama['ctx_tokens']} tokens = {llama['kv_bytes'] / 1048576:.2f} MiB, "
+              "allocated at start; rows llama-server has no metric for: n/a")
+        print("  llama /metrics: running = llamacpp:requests_processing (busy slots), waiting = "
+              "llamacpp:requests_deferred")
     if args.mode == "capacity":
         print(f"{args.clients} requests at once, prompt ~{args.prompt_tokens} tokens, max_tokens {args.max_tokens}")
     elif args.mode == "fairness":
