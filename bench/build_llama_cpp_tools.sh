@@ -11,8 +11,11 @@
 # The source tree is left as the bundle has it (node-llama-cpp's patches/ are for its addon and are not applied).
 # Idempotent: a no-op when the three binaries exist for the same bundle commit (--force rebuilds from scratch).
 # Takes ~10-15 minutes on 2 cores. Parallel jobs: -j N / --jobs N (default 2, or $JOBS).
+# --isa avx512: builds for another machine instead of this one (-DGGML_NATIVE=OFF with AVX2/FMA/F16C and AVX-512
+# F/VNNI/BF16, e.g. the GPU machine's Xeon) into .../build-avx512; the binaries are not run here (this machine may
+# lack AVX-512).
 # Prints the bin folder as its last line.
-# Usage: bench/build_llama_cpp_tools.sh [--force] [-j N]
+# Usage: bench/build_llama_cpp_tools.sh [--force] [-j N] [--isa native|avx512]
 set -euo pipefail
 
 me="build_llama_cpp_tools.sh"
@@ -20,18 +23,27 @@ die() { echo "$me: error: $*" >&2; exit 1; }
 
 force=0
 jobs="${JOBS:-2}"
+isa=native
 while (( $# )); do
   case "$1" in
     --force) force=1 ;;
     -j|--jobs) [[ $# -ge 2 ]] || die "$1 needs a value"; jobs="$2"; shift ;;
     -j*) jobs="${1#-j}" ;;
     --jobs=*) jobs="${1#--jobs=}" ;;
+    --isa) [[ $# -ge 2 ]] || die "$1 needs a value"; isa="$2"; shift ;;
+    --isa=*) isa="${1#--isa=}" ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "$me: error: unknown option '$1' (usage: bench/build_llama_cpp_tools.sh [--force] [-j N])" >&2; exit 2 ;;
   esac
   shift
 done
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "-j: '$jobs' is not a positive integer"
+case "$isa" in
+  native) isa_flags=(-DGGML_NATIVE=ON) ;;
+  avx512) isa_flags=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+                     -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON) ;;
+  *) die "--isa: '$isa' is not native or avx512" ;;
+esac
 
 for tool in git cmake c++; do
   command -v "$tool" >/dev/null || die "$tool not found (needed to build llama.cpp)"
@@ -45,6 +57,7 @@ dir="${LLAMA_TOOLS_DIR:-$cache_root/llama-cpp-tools}"
 case "$dir" in /*) ;; *) dir="$PWD/$dir" ;; esac
 src="$dir/src"
 build="$dir/build"
+[[ "$isa" == native ]] || build="$dir/build-$isa"
 bin="$build/bin"
 targets=(llama-bench llama-batched-bench llama-server)
 
@@ -83,13 +96,13 @@ if (( force )) || [[ ! -d "$src/.git" || "$(git -C "$src" rev-parse HEAD 2>/dev/
 fi
 rm -f "$build"/.built-*
 
-echo "configuring llama.cpp (Release, CPU only, native, static, no network features) in $build" >&2
+echo "configuring llama.cpp (Release, CPU only, ISA $isa, static, no network features) in $build" >&2
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
 cmake -S "$src" -B "$build" "${gen[@]}" \
   -DCMAKE_BUILD_TYPE=Release \
   -DBUILD_SHARED_LIBS=OFF \
-  -DGGML_NATIVE=ON \
+  "${isa_flags[@]}" \
   -DGGML_CPU=ON -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DGGML_OPENCL=OFF -DGGML_HIP=OFF -DGGML_SYCL=OFF \
   -DGGML_RPC=OFF -DGGML_BACKEND_DL=OFF \
   -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_APP=OFF \
@@ -102,7 +115,7 @@ cmake --build "$build" --config Release -j "$jobs" --target "${targets[@]}" >&2 
 for t in "${targets[@]}"; do
   [[ -x "$bin/$t" ]] || die "$bin/$t missing after the build"
 done
-"$bin/llama-bench" --help >/dev/null 2>&1 || die "$bin/llama-bench does not run"
+[[ "$isa" != native ]] || "$bin/llama-bench" --help >/dev/null 2>&1 || die "$bin/llama-bench does not run"
 touch "$stamp"
 echo "built llama.cpp ${release:-?} (commit ${commit:0:12}) tools: ${targets[*]}" >&2
 echo "$bin"

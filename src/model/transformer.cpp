@@ -64,23 +64,25 @@ Status Transformer::Validate(const std::vector<StepSequence>& batch, int64_t* ro
   return Status::Ok();
 }
 
-void Transformer::Prepare(const std::vector<StepSequence>& batch, int64_t rows) {
+void Transformer::Prepare(const std::vector<StepSequence>& batch, int64_t rows, RowIndex* index) {
   // The residual stream holds every row; everything else works on chunks of chunk_tokens_ rows, so that
   // activation memory stays bounded however long the prompt (a chunk's queries attend to every key appended
   // so far, which is exactly causal attention over the whole prompt).
   const int64_t kChunk = chunk_tokens_;
-  positions_.resize(rows);
+  std::vector<int32_t>& positions = index->positions;
+  positions.resize(rows);
   tokens_.resize(rows);
   seq_row0_.resize(batch.size());
   for (size_t s = 0, r = 0; s < batch.size(); ++s) {
     seq_row0_[s] = static_cast<int64_t>(r);
     const int64_t pos0 = batch[s].cache->sequence_length();
     for (int64_t t = 0; t < batch[s].n; ++t, ++r) {
-      positions_[r] = static_cast<int32_t>(pos0 + t);
+      positions[r] = static_cast<int32_t>(pos0 + t);
       tokens_[r] = batch[s].tokens[t];
     }
   }
-  if (!config_.alibi) rope_.Angles(positions_.data(), rows, &cos_, &sin_);
+  if (!config_.alibi) rope_.Angles(positions.data(), rows, &index->cos, &index->sin);
+  rows_ = index;
   // Each chunk's pieces (a sequence's rows inside the chunk), the same for every layer.
   chunk_pieces_.clear();
   for (int64_t r0 = 0; r0 < rows; r0 += kChunk) {
@@ -106,7 +108,7 @@ Status Transformer::Step(const std::vector<StepSequence>& batch, std::vector<flo
   RAZOR_RETURN_IF_ERROR(Validate(batch, &rows, &out_rows));
   backend_->Reserve(&x_, rows * config_.dim);
   Reserve(std::min(rows, chunk_tokens_));
-  Prepare(batch, rows);
+  Prepare(batch, rows, &step_index_);
   Embed(rows, x_->data());
   RAZOR_RETURN_IF_ERROR(RunLayers(batch, rows, x_->data(), 0, config_.n_layers));
   for (const StepSequence& s : batch) s.cache->CommitTokens(s.n);
@@ -128,11 +130,15 @@ Status Transformer::StepSlice(const StepSequence& seq, LayerProgress* progress, 
   if (begun && progress->rows != rows)
     return Err(fmt::format("a sliced prompt resumed with {} tokens, begun with {}", rows, progress->rows));
   Reserve(std::min(rows, chunk_tokens_));
-  Prepare(batch, rows);  // positions stay those of the first call: tokens are committed only at the end
   if (!begun) {
+    // Positions and angles are those of the first call (tokens are committed only at the end): made once.
+    Prepare(batch, rows, &progress->index);
     backend_->Reserve(&progress->residual, rows * c.dim);
     progress->rows = rows;
     Embed(rows, progress->residual->data());
+  } else {
+    seq_row0_.assign(1, 0);  // what Prepare sets and the last slice's Logits reads
+    rows_ = &progress->index;
   }
   // Whole chunks of the Step grid while the budget allows; the last piece of a budget may be shorter (at
   // least kMinRows rows, so that a small budget still runs GEMMs of some height).
@@ -211,15 +217,15 @@ Status Transformer::LayerChunk(int l, const std::vector<StepSequence>& batch, fl
       be.HeadNorm(k, m, c.n_kv_heads, c.head_dim, L.k_norm, c.rms_eps);
     }
     if (!c.alibi) {  // ALiBi: positions enter as biases in the attention kernel
-      be.Rope(q, m, c.q_dim(), c.n_heads, c.head_dim, c.rope_layout, &cos_[t0 * half], &sin_[t0 * half]);
-      be.Rope(k, m, c.kv_dim(), c.n_kv_heads, c.head_dim, c.rope_layout, &cos_[t0 * half], &sin_[t0 * half]);
+      be.Rope(q, m, c.q_dim(), c.n_heads, c.head_dim, c.rope_layout, &rows_->cos[t0 * half], &rows_->sin[t0 * half]);
+      be.Rope(k, m, c.kv_dim(), c.n_kv_heads, c.head_dim, c.rope_layout, &rows_->cos[t0 * half], &rows_->sin[t0 * half]);
     }
     for (const Piece& p : pieces) {
       const int64_t off = (p.row0 - t0) * c.kv_dim();
       RAZOR_RETURN_IF_ERROR(batch[p.seq].cache->Append(l, p.pos0, p.n, k + off, v + off));
     }
     Attention(l, batch, pieces, t0);
-    if (observer_) observer_->OnAttention(l, q, &positions_[t0], m, lse_.data(), *batch[0].cache);
+    if (observer_) observer_->OnAttention(l, q, &rows_->positions[t0], m, lse_.data(), *batch[0].cache);
     be.MatMul(L.wo, attn_->data(), m, proj_->data());
     if (c.dense_bias) be.AddBias(proj_->data(), L.bo, m, dim);
     be.Add(x, proj_->data(), m * dim);
@@ -282,7 +288,7 @@ void Transformer::Attention(int layer, const std::vector<StepSequence>& batch, c
         const int64_t head_offset = static_cast<int64_t>(h) * c.group_size() * c.head_dim;
         a.q = q_->data() + t * c.q_dim() + head_offset;
         a.q_token_stride = c.q_dim();
-        a.positions = &positions_[chunk_row0 + t];
+        a.positions = &rows_->positions[chunk_row0 + t];
         a.n_tokens = nt;
         a.n_group_heads = c.group_size();
         a.head_dim = c.head_dim;

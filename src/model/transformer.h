@@ -44,9 +44,17 @@ struct StepSequence {
   bool all_logits = false;          // logits of every token; else of the last one only
 };
 
-// A prompt run a slice per call (Transformer::StepSlice): where it stands, and its residual stream.
+// Host index data of a step's rows (R rows): what every layer of every chunk reads.
+struct RowIndex {
+  std::vector<int32_t> positions;  // [R]
+  std::vector<float> cos, sin;     // [R, head_dim/2] RoPE angles of those positions
+};
+
+// A prompt run a slice per call (Transformer::StepSlice): where it stands, its residual stream and its rows'
+// positions and angles (made once: the angles of a long prompt cost more than a decode step to recompute).
 struct LayerProgress {
   std::unique_ptr<Buffer> residual;  // [rows, dim] fp32, a backend buffer (device memory on a GPU)
+  RowIndex index;                    // [rows] positions and RoPE angles, host
   int next_layer = 0;                // layer under way (0 with next_row 0: not begun, or done)
   int64_t next_row = 0;              // rows of next_layer already run
   int64_t rows = 0;                  // tokens of the prompt being run
@@ -98,8 +106,9 @@ class Transformer {
   };
   Status Validate(const std::vector<StepSequence>& batch, int64_t* rows, int64_t* out_rows) const;
   void Reserve(int64_t chunk);  // the per-chunk activations
-  // Positions, RoPE angles, tokens and chunk pieces of the batch's rows.
-  void Prepare(const std::vector<StepSequence>& batch, int64_t rows);
+  // Positions and RoPE angles (into `index`, which rows_ then points at), tokens and chunk pieces of the
+  // batch's rows.
+  void Prepare(const std::vector<StepSequence>& batch, int64_t rows, RowIndex* index);
   void Embed(int64_t rows, float* x_all);
   // Layers [l0, l1) over the residual stream x_all ([rows, dim]), chunk by chunk of the grid.
   Status RunLayers(const std::vector<StepSequence>& batch, int64_t rows, float* x_all, int l0, int l1);
@@ -120,11 +129,11 @@ class Transformer {
   std::vector<float> alibi_slopes_;  // [n_heads] (alibi only)
   std::vector<int64_t> qkv_cols_[3];  // fused_qkv: source column of each head's q / k / v
   // Host index data of a step. R = rows of the step.
-  std::vector<int32_t> positions_;   // [R]
+  RowIndex step_index_;              // [R] positions and angles of a Step's rows
+  const RowIndex* rows_ = &step_index_;  // those of the call under way (a sliced prompt keeps its own)
   std::vector<int32_t> tokens_;      // [R]
   std::vector<int64_t> seq_row0_;    // [batch] first row of each sequence
   std::vector<std::vector<Piece>> chunk_pieces_;  // [chunks] a sequence's rows inside each chunk
-  std::vector<float> cos_, sin_;     // [R, head_dim/2]
   std::vector<float> lse_;           // [m, n_heads] (only with an observer; host)
   std::vector<AttentionItem> items_;
   // Backend buffers. m = rows of a chunk (<= chunk_tokens_):
