@@ -51,7 +51,8 @@ struct RowIndex {
 };
 
 // A prompt run a slice per call (Transformer::StepSlice): where it stands, its residual stream and its rows'
-// positions and angles (made once: the angles of a long prompt cost more than a decode step to recompute).
+// positions and angles (made once: recomputed on every slice, a long prompt's angles held the GPU's slice
+// budget at its floor; see docs/BENCHMARKS.md, thirteenth session).
 struct LayerProgress {
   std::unique_ptr<Buffer> residual;  // [rows, dim] fp32, a backend buffer (device memory on a GPU)
   RowIndex index;                    // [rows] positions and RoPE angles, host
