@@ -5,6 +5,7 @@
 // caches' integer bookkeeping must be identical and the outputs agree to fp32 rounding. Skips without a GPU.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <random>
@@ -202,6 +203,62 @@ TEST_F(CudaBackendTest, MatMulAndEmbeddingMatchTheCpuInBf16Bounds) {
     float* d = Dev(std::vector<float>(want.size(), 0.0f));
     gpu_->Embed(table.view, tokens.data(), tokens.size(), d);
     EXPECT_LE(Nmse(Host(d, want.size()), want), 5e-4) << "Embed " << TensorTypeName(type);
+  }
+}
+
+// Decode-row matmuls (the GEMV kernel: m <= 8, several matrices of one input per launch) against the CPU in the
+// bf16 bound, and against cuBLAS's GEMM on the same bf16-rounded inputs (RAZOR_CUDA_GEMV=cublas) to fp32
+// summation order; shapes with ragged row counts (a warp's two rows in different matrices, a last block part
+// full), the widest FFN input, and the fallbacks (m = 9, cols not a multiple of 8).
+TEST_F(CudaBackendTest, DecodeRowMatMulsMatchTheCpuAndCublas) {
+  EXPECT_NE(gpu_->Describe().find("razor GEMV"), std::string::npos) << gpu_->Describe();
+  setenv("RAZOR_CUDA_GEMV", "cublas", 1);
+  auto made = MakeCudaBackend(MathMode::kFast);
+  unsetenv("RAZOR_CUDA_GEMV");
+  ASSERT_TRUE(made.ok()) << made.error();
+  std::unique_ptr<Backend> cublas = std::move(made).value();
+  EXPECT_EQ(cublas->Describe().find("razor GEMV"), std::string::npos) << cublas->Describe();
+
+  struct Case {
+    int64_t m, cols;
+    std::vector<int64_t> rows;
+  };
+  const std::vector<Case> cases = {{1, 4096, {4096, 1024, 1024}}, {1, 14336, {40}},    {2, 576, {576, 192, 192}},
+                                   {3, 64, {37, 1, 250}},          {4, 1536, {1536, 1536}}, {5, 576, {100}},
+                                   {6, 576, {17, 15}},             {7, 128, {3, 3, 3}},  {8, 4096, {300, 17}},
+                                   {9, 576, {64, 64}},             {1, 60, {33}}};
+  std::vector<std::unique_ptr<OwnedWeight>> keep;
+  for (const Case& c : cases) {
+    std::string at = std::to_string(c.m) + "x" + std::to_string(c.cols) + " ->";
+    for (int64_t r : c.rows) at += " " + std::to_string(r);
+    const auto x = Random(c.m * c.cols, rng_);
+    const float* dx = Dev(x);
+    std::vector<const TensorView*> ws;
+    std::vector<float*> ys, ys_cublas;
+    std::vector<std::vector<float>> want;
+    for (int64_t rows : c.rows) {
+      keep.push_back(std::make_unique<OwnedWeight>(
+          MakeWeight(TensorType::BF16, rows, c.cols, Random(rows * c.cols, rng_, 0.05f), at + std::to_string(ws.size()))));
+      ws.push_back(&keep.back()->view);
+      want.emplace_back(c.m * rows);
+      cpu_.MatMul(*ws.back(), x.data(), c.m, want.back().data());
+      ys.push_back(Dev(std::vector<float>(c.m * rows, NAN)));
+      ys_cublas.push_back(Dev(std::vector<float>(c.m * rows, NAN)));
+    }
+    gpu_->MatMuls(ws.data(), static_cast<int>(ws.size()), dx, c.m, ys.data());
+    cublas->MatMuls(ws.data(), static_cast<int>(ws.size()), dx, c.m, ys_cublas.data());
+    for (size_t i = 0; i < ws.size(); ++i) {
+      const auto got = Host(ys[i], want[i].size());
+      std::vector<float> ref(want[i].size());
+      cublas->ToHost(ys_cublas[i], ref.size(), ref.data());
+      const double e = Nmse(got, want[i]);
+      EXPECT_LE(e, 5e-4) << at << " matrix " << i;
+      EXPECT_GT(e, 0.0) << at << " matrix " << i << ": bf16 activations cannot be exact";
+      float peak = 0;
+      for (float v : ref) peak = std::max(peak, std::fabs(v));
+      for (size_t j = 0; j < ref.size(); ++j)
+        ASSERT_NEAR(got[j], ref[j], 2e-5f * peak + 1e-6f) << at << " matrix " << i << " element " << j;
+    }
   }
 }
 

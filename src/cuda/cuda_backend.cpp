@@ -85,8 +85,8 @@ class CudaBackend final : public Backend {
 
   DeviceKind device() const override { return DeviceKind::kCuda; }
   std::string Describe() const override {
-    return fmt::format("cuda, {} ({} SMs, {:.0f} GiB), bf16 weights, cuBLAS", props_.name,
-                       props_.multiProcessorCount, props_.totalGlobalMem / double(1 << 30));
+    return fmt::format("cuda, {} ({} SMs, {:.0f} GiB), bf16 weights, {}", props_.name, props_.multiProcessorCount,
+                       props_.totalGlobalMem / double(1 << 30), gemv_ ? "razor GEMV + cuBLAS GEMM" : "cuBLAS");
   }
   MathMode math_mode() const override { return mode_; }
   int64_t preferred_chunk_tokens() const override { return 2048; }
@@ -152,23 +152,29 @@ class CudaBackend final : public Backend {
   }
 
   void MatMul(const TensorView& w, const float* x, int64_t m, float* y) override {
-    const DeviceMatrix& mat = Matrix(w);
-    // Consecutive matmuls of one input (q / k / v, gate / up) convert it once: every other call of the backend
-    // (the only writers of its buffers) forgets the converted copy.
-    if (x != bf16_of_ || m * mat.cols != bf16_n_) {
-      uint16_t* xb = act_bf16_.Grow(static_cast<size_t>(m * mat.cols), stream_);
-      RAZOR_CUDA_CHECK(cuda::ToBf16(x, m * mat.cols, xb, stream_));
-      bf16_of_ = x;
-      bf16_n_ = m * mat.cols;
+    const TensorView* ws[1] = {&w};
+    float* ys[1] = {y};
+    MatMuls(ws, 1, x, m, ys);
+  }
+
+  void MatMuls(const TensorView* const* ws, int n, const float* x, int64_t m, float* const* ys) override {
+    // Decode rows (m <= kGemvMaxRows): one pass of the GEMV kernel over all n matrices, reading x in fp32.
+    if (gemv_ && n <= cuda::kGemvMaxMatrices && cuda::GemvFits(m, Matrix(*ws[0]).cols, props_.sharedMemPerBlockOptin) &&
+        reinterpret_cast<uintptr_t>(x) % 16 == 0) {
+      cuda::GemvMatrix mats[cuda::kGemvMaxMatrices];
+      bool same_cols = true;
+      for (int i = 0; i < n; ++i) {
+        const DeviceMatrix& d = Matrix(*ws[i]);
+        same_cols = same_cols && d.cols == Matrix(*ws[0]).cols;
+        mats[i] = {d.bf16, ys[i], d.rows};
+      }
+      if (same_cols) {
+        Forget();
+        RAZOR_CUDA_CHECK(cuda::Gemv(mats, n, x, m, Matrix(*ws[0]).cols, stream_));
+        return;
+      }
     }
-    const uint16_t* xb = act_bf16_.get();
-    // Row-major y[m, rows] = x[m, cols] · Wᵀ is column-major yᵀ[rows, m] = W[rows, cols] · xᵀ: W is a
-    // column-major [cols, rows] matrix, transposed (OP_T); x is column-major [cols, m] (OP_N).
-    const float alpha = 1.0f, beta = 0.0f;
-    RAZOR_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(mat.rows),
-                                    static_cast<int>(m), static_cast<int>(mat.cols), &alpha, mat.bf16, CUDA_R_16BF,
-                                    static_cast<int>(mat.cols), xb, CUDA_R_16BF, static_cast<int>(mat.cols), &beta, y,
-                                    CUDA_R_32F, static_cast<int>(mat.rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    for (int i = 0; i < n; ++i) GemmCublas(Matrix(*ws[i]), x, m, ys[i]);
   }
 
   void Norm(const float* x, int64_t m, int64_t n, const std::vector<float>& gain, const std::vector<float>& bias,
@@ -246,6 +252,26 @@ class CudaBackend final : public Backend {
     return d;
   }
 
+  // y[m, rows] = x[m, cols] · matᵀ on cuBLAS's tensor-core GEMM (x converted to bf16 first).
+  void GemmCublas(const DeviceMatrix& mat, const float* x, int64_t m, float* y) {
+    // Consecutive matmuls of one input (q / k / v, gate / up) convert it once: every other call of the backend
+    // (the only writers of its buffers) forgets the converted copy.
+    if (x != bf16_of_ || m * mat.cols != bf16_n_) {
+      uint16_t* xb = act_bf16_.Grow(static_cast<size_t>(m * mat.cols), stream_);
+      RAZOR_CUDA_CHECK(cuda::ToBf16(x, m * mat.cols, xb, stream_));
+      bf16_of_ = x;
+      bf16_n_ = m * mat.cols;
+    }
+    const uint16_t* xb = act_bf16_.get();
+    // Row-major y[m, rows] = x[m, cols] · Wᵀ is column-major yᵀ[rows, m] = W[rows, cols] · xᵀ: W is a
+    // column-major [cols, rows] matrix, transposed (OP_T); x is column-major [cols, m] (OP_N).
+    const float alpha = 1.0f, beta = 0.0f;
+    RAZOR_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(mat.rows),
+                                    static_cast<int>(m), static_cast<int>(mat.cols), &alpha, mat.bf16, CUDA_R_16BF,
+                                    static_cast<int>(mat.cols), xb, CUDA_R_16BF, static_cast<int>(mat.cols), &beta, y,
+                                    CUDA_R_32F, static_cast<int>(mat.rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+
   void Forget() { bf16_of_ = nullptr; }
 
   // Offset in h_ints_ of the n ints at `host`, appended unless this step already staged that array (a view's
@@ -268,6 +294,11 @@ class CudaBackend final : public Backend {
   }
   const bool tensor_core_prefill_ = !SplitKernelAsked("RAZOR_CUDA_PREFILL_KERNEL");
   const bool tensor_core_decode_ = !SplitKernelAsked("RAZOR_CUDA_DECODE_KERNEL");
+  // RAZOR_CUDA_GEMV=cublas sends decode rows to cuBLAS too (A/B runs and tests).
+  const bool gemv_ = [] {
+    const char* e = std::getenv("RAZOR_CUDA_GEMV");
+    return e == nullptr || std::string(e) != "cublas";
+  }();
   const float* bf16_of_ = nullptr;  // the fp32 buffer act_bf16_ holds a bf16 copy of (nullptr: none)
   int64_t bf16_n_ = 0;
   cudaStream_t stream_ = nullptr;

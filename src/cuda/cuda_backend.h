@@ -3,8 +3,9 @@
 //    dequantized on the host first: kept-quantized decode kernels are not written yet); a TensorView whose
 //    data is null is a synthetic weight, filled on the device with uniform random values (razor bench
 //    --synthetic); norm gains and biases are copied on first use.
-//  - activations: fp32 device buffers; matmuls convert their input to bf16 and run cuBLAS bf16 x bf16 -> fp32
-//    (tensor cores, fp32 accumulation).
+//  - activations: fp32 device buffers; matmuls round their input to bf16 and accumulate bf16 products in fp32:
+//    decode rows (m <= 8) through razor's GEMV kernel (cuda_gemv.cu; q / k / v and gate / up in one launch),
+//    more rows through cuBLAS's tensor-core GEMM.
 //  - KV: one device allocation per pool (CudaKvPoolMemory), the same block ids and RazorKvCache as on the CPU.
 //  - attention: ragged paged flash-decoding kernel (cuda_attention.cu); the step's block tables, causal
 //    limits and compensation tokens are copied to the device with each Attend.

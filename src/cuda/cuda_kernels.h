@@ -16,6 +16,22 @@ int Embed(const uint16_t* table, int64_t dim, const int32_t* tokens, int64_t n, 
 int ToBf16(const float* x, int64_t n, uint16_t* y, cudaStream_t s);
 // Synthetic weights: w[i] = bf16(uniform(-scale, scale)) from a counter-based hash of (seed, i).
 int FillRandomBf16(uint16_t* w, int64_t n, uint64_t seed, float scale, cudaStream_t s);
+// ---- decode matrix-vector products (cuda_gemv.cu) ----
+// One bf16 weight matrix of a Gemv launch: w [rows, cols] (16-byte aligned), y [m, rows] fp32.
+struct GemvMatrix {
+  const uint16_t* w;
+  float* y;
+  int64_t rows;
+};
+constexpr int kGemvMaxRows = 8;      // most input rows m
+constexpr int kGemvMaxMatrices = 3;  // most matrices of one input per launch
+// Whether Gemv takes m input rows of width cols: m <= kGemvMaxRows, cols a multiple of 8, the rows as bf16 in
+// smem_per_block bytes (cudaDeviceProp::sharedMemPerBlockOptin).
+bool GemvFits(int64_t m, int64_t cols, size_t smem_per_block);
+// mats[i].y[m, rows_i] = x[m, cols] · mats[i].wᵀ for n_mats <= kGemvMaxMatrices matrices of one input (x fp32,
+// 16-byte aligned, rounded to bf16 as the GEMM path does; fp32 accumulation).
+int Gemv(const GemvMatrix* mats, int n_mats, const float* x, int64_t m, int64_t cols, cudaStream_t s);
+
 // m rows of width n: out = x / rms(x) * gain (RMSNorm), or (x - mean) / sd * gain + bias (LayerNorm, bias
 // non-null). out may alias x.
 int Norm(const float* x, int64_t m, int64_t n, const float* gain, const float* bias, float eps, float* out,

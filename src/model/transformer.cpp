@@ -203,9 +203,9 @@ Status Transformer::LayerChunk(int l, const std::vector<StepSequence>& batch, fl
         be.GatherColumns(qkv_->data(), w3, m, qkv_cols_[part].data(), c.n_heads, c.head_dim, dst[part],
                          part == 0 ? c.q_dim() : c.kv_dim());
     } else {
-      be.MatMul(L.wq, xn, m, q);
-      be.MatMul(L.wk, xn, m, k);
-      be.MatMul(L.wv, xn, m, v);
+      const TensorView* w[3] = {&L.wq, &L.wk, &L.wv};
+      float* y[3] = {q, k, v};
+      be.MatMuls(w, 3, xn, m, y);
     }
     if (c.qkv_bias) {
       be.AddBias(q, L.bq, m, c.q_dim());
@@ -238,8 +238,9 @@ Status Transformer::LayerChunk(int l, const std::vector<StepSequence>& batch, fl
       be.MatMul(L.w_down, up_->data(), m, proj_->data());
       be.AddBias(proj_->data(), L.b_down, m, dim);
     } else {
-      be.MatMul(L.w_gate, xn, m, gate_->data());
-      be.MatMul(L.w_up, xn, m, up_->data());
+      const TensorView* w[2] = {&L.w_gate, &L.w_up};
+      float* y[2] = {gate_->data(), up_->data()};
+      be.MatMuls(w, 2, xn, m, y);
       be.SiluMul(gate_->data(), up_->data(), m * c.ffn_dim);
       be.MatMul(L.w_down, gate_->data(), m, proj_->data());
     }

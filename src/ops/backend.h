@@ -79,6 +79,11 @@ class Backend {
   virtual void Embed(const TensorView& table, const int32_t* tokens, int64_t n, float* x) = 0;
   // y[m, rows(w)] = x[m, cols(w)] · wᵀ
   virtual void MatMul(const TensorView& w, const float* x, int64_t m, float* y) = 0;
+  // ys[i][m, rows(ws[i])] = x[m, cols] · ws[i]ᵀ for n matrices of one input (q / k / v, gate / up): a device
+  // may run them as one pass over the input. By default, n MatMuls.
+  virtual void MatMuls(const TensorView* const* ws, int n, const float* x, int64_t m, float* const* ys) {
+    for (int i = 0; i < n; ++i) MatMul(*ws[i], x, m, ys[i]);
+  }
   // m rows of width n: RMSNorm (bias empty) or LayerNorm (bias given).  out may alias x.
   virtual void Norm(const float* x, int64_t m, int64_t n, const std::vector<float>& gain,
                     const std::vector<float>& bias, bool layer_norm, float eps, float* out) = 0;
