@@ -158,23 +158,38 @@ class CudaBackend final : public Backend {
   }
 
   void MatMuls(const TensorView* const* ws, int n, const float* x, int64_t m, float* const* ys) override {
-    // Decode rows (m <= kGemvMaxRows): one pass of the GEMV kernel over all n matrices, reading x in fp32.
-    if (gemv_ && n <= cuda::kGemvMaxMatrices && cuda::GemvFits(m, Matrix(*ws[0]).cols, props_.sharedMemPerBlockOptin) &&
-        reinterpret_cast<uintptr_t>(x) % 16 == 0) {
-      cuda::GemvMatrix mats[cuda::kGemvMaxMatrices];
-      bool same_cols = true;
-      for (int i = 0; i < n; ++i) {
-        const DeviceMatrix& d = Matrix(*ws[i]);
-        same_cols = same_cols && d.cols == Matrix(*ws[0]).cols;
-        mats[i] = {d.bf16, ys[i], d.rows};
-      }
-      if (same_cols) {
-        Forget();
-        RAZOR_CUDA_CHECK(cuda::Gemv(mats, n, x, m, Matrix(*ws[0]).cols, stream_));
-        return;
-      }
-    }
+    if (Gemv(ws, n, x, m, ys, cuda::GemvInput{}, false)) return;
     for (int i = 0; i < n; ++i) GemmCublas(Matrix(*ws[i]), x, m, ys[i]);
+  }
+
+  void NormMatMuls(const float* x, int64_t m, int64_t dim, const std::vector<float>& gain,
+                   const std::vector<float>& bias, bool layer_norm, float eps, float* xn, const TensorView* const* ws,
+                   int n, float* const* ys) override {
+    if (!layer_norm) {
+      cuda::GemvInput in;
+      in.kind = cuda::GemvInput::kRmsNorm;
+      in.gain = Vector(gain);
+      in.eps = eps;
+      if (Gemv(ws, n, x, m, ys, in, false)) return;
+    }
+    Backend::NormMatMuls(x, m, dim, gain, bias, layer_norm, eps, xn, ws, n, ys);
+  }
+
+  void MatMulAdd(const TensorView& w, const float* a, int64_t m, float* proj, float* x) override {
+    const TensorView* ws[1] = {&w};
+    float* ys[1] = {x};
+    if (Gemv(ws, 1, a, m, ys, cuda::GemvInput{}, true)) return;
+    Backend::MatMulAdd(w, a, m, proj, x);
+  }
+
+  void SiluMulMatMulAdd(float* gate, const float* up, const TensorView& w, int64_t m, float* proj, float* x) override {
+    const TensorView* ws[1] = {&w};
+    float* ys[1] = {x};
+    cuda::GemvInput in;
+    in.kind = cuda::GemvInput::kSiluMul;
+    in.up = up;
+    if (Gemv(ws, 1, gate, m, ys, in, true)) return;
+    Backend::SiluMulMatMulAdd(gate, up, w, m, proj, x);
   }
 
   void Norm(const float* x, int64_t m, int64_t n, const std::vector<float>& gain, const std::vector<float>& bias,
@@ -250,6 +265,26 @@ class CudaBackend final : public Backend {
     RAZOR_CUDA_CHECK(cudaMemcpyAsync(d, v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice, stream_));
     vectors_[key] = d;
     return d;
+  }
+
+  // Runs ys[i] (+)= f(x) · ws[i]ᵀ on the GEMV kernel when it takes these shapes (decode rows: m <= 2, one width,
+  // 16-byte aligned rows); false (nothing launched) otherwise.
+  bool Gemv(const TensorView* const* ws, int n, const float* x, int64_t m, float* const* ys,
+            const cuda::GemvInput& in, bool accumulate) {
+    if (!gemv_ || n > cuda::kGemvMaxMatrices) return false;
+    const int64_t cols = Matrix(*ws[0]).cols;
+    const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+    if (!cuda::GemvFits(m, cols, props_.sharedMemPerBlockOptin) || !aligned(x) || (in.up && !aligned(in.up)))
+      return false;
+    cuda::GemvMatrix mats[cuda::kGemvMaxMatrices];
+    for (int i = 0; i < n; ++i) {
+      const DeviceMatrix& d = Matrix(*ws[i]);
+      if (d.cols != cols) return false;
+      mats[i] = {d.bf16, ys[i], d.rows};
+    }
+    Forget();
+    RAZOR_CUDA_CHECK(cuda::Gemv(mats, n, x, m, cols, in, accumulate, stream_));
+    return true;
   }
 
   // y[m, rows] = x[m, cols] · matᵀ on cuBLAS's tensor-core GEMM (x converted to bf16 first).

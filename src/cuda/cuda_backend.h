@@ -4,7 +4,7 @@
 //    data is null is a synthetic weight, filled on the device with uniform random values (razor bench
 //    --synthetic); norm gains and biases are copied on first use.
 //  - activations: fp32 device buffers; matmuls round their input to bf16 and accumulate bf16 products in fp32:
-//    decode rows (m <= 8) through razor's GEMV kernel (cuda_gemv.cu; q / k / v and gate / up in one launch),
+//    decode rows (m <= 2) through razor's GEMV kernel (cuda_gemv.cu; q / k / v and gate / up in one launch),
 //    more rows through cuBLAS's tensor-core GEMM.
 //  - KV: one device allocation per pool (CudaKvPoolMemory), the same block ids and RazorKvCache as on the CPU.
 //  - attention: ragged paged flash-decoding kernel (cuda_attention.cu); the step's block tables, causal

@@ -192,8 +192,8 @@ Status Transformer::LayerChunk(int l, const std::vector<StepSequence>& batch, fl
   float* v = v_->data();
   const LayerWeights& L = weights_.layers[l];
   float* x = x_all + t0 * dim;
-    be.Norm(x, m, dim, L.attn_norm, L.attn_norm_b, c.layer_norm, c.rms_eps, xn);
     if (c.fused_qkv) {
+      be.Norm(x, m, dim, L.attn_norm, L.attn_norm_b, c.layer_norm, c.rms_eps, xn);
       // BLOOM: one projection (row layout: ModelConfig::fused_qkv_row); split into q, k, v ([m, heads * hd]).
       const int64_t w3 = 3 * static_cast<int64_t>(c.q_dim());
       be.MatMul(L.wqkv, xn, m, qkv_->data());
@@ -205,7 +205,7 @@ Status Transformer::LayerChunk(int l, const std::vector<StepSequence>& batch, fl
     } else {
       const TensorView* w[3] = {&L.wq, &L.wk, &L.wv};
       float* y[3] = {q, k, v};
-      be.MatMuls(w, 3, xn, m, y);
+      be.NormMatMuls(x, m, dim, L.attn_norm, L.attn_norm_b, c.layer_norm, c.rms_eps, xn, w, 3, y);
     }
     if (c.qkv_bias) {
       be.AddBias(q, L.bq, m, c.q_dim());
@@ -226,25 +226,29 @@ Status Transformer::LayerChunk(int l, const std::vector<StepSequence>& batch, fl
     }
     Attention(l, batch, pieces, t0);
     if (observer_) observer_->OnAttention(l, q, &rows_->positions[t0], m, lse_.data(), *batch[0].cache);
-    be.MatMul(L.wo, attn_->data(), m, proj_->data());
-    if (c.dense_bias) be.AddBias(proj_->data(), L.bo, m, dim);
-    be.Add(x, proj_->data(), m * dim);
+    if (c.dense_bias) {
+      be.MatMul(L.wo, attn_->data(), m, proj_->data());
+      be.AddBias(proj_->data(), L.bo, m, dim);
+      be.Add(x, proj_->data(), m * dim);
+    } else {
+      be.MatMulAdd(L.wo, attn_->data(), m, proj_->data(), x);
+    }
 
-    be.Norm(x, m, dim, L.ffn_norm, L.ffn_norm_b, c.layer_norm, c.rms_eps, xn);
     if (c.gelu_mlp) {
+      be.Norm(x, m, dim, L.ffn_norm, L.ffn_norm_b, c.layer_norm, c.rms_eps, xn);
       be.MatMul(L.w_up, xn, m, up_->data());
       be.AddBias(up_->data(), L.b_up, m, c.ffn_dim);
       be.Gelu(up_->data(), m * c.ffn_dim);
       be.MatMul(L.w_down, up_->data(), m, proj_->data());
       be.AddBias(proj_->data(), L.b_down, m, dim);
+      be.Add(x, proj_->data(), m * dim);
     } else {
+      // xn is not read after the fused calls (a fused backend leaves it unwritten).
       const TensorView* w[2] = {&L.w_gate, &L.w_up};
       float* y[2] = {gate_->data(), up_->data()};
-      be.MatMuls(w, 2, xn, m, y);
-      be.SiluMul(gate_->data(), up_->data(), m * c.ffn_dim);
-      be.MatMul(L.w_down, gate_->data(), m, proj_->data());
+      be.NormMatMuls(x, m, dim, L.ffn_norm, L.ffn_norm_b, c.layer_norm, c.rms_eps, xn, w, 2, y);
+      be.SiluMulMatMulAdd(gate_->data(), up_->data(), L.w_down, m, proj_->data(), x);
     }
-    be.Add(x, proj_->data(), m * dim);
   return Status::Ok();
 }
 

@@ -84,6 +84,27 @@ class Backend {
   virtual void MatMuls(const TensorView* const* ws, int n, const float* x, int64_t m, float* const* ys) {
     for (int i = 0; i < n; ++i) MatMul(*ws[i], x, m, ys[i]);
   }
+  // The fused forms of a layer's steps, for backends that save launches and passes by fusing them (the CUDA
+  // backend does at decode sizes). By default each runs the unfused calls, so the CPU's numbers do not change.
+  //   NormMatMuls: xn = Norm(x) ([m, dim]), then MatMuls(ws, n, xn, m, ys). A fused backend may leave xn
+  //                unwritten: its contents are undefined afterwards.
+  virtual void NormMatMuls(const float* x, int64_t m, int64_t dim, const std::vector<float>& gain,
+                           const std::vector<float>& bias, bool layer_norm, float eps, float* xn,
+                           const TensorView* const* ws, int n, float* const* ys) {
+    Norm(x, m, dim, gain, bias, layer_norm, eps, xn);
+    MatMuls(ws, n, xn, m, ys);
+  }
+  //   MatMulAdd: x[m, rows(w)] += a[m, cols(w)] · wᵀ through proj ([m, rows(w)] scratch, undefined afterwards).
+  virtual void MatMulAdd(const TensorView& w, const float* a, int64_t m, float* proj, float* x) {
+    MatMul(w, a, m, proj);
+    Add(x, proj, m * w.rows());
+  }
+  //   SiluMulMatMulAdd: x[m, rows(w)] += (silu(gate) * up)[m, cols(w)] · wᵀ through proj as above; gate is
+  //                     left either as it was or as silu(gate) * up.
+  virtual void SiluMulMatMulAdd(float* gate, const float* up, const TensorView& w, int64_t m, float* proj, float* x) {
+    SiluMul(gate, up, m * w.cols());
+    MatMulAdd(w, gate, m, proj, x);
+  }
   // m rows of width n: RMSNorm (bias empty) or LayerNorm (bias given).  out may alias x.
   virtual void Norm(const float* x, int64_t m, int64_t n, const std::vector<float>& gain,
                     const std::vector<float>& bias, bool layer_norm, float eps, float* out) = 0;
