@@ -13,7 +13,7 @@ mkdir -p .gpu/lib
 strip -o .gpu/razor "$build/razor"
 strip -o .gpu/razor_tests "$build/razor_tests"
 for lib in libfmt.so.9 libpcre2-8.so.0 libpng16.so.16; do
-  path="$(ldconfig -p | awk -v l="$lib" '$1 == l { print $NF; exit }')"
+  path="$(ldconfig -p | awk -v l="$lib" '$1 == l && !found { print $NF; found = 1 }')"  # no early exit: SIGPIPE under pipefail
   [[ -n "$path" ]] && cp -L "$path" .gpu/lib/
 done
 if [[ $# -ge 1 ]]; then

@@ -142,6 +142,16 @@ TEST_F(CudaBackendTest, ElementwiseNormsRopeAndGathersMatchTheCpu) {
       gpu_->Rope(d, m, stride, heads, hd, layout, cs.data(), sn.data());
       EXPECT_LE(Nmse(Host(d, x.size()), want), 1e-12) << "Rope " << static_cast<int>(layout);
     }
+    // The backend keeps the angles it uploaded while they stay the same: new angles at the same host address
+    // (the transformer's next chunk) must still reach the device.
+    for (size_t i = 0; i < cs.size(); ++i) std::swap(cs[i], sn[i]);
+    {
+      auto want = x;
+      cpu_.Rope(want.data(), m, stride, heads, hd, RopeLayout::kHalfSplit, cs.data(), sn.data());
+      float* d = Dev(x);
+      gpu_->Rope(d, m, stride, heads, hd, RopeLayout::kHalfSplit, cs.data(), sn.data());
+      EXPECT_LE(Nmse(Host(d, x.size()), want), 1e-12) << "Rope after the angles changed in place";
+    }
     // BLOOM's split of a fused projection: `heads` segments of hd columns from scattered sources.
     std::vector<int64_t> cols;
     for (int h = 0; h < heads; ++h) cols.push_back((heads - 1 - h) * hd + (h % 2) * 4);

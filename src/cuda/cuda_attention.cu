@@ -262,10 +262,11 @@ __global__ void __launch_bounds__(kThreads, G <= 4 ? 3 : 1) AttendSplitKernel(At
 }
 
 // One CTA per (item, token, group head): the splits' (max, sum) pairs become one weight per split,
-// e^(m_s - M) / L, in shared memory; then kCombineThreads / D thread groups each add every groups-th split's
-// accumulator for the D dims (independent loads: the splits of a long context number in the hundreds), and
-// the groups' sums are added at the end.
-constexpr int kCombineThreads = 256;
+// e^(m_s - M) / L, in shared memory; then thread groups of D / 4 lanes each add every groups-th split's
+// accumulator, 4 dims (one float4) a lane, and the groups' sums are added at the end. A long
+// context has hundreds of splits for the 32 CTAs of a batch-1 layer: many groups keep the independent loads in
+// flight instead of a chain of a few hundred per thread.
+constexpr int kCombineThreads = 512;
 
 __device__ __forceinline__ float BlockMax(float v, float* red) {
   for (int o = 16; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
@@ -287,6 +288,10 @@ __device__ __forceinline__ float BlockAdd(float v, float* red) {
   return r;
 }
 
+// The combine's thread groups: head_dim / 4 lanes each, one float4 a lane (K/V rows are 16-byte aligned, so
+// head_dim is a multiple of 8 wherever these kernels run).
+__host__ __device__ constexpr int CombineGroups(int head_dim) { return kCombineThreads / (head_dim / 4); }
+
 __global__ void __launch_bounds__(kCombineThreads) AttendCombineKernel(AttnStep st) {
   const AttnItem it = st.items[blockIdx.x];
   const int t = blockIdx.y, g = blockIdx.z;
@@ -295,13 +300,16 @@ __global__ void __launch_bounds__(kCombineThreads) AttendCombineKernel(AttnStep 
   const int n = max(1, (visible + st.split_keys - 1) / st.split_keys);
   const int D = st.head_dim;
   const int64_t slot0 = it.partial_off + static_cast<int64_t>(t) * it.splits;
-  extern __shared__ float weight[];  // [n] split weights, then [groups, D] partial sums
+  extern __shared__ float4 smem4[];  // [n] split weights, [n] split sums, then [groups, D] partial sums
+  float* weight = reinterpret_cast<float*>(smem4);
+  float* lsum = weight + n;
   __shared__ float red[kCombineThreads / 32];
   float mx = -FLT_MAX;
   for (int s = threadIdx.x; s < n; s += kCombineThreads) {
-    const float m = st.partial_ml[((slot0 + s) * st.max_group + g) * 2];
-    weight[s] = m;
-    mx = fmaxf(mx, m);
+    const float2 ml = *reinterpret_cast<const float2*>(&st.partial_ml[((slot0 + s) * st.max_group + g) * 2]);
+    weight[s] = ml.x;
+    lsum[s] = ml.y;
+    mx = fmaxf(mx, ml.x);
   }
   // The decode tensor-core kernel (tc == 2) leaves the compensation token to this kernel: its logit
   // q·k̂ * scale + bias (-inf while not visible) joins as one more split of weight 1 and value v̂.
@@ -313,10 +321,10 @@ __global__ void __launch_bounds__(kCombineThreads) AttendCombineKernel(AttnStep 
     comp_s = BlockAdd(dot, red) * st.scale + st.bias[it.comp_bias_off + t * it.n_group_heads + g];
     mx = fmaxf(mx, comp_s);
   }
-  mx = BlockMax(mx, red);
+  mx = BlockMax(mx, red);  // its barriers also publish weight[] and lsum[]
   float sum = 0.0f;
   for (int s = threadIdx.x; s < n; s += kCombineThreads) {
-    const float l = st.partial_ml[((slot0 + s) * st.max_group + g) * 2 + 1];
+    const float l = lsum[s];
     const float w = l > 0.0f ? __expf(weight[s] - mx) : 0.0f;
     weight[s] = w;
     sum += w * l;
@@ -325,15 +333,21 @@ __global__ void __launch_bounds__(kCombineThreads) AttendCombineKernel(AttnStep 
   if (threadIdx.x == 0) sum += comp_w;
   sum = BlockAdd(sum, red);  // its barrier also publishes weight[]
   const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-  const int groups = kCombineThreads / D;  // >= 1: head_dim <= 256, the backend's limit
-  const int grp = threadIdx.x / D, d = threadIdx.x % D;
-  float* partial = weight + n;  // [groups, D]
+  const int lanes = D / 4, groups = kCombineThreads / lanes;
+  const int grp = threadIdx.x / lanes, d0 = (threadIdx.x % lanes) * 4;
+  float* partial = weight + (2 * n + 3) / 4 * 4;  // [groups, D], 16-byte aligned
   if (grp < groups) {
-    float acc = 0.0f;
+    float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll 4
-    for (int s = grp; s < n; s += groups)
-      acc += weight[s] * st.partial_acc[((slot0 + s) * st.max_group + g) * D + d];
-    partial[grp * D + d] = acc;
+    for (int s = grp; s < n; s += groups) {
+      const float w = weight[s];
+      const float4 v = *reinterpret_cast<const float4*>(&st.partial_acc[((slot0 + s) * st.max_group + g) * D + d0]);
+      acc.x += w * v.x;
+      acc.y += w * v.y;
+      acc.z += w * v.z;
+      acc.w += w * v.w;
+    }
+    *reinterpret_cast<float4*>(&partial[grp * D + d0]) = acc;
   }
   __syncthreads();
   for (int dd = threadIdx.x; dd < D; dd += kCombineThreads) {
@@ -379,9 +393,11 @@ int Attend(const AttnStep& st, cudaStream_t s, bool split_items, bool decode_ite
 }
 
 int CombineSplits(const AttnStep& st, cudaStream_t s) {
-  const size_t combine_groups = kCombineThreads / st.head_dim;
-  const size_t combine_smem = sizeof(float) * (static_cast<size_t>(st.max_splits) + combine_groups * st.head_dim);
-  AttendCombineKernel<<<dim3(st.n_items, st.max_tokens, st.max_group), kCombineThreads, combine_smem, s>>>(st);
+  const size_t smem = sizeof(float) * ((2 * static_cast<size_t>(st.max_splits) + 3) / 4 * 4 +
+                                       static_cast<size_t>(CombineGroups(st.head_dim)) * st.head_dim);
+  if (st.head_dim % 4 != 0 || st.head_dim > 4 * kCombineThreads) return static_cast<int>(cudaErrorInvalidValue);
+  const dim3 grid(st.n_items, st.max_tokens, st.max_group);
+  AttendCombineKernel<<<grid, kCombineThreads, smem, s>>>(st);
   return static_cast<int>(cudaGetLastError());
 }
 

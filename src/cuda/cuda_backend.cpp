@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -76,6 +78,7 @@ class CudaBackend final : public Backend {
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
+    if (std::getenv("RAZOR_CUDA_STATS")) PrintWaitStats();
     for (auto& [k, m] : matrices_) cudaFree(m.bf16);
     for (auto& [k, v] : vectors_) cudaFree(v);
     uploader_.reset();
@@ -118,9 +121,19 @@ class CudaBackend final : public Backend {
 
   void ToHost(const float* src, int64_t n, float* host_dst) override {
     Forget();
+    const auto t0 = std::chrono::steady_clock::now();
     RAZOR_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     RAZOR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    const auto t1 = std::chrono::steady_clock::now();
     uploader_->Reset();
+    // The host's wait here against the time since the last download: a decode step's share spent waiting for
+    // the GPU (RAZOR_CUDA_STATS=1 prints them; near 0 means launching, not the GPU, bounds the step).
+    if (last_download_ != std::chrono::steady_clock::time_point{}) {
+      waits_us_[n_waits_ % kWaits] = std::chrono::duration<double, std::micro>(t1 - t0).count();
+      spans_us_[n_waits_ % kWaits] = std::chrono::duration<double, std::micro>(t1 - last_download_).count();
+      ++n_waits_;
+    }
+    last_download_ = t1;
   }
 
   void FromHost(const float* host_src, int64_t n, float* dst) override {
@@ -224,8 +237,16 @@ class CudaBackend final : public Backend {
             const float* sin) override {
     Forget();
     const size_t n = static_cast<size_t>(m) * (head_dim / 2);
-    const float* dc = rope_cos_.Upload(cos, n, *uploader_);
-    const float* ds = rope_sin_.Upload(sin, n, *uploader_);
+    // A chunk's angles are the same for q and k and for every layer: they go up when they change (a copy
+    // costs the stream a few microseconds, four a layer before).
+    if (rope_host_.size() != 2 * n || std::memcmp(rope_host_.data(), cos, n * sizeof(float)) != 0 ||
+        std::memcmp(rope_host_.data() + n, sin, n * sizeof(float)) != 0) {
+      rope_host_.assign(cos, cos + n);
+      rope_host_.insert(rope_host_.end(), sin, sin + n);
+      rope_angles_.Upload(rope_host_.data(), 2 * n, *uploader_);
+    }
+    const float* dc = rope_angles_.get();
+    const float* ds = dc + n;
     RAZOR_CUDA_CHECK(cuda::Rope(x, m, row_stride, heads, head_dim, layout == RopeLayout::kInterleaved, dc, ds,
                                 stream_));
   }
@@ -309,6 +330,18 @@ class CudaBackend final : public Backend {
 
   void Forget() { bf16_of_ = nullptr; }
 
+  void PrintWaitStats() const {
+    const int n = std::min(n_waits_, kWaits);
+    if (n == 0) return;
+    auto median = [n](const double* v) {
+      std::vector<double> c(v, v + n);
+      std::nth_element(c.begin(), c.begin() + n / 2, c.end());
+      return c[n / 2];
+    };
+    std::fprintf(stderr, "cuda stats: last %d downloads: median %.0f us apart, the host waiting %.0f us of it\n", n,
+                 median(spans_us_), median(waits_us_));
+  }
+
   // Offset in h_ints_ of the n ints at `host`, appended unless this step already staged that array (a view's
   // arrays do not change during a step, and one of n ints serves any item reading at most n of them).
   int32_t Staged(const int32_t* host, int64_t n, std::unordered_map<const int32_t*, std::pair<int32_t, int64_t>>* staged) {
@@ -340,12 +373,17 @@ class CudaBackend final : public Backend {
   cublasHandle_t cublas_ = nullptr;
   cudaDeviceProp props_{};
   std::shared_ptr<CudaUploader> uploader_;  // shared with the KV pools' memories
+  static constexpr int kWaits = 8;           // RAZOR_CUDA_STATS: the last downloads' waits and spacing
+  double waits_us_[kWaits] = {}, spans_us_[kWaits] = {};
+  int n_waits_ = 0;
+  std::chrono::steady_clock::time_point last_download_{};
   // Weights by the address of their first byte (synthetic ones, which have none, by their TensorView).
   std::unordered_map<const void*, DeviceMatrix> matrices_;
   std::map<std::pair<const float*, size_t>, float*> vectors_;
   DeviceArray<uint16_t> act_bf16_;
   DeviceArray<int32_t> tokens_;
-  DeviceArray<float> rope_cos_, rope_sin_;
+  std::vector<float> rope_host_;     // the angles last uploaded: cos [n], then sin [n]
+  DeviceArray<float> rope_angles_;   // their device copy
   DeviceArray<int64_t> cols_;
   // Attention step metadata (host staging and device copies) and split partials.
   std::vector<cuda::AttnItem> h_items_;
@@ -353,9 +391,7 @@ class CudaBackend final : public Backend {
   std::vector<float> h_floats_;  // compensation rows, then biases
   // Host arrays already in h_ints_ this step, by address: their offset there.
   std::unordered_map<const int32_t*, std::pair<int32_t, int64_t>> blocks_staged_, positions_staged_;  // (offset, n)
-  DeviceArray<cuda::AttnItem> d_items_;
-  DeviceArray<int32_t> d_ints_;
-  DeviceArray<float> d_floats_;
+  DeviceArray<uint8_t> d_meta_;  // the three above, one after the other (CudaUploader::UploadPieces)
   DeviceArray<float> partial_ml_, partial_acc_;
 };
 
@@ -519,10 +555,17 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
   st.max_tokens = max_tokens;
   st.max_splits = max_splits;
   st.max_group = max_group;
-  st.items = d_items_.Upload(h_items_.data(), h_items_.size(), *uploader_);
-  const int32_t* ints = d_ints_.Upload(h_ints_.data(), h_ints_.size(), *uploader_);
+  // The step's tables go up in one copy (each copy costs the stream a few microseconds, twice a layer).
+  const CudaUploader::Piece pieces[3] = {{h_items_.data(), h_items_.size() * sizeof(cuda::AttnItem)},
+                                         {h_ints_.data(), h_ints_.size() * sizeof(int32_t)},
+                                         {h_floats_.data(), h_floats_.size() * sizeof(float)}};
+  uint8_t* meta = d_meta_.Grow(CudaUploader::PiecesBytes(pieces, 3), stream_);
+  size_t at[3];
+  uploader_->UploadPieces(meta, pieces, 3, at);
+  st.items = reinterpret_cast<const cuda::AttnItem*>(meta + at[0]);
+  const auto* ints = reinterpret_cast<const int32_t*>(meta + at[1]);
   st.block_ids = st.visible = st.positions = ints;
-  const float* floats = d_floats_.Upload(h_floats_.data(), h_floats_.size(), *uploader_);
+  const auto* floats = reinterpret_cast<const float*>(meta + at[2]);
   st.comp = st.bias = floats;
   st.partial_ml = partial_ml_.Grow(static_cast<size_t>(std::max(slots, 1)) * max_group * 2, stream_);
   st.partial_acc = partial_acc_.Grow(static_cast<size_t>(std::max(slots, 1)) * max_group * D, stream_);

@@ -14,8 +14,7 @@ CudaUploader::~CudaUploader() {
   }
 }
 
-void CudaUploader::Upload(void* dst, const void* src, size_t n) {
-  if (n == 0) return;
+uint8_t* CudaUploader::Stage(size_t n) {
   const size_t need = (n + 255) / 256 * 256;
   if (used_ + need > cap_) {
     RAZOR_CUDA_CHECK(cudaStreamSynchronize(stream_));  // every staged copy has been read
@@ -26,9 +25,36 @@ void CudaUploader::Upload(void* dst, const void* src, size_t n) {
       RAZOR_CUDA_CHECK(cudaMallocHost(&base_, cap_));
     }
   }
-  std::memcpy(base_ + used_, src, n);
-  RAZOR_CUDA_CHECK(cudaMemcpyAsync(dst, base_ + used_, n, cudaMemcpyHostToDevice, stream_));
+  uint8_t* p = base_ + used_;
   used_ += need;
+  return p;
+}
+
+void CudaUploader::Upload(void* dst, const void* src, size_t n) {
+  if (n == 0) return;
+  uint8_t* staged = Stage(n);
+  std::memcpy(staged, src, n);
+  RAZOR_CUDA_CHECK(cudaMemcpyAsync(dst, staged, n, cudaMemcpyHostToDevice, stream_));
+}
+
+size_t CudaUploader::PiecesBytes(const Piece* pieces, int n) {
+  size_t total = 0;
+  for (int i = 0; i < n; ++i) total = (total + 15) / 16 * 16 + pieces[i].bytes;
+  return total;
+}
+
+size_t CudaUploader::UploadPieces(void* dst, const Piece* pieces, int n, size_t* offsets) {
+  const size_t total = PiecesBytes(pieces, n);
+  uint8_t* staged = total ? Stage(total) : nullptr;
+  size_t at = 0;
+  for (int i = 0; i < n; ++i) {
+    at = (at + 15) / 16 * 16;
+    offsets[i] = at;
+    if (pieces[i].bytes) std::memcpy(staged + at, pieces[i].src, pieces[i].bytes);
+    at += pieces[i].bytes;
+  }
+  if (total) RAZOR_CUDA_CHECK(cudaMemcpyAsync(dst, staged, total, cudaMemcpyHostToDevice, stream_));
+  return total;
 }
 
 }  // namespace razor
