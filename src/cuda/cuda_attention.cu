@@ -393,9 +393,10 @@ int Attend(const AttnStep& st, cudaStream_t s, bool split_items, bool decode_ite
 }
 
 int CombineSplits(const AttnStep& st, cudaStream_t s) {
+  if (st.head_dim < 4 || st.head_dim % 4 != 0 || st.head_dim > 4 * kCombineThreads)
+    return static_cast<int>(cudaErrorInvalidValue);
   const size_t smem = sizeof(float) * ((2 * static_cast<size_t>(st.max_splits) + 3) / 4 * 4 +
                                        static_cast<size_t>(CombineGroups(st.head_dim)) * st.head_dim);
-  if (st.head_dim % 4 != 0 || st.head_dim > 4 * kCombineThreads) return static_cast<int>(cudaErrorInvalidValue);
   const dim3 grid(st.n_items, st.max_tokens, st.max_group);
   AttendCombineKernel<<<grid, kCombineThreads, smem, s>>>(st);
   return static_cast<int>(cudaGetLastError());

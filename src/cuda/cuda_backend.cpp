@@ -237,8 +237,9 @@ class CudaBackend final : public Backend {
             const float* sin) override {
     Forget();
     const size_t n = static_cast<size_t>(m) * (head_dim / 2);
-    // A chunk's angles are the same for q and k and for every layer: they go up when they change (a copy
-    // costs the stream a few microseconds, four a layer before).
+    // The angles of q and k are the same, and a decode step's are the same in every layer: they go up only when
+    // they change (a copy costs the stream a few microseconds; four a layer before). A prompt of several
+    // chunks still uploads them once per layer and chunk (the layers run outside the chunks).
     if (rope_host_.size() != 2 * n || std::memcmp(rope_host_.data(), cos, n * sizeof(float)) != 0 ||
         std::memcmp(rope_host_.data() + n, sin, n * sizeof(float)) != 0) {
       rope_host_.assign(cos, cos + n);
