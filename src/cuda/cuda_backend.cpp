@@ -78,7 +78,7 @@ class CudaBackend final : public Backend {
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
-    if (std::getenv("RAZOR_CUDA_STATS")) PrintWaitStats();
+    if (stats_) PrintWaitStats();
     for (auto& [k, m] : matrices_) cudaFree(m.bf16);
     for (auto& [k, v] : vectors_) cudaFree(v);
     uploader_.reset();
@@ -121,11 +121,12 @@ class CudaBackend final : public Backend {
 
   void ToHost(const float* src, int64_t n, float* host_dst) override {
     Forget();
-    const auto t0 = std::chrono::steady_clock::now();
+    const auto t0 = stats_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     RAZOR_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     RAZOR_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    const auto t1 = std::chrono::steady_clock::now();
     uploader_->Reset();
+    if (!stats_) return;
+    const auto t1 = std::chrono::steady_clock::now();
     // The host's wait here against the time since the last download: a decode step's share spent waiting for
     // the GPU (RAZOR_CUDA_STATS=1 prints them; near 0 means launching, not the GPU, bounds the step).
     if (last_download_ != std::chrono::steady_clock::time_point{}) {
@@ -374,6 +375,7 @@ class CudaBackend final : public Backend {
   cublasHandle_t cublas_ = nullptr;
   cudaDeviceProp props_{};
   std::shared_ptr<CudaUploader> uploader_;  // shared with the KV pools' memories
+  const bool stats_ = std::getenv("RAZOR_CUDA_STATS") != nullptr;  // time the downloads (read once)
   static constexpr int kWaits = 8;           // RAZOR_CUDA_STATS: the last downloads' waits and spacing
   double waits_us_[kWaits] = {}, spans_us_[kWaits] = {};
   int n_waits_ = 0;

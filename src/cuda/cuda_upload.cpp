@@ -31,10 +31,9 @@ uint8_t* CudaUploader::Stage(size_t n) {
 }
 
 void CudaUploader::Upload(void* dst, const void* src, size_t n) {
-  if (n == 0) return;
-  uint8_t* staged = Stage(n);
-  std::memcpy(staged, src, n);
-  RAZOR_CUDA_CHECK(cudaMemcpyAsync(dst, staged, n, cudaMemcpyHostToDevice, stream_));
+  const Piece piece{src, n};
+  size_t offset = 0;
+  UploadPieces(dst, &piece, 1, &offset);
 }
 
 size_t CudaUploader::PiecesBytes(const Piece* pieces, int n) {
