@@ -233,6 +233,14 @@ class CudaBackend final : public Backend {
     Forget();
     RAZOR_CUDA_CHECK(cuda::Gelu(x, n, stream_));
   }
+  void GeluMul(float* gate, const float* up, int64_t n) override {
+    Forget();
+    RAZOR_CUDA_CHECK(cuda::GeluMul(gate, up, n, stream_));
+  }
+  void Scale(float* x, float a, int64_t n) override {
+    Forget();
+    RAZOR_CUDA_CHECK(cuda::Scale(x, a, n, stream_));
+  }
 
   void Rope(float* x, int64_t m, int64_t row_stride, int heads, int head_dim, RopeLayout layout, const float* cos,
             const float* sin) override {

@@ -122,6 +122,20 @@ __global__ void GeluKernel(float* x, int64_t n) {
   }
 }
 
+__global__ void GeluMulKernel(float* gate, const float* up, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float v = gate[i];
+    gate[i] = v * 0.5f * (1.0f + tanhf(0.79788456f * v * (1.0f + 0.044715f * v * v))) * up[i];
+  }
+}
+
+__global__ void ScaleKernel(float* x, float a, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    x[i] *= a;
+}
+
 // One thread per (row, head, pair).
 __global__ void RopeKernel(float* x, int64_t m, int64_t row_stride, int heads, int head_dim, bool interleaved,
                            const float* cos, const float* sin) {
@@ -257,6 +271,16 @@ int SiluMul(float* gate, const float* up, int64_t n, cudaStream_t s) {
 
 int Gelu(float* x, int64_t n, cudaStream_t s) {
   GeluKernel<<<Blocks(n, kThreads), kThreads, 0, s>>>(x, n);
+  return Check();
+}
+
+int GeluMul(float* gate, const float* up, int64_t n, cudaStream_t s) {
+  GeluMulKernel<<<Blocks(n, kThreads), kThreads, 0, s>>>(gate, up, n);
+  return Check();
+}
+
+int Scale(float* x, float a, int64_t n, cudaStream_t s) {
+  ScaleKernel<<<Blocks(n, kThreads), kThreads, 0, s>>>(x, a, n);
   return Check();
 }
 

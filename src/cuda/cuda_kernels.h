@@ -52,6 +52,8 @@ int AddBias(float* x, const float* bias, int64_t m, int64_t n, cudaStream_t s);
 int Add(float* x, const float* y, int64_t n, cudaStream_t s);           // x += y
 int SiluMul(float* gate, const float* up, int64_t n, cudaStream_t s);   // gate = silu(gate) * up
 int Gelu(float* x, int64_t n, cudaStream_t s);                          // tanh approximation
+int GeluMul(float* gate, const float* up, int64_t n, cudaStream_t s);   // gate = gelu_tanh(gate) * up
+int Scale(float* x, float a, int64_t n, cudaStream_t s);                // x *= a
 // Rotates m rows of `heads` heads of head_dim in place (row stride row_stride floats); row t uses
 // cos/sin [t, head_dim/2] (device). interleaved: pairs (2i, 2i+1), else (i, i + head_dim/2).
 int Rope(float* x, int64_t m, int64_t row_stride, int heads, int head_dim, bool interleaved, const float* cos,

@@ -22,12 +22,13 @@ const char* ArchitectureName(Architecture a) {
     case Architecture::kQwen2: return "qwen2";
     case Architecture::kQwen3: return "qwen3";
     case Architecture::kBloom: return "bloom";
+    case Architecture::kGemma3: return "gemma3";
   }
   return "?";
 }
 
 std::string SupportedArchitectures() {
-  return "llama (Llama 2/3, SmolLM2, Mistral), qwen2, qwen3, bloom";
+  return "llama (Llama 2/3, SmolLM2, Mistral), qwen2, qwen3, bloom, gemma3 (GGUF)";
 }
 
 std::vector<float> AlibiSlopes(int n_heads) {
@@ -61,6 +62,9 @@ Status ModelConfig::Validate() const {
     return bad(fmt::format("context length {} (1..{})", context_length, kMaxContext));
   if (!std::isfinite(rms_eps) || rms_eps < 0) return bad(fmt::format("norm epsilon {} must be finite and >= 0", rms_eps));
   if (!(rope_theta > 0) || !std::isfinite(rope_theta)) return bad("rope base must be finite and > 0");
+  if (!(rope_theta_local > 0) || !std::isfinite(rope_theta_local)) return bad("local rope base must be finite and > 0");
+  if (sliding_window < 0 || swa_period < 0) return bad(fmt::format("sliding window {} / period {}", sliding_window, swa_period));
+  if (!std::isfinite(attn_scale) || attn_scale < 0) return bad(fmt::format("query scale {}", attn_scale));
   if (rope_scaling.kind == RopeScaling::Kind::kLlama3) {
     const RopeScaling& r = rope_scaling;
     // rope.cpp divides by factor, by both frequency factors and by their difference.
@@ -87,6 +91,23 @@ float EpsilonOr(std::optional<double> v, double fallback) {
 
 }  // namespace
 
+// Gemma 3 as llama.cpp writes and runs it (llama-model.cpp, LLM_ARCH_GEMMA3): norm gains stored with the
+// +1 of Gemma's RMSNorm (x * (1 + w)) already added, so they are plain RMSNorm gains here; every 6th layer
+// global, the others sliding-window with RoPE base 10000; query scale 1/sqrt(head_dim), except the 27B
+// (62 layers), which scales by 1/sqrt(dim / n_heads) as its query_pre_attn_scalar says.
+static Status ReadGemma3Gguf(const GgufFile& g, ModelConfig& c) {
+  const std::optional<int64_t> window = g.GetIntOr("gemma3.attention.sliding_window");
+  if (!window || *window <= 0 || *window > INT32_MAX)
+    return Err(fmt::format("{}: gemma3.attention.sliding_window is missing or out of range", g.path()));
+  c.sliding_window = static_cast<int>(*window);
+  c.swa_period = 6;
+  c.rope_theta_local = 10000.0;
+  c.scale_embeddings = c.post_norms = c.gelu_gated_mlp = true;
+  if (g.FindTensor("output.weight") == nullptr) c.tied_embeddings = true;
+  if (c.n_layers == 62) c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.dim) / c.n_heads);
+  return Status::Ok();
+}
+
 Result<ModelConfig> ConfigFromGguf(const GgufFile& g) {
   auto arch_name = g.GetString("general.architecture");
   if (!arch_name) return Err(g.path() + ": " + arch_name.error());
@@ -96,6 +117,7 @@ Result<ModelConfig> ConfigFromGguf(const GgufFile& g) {
   else if (a == "qwen2") c.arch = Architecture::kQwen2;
   else if (a == "qwen3") c.arch = Architecture::kQwen3;
   else if (a == "bloom") c.arch = Architecture::kBloom;
+  else if (a == "gemma3") c.arch = Architecture::kGemma3;
   else
     return Err(fmt::format("{}: unsupported architecture '{}' (supported: {})", g.path(), ForMessage(a),
                            SupportedArchitectures()));
@@ -150,10 +172,11 @@ Result<ModelConfig> ConfigFromGguf(const GgufFile& g) {
     RAZOR_RETURN_IF_ERROR(c.Validate());
     return c;
   }
-  // llama.cpp permutes llama Q/K weights for interleaved RoPE; qwen2/qwen3 keep HF's half-split layout.
+  // llama.cpp permutes llama Q/K weights for interleaved RoPE; qwen2/qwen3/gemma3 keep HF's half-split layout.
   c.rope_layout = c.arch == Architecture::kLlama ? RopeLayout::kInterleaved : RopeLayout::kHalfSplit;
   c.qkv_bias = g.FindTensor("blk.0.attn_q.bias") != nullptr;
-  c.qk_norm = c.arch == Architecture::kQwen3;
+  c.qk_norm = c.arch == Architecture::kQwen3 || c.arch == Architecture::kGemma3;
+  if (c.arch == Architecture::kGemma3) RAZOR_RETURN_IF_ERROR(ReadGemma3Gguf(g, c));
   c.tied_embeddings = g.FindTensor("output.weight") == nullptr;
   RAZOR_RETURN_IF_ERROR(c.Validate());
   return c;

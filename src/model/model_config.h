@@ -1,6 +1,7 @@
 // The hyper-parameters of one decoder-only transformer, from GGUF metadata or a Hugging Face config.json.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -12,9 +13,9 @@ namespace razor {
 
 class GgufFile;
 
-enum class Architecture { kLlama, kQwen2, kQwen3, kBloom };
+enum class Architecture { kLlama, kQwen2, kQwen3, kBloom, kGemma3 };
 const char* ArchitectureName(Architecture a);
-// "llama, qwen2, qwen3, bloom": for error messages that list what is supported.
+// "llama, qwen2, qwen3, bloom, gemma3": for error messages that list what is supported.
 std::string SupportedArchitectures();
 
 struct ModelConfig {
@@ -45,6 +46,20 @@ struct ModelConfig {
   bool dense_bias = false;       // biases on the attention output and both MLP projections
   bool gelu_mlp = false;         // MLP = down(gelu_tanh(up x + b) ) + b, no gate
   bool alibi = false;            // ALiBi position biases instead of RoPE (slopes: AlibiSlopes)
+  // Gemma 3 blocks (all off elsewhere):
+  bool scale_embeddings = false; // the embedding row times sqrt(dim)
+  bool post_norms = false;       // RMSNorm of each sub-layer's output before it joins the residual
+  bool gelu_gated_mlp = false;   // MLP = down(gelu_tanh(gate x) * up x) instead of SiLU
+  float attn_scale = 0.0f;       // query scale; 0: 1 / sqrt(head_dim)
+  // Sliding-window attention: a local layer's query at position p sees keys at positions (p - window, p].
+  // Layer l is global (full causal attention, RoPE base rope_theta) when (l + 1) % swa_period == 0, local
+  // (window, RoPE base rope_theta_local) otherwise. sliding_window == 0: every layer global.
+  int sliding_window = 0;
+  int swa_period = 0;
+  double rope_theta_local = 10000.0;
+  bool is_local_layer(int l) const { return sliding_window > 0 && (swa_period <= 0 || (l + 1) % swa_period != 0); }
+  RopeParams rope_local() const { return {rope_theta_local, rope_dim, rope_layout, RopeScaling{}}; }
+  float query_scale() const { return attn_scale > 0 ? attn_scale : 1.0f / std::sqrt(static_cast<float>(head_dim)); }
 
   int q_dim() const { return n_heads * head_dim; }
   int kv_dim() const { return n_kv_heads * head_dim; }

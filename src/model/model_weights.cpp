@@ -83,7 +83,8 @@ std::string GgufLayerName(int l, const char* role) {
       {"wv", "attn_v.weight"},           {"wo", "attn_output.weight"}, {"bq", "attn_q.bias"},
       {"bk", "attn_k.bias"},             {"bv", "attn_v.bias"},     {"q_norm", "attn_q_norm.weight"},
       {"k_norm", "attn_k_norm.weight"},  {"ffn_norm", "ffn_norm.weight"}, {"w_gate", "ffn_gate.weight"},
-      {"w_up", "ffn_up.weight"},         {"w_down", "ffn_down.weight"}};
+      {"w_up", "ffn_up.weight"},         {"w_down", "ffn_down.weight"},
+      {"post_attn_norm", "post_attention_norm.weight"}, {"post_ffn_norm", "post_ffw_norm.weight"}};
   return fmt::format("blk.{}.{}", l, m.at(role));
 }
 
@@ -135,6 +136,10 @@ Result<ModelWeights> Bind(const FindFn& find, const std::string& source, const N
     RAZOR_RETURN_IF_ERROR(b.Matrix(n("w_gate"), c.dim, c.ffn_dim, &L.w_gate));
     RAZOR_RETURN_IF_ERROR(b.Matrix(n("w_up"), c.dim, c.ffn_dim, &L.w_up));
     RAZOR_RETURN_IF_ERROR(b.Matrix(n("w_down"), c.ffn_dim, c.dim, &L.w_down));
+    if (c.post_norms) {
+      RAZOR_RETURN_IF_ERROR(b.Vector(n("post_attn_norm"), c.dim, &L.post_attn_norm));
+      RAZOR_RETURN_IF_ERROR(b.Vector(n("post_ffn_norm"), c.dim, &L.post_ffn_norm));
+    }
   }
   return w;
 }

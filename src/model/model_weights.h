@@ -28,6 +28,8 @@ struct LayerWeights {
   std::vector<float> bqkv;                 // [3 * q_dim], same layout
   std::vector<float> bo;                   // [dim]
   std::vector<float> b_up, b_down;         // [ffn], [dim]
+  // Gemma 3 (config.post_norms): RMSNorm gains of the attention and MLP outputs; empty otherwise.
+  std::vector<float> post_attn_norm, post_ffn_norm;  // [dim]
 };
 
 struct ModelWeights {

@@ -10,7 +10,11 @@
 namespace razor {
 
 Transformer::Transformer(const ModelConfig& config, const ModelWeights& weights, Backend& backend)
-    : config_(config), weights_(weights), backend_(&backend), rope_(config.rope(), weights.rope_freq_factors) {
+    : config_(config),
+      weights_(weights),
+      backend_(&backend),
+      rope_(config.rope(), weights.rope_freq_factors),
+      rope_local_(config.rope_local(), weights.rope_freq_factors) {
   chunk_tokens_ = backend.preferred_chunk_tokens();
   if (config.alibi) alibi_slopes_ = AlibiSlopes(config.n_heads);
   if (config.fused_qkv)
@@ -34,7 +38,7 @@ void Transformer::Reserve(int64_t m) {
   be.Reserve(&v_, m * c.kv_dim());
   be.Reserve(&attn_, m * c.q_dim());
   be.Reserve(&proj_, m * c.dim);
-  if (!c.gelu_mlp) be.Reserve(&gate_, m * c.ffn_dim);
+  if (!c.gelu_mlp) be.Reserve(&gate_, m * c.ffn_dim);  // SwiGLU and GeGLU
   be.Reserve(&up_, m * c.ffn_dim);
   if (c.fused_qkv) be.Reserve(&qkv_, m * 3 * c.q_dim());
   if (observer_) lse_.resize(m * c.n_heads);
@@ -82,6 +86,7 @@ void Transformer::Prepare(const std::vector<StepSequence>& batch, int64_t rows, 
     }
   }
   if (!config_.alibi) rope_.Angles(positions.data(), rows, &index->cos, &index->sin);
+  if (config_.sliding_window > 0) rope_local_.Angles(positions.data(), rows, &index->cos_local, &index->sin_local);
   rows_ = index;
   // Each chunk's pieces (a sequence's rows inside the chunk), the same for every layer.
   chunk_pieces_.clear();
@@ -99,6 +104,8 @@ void Transformer::Prepare(const std::vector<StepSequence>& batch, int64_t rows, 
 void Transformer::Embed(int64_t rows, float* x_all) {
   const ModelConfig& c = config_;
   backend_->Embed(weights_.token_embd, tokens_.data(), rows, x_all);
+  // Gemma: times sqrt(dim), rounded to fp32 first as transformers does (a tensor of the model's dtype).
+  if (c.scale_embeddings) backend_->Scale(x_all, static_cast<float>(std::sqrt(static_cast<double>(c.dim))), rows * c.dim);
   if (c.embedding_norm)
     backend_->Norm(x_all, rows, c.dim, weights_.embd_norm, weights_.embd_norm_b, c.layer_norm, c.rms_eps, x_all);
 }
@@ -217,8 +224,11 @@ Status Transformer::LayerChunk(int l, const std::vector<StepSequence>& batch, fl
       be.HeadNorm(k, m, c.n_kv_heads, c.head_dim, L.k_norm, c.rms_eps);
     }
     if (!c.alibi) {  // ALiBi: positions enter as biases in the attention kernel
-      be.Rope(q, m, c.q_dim(), c.n_heads, c.head_dim, c.rope_layout, &rows_->cos[t0 * half], &rows_->sin[t0 * half]);
-      be.Rope(k, m, c.kv_dim(), c.n_kv_heads, c.head_dim, c.rope_layout, &rows_->cos[t0 * half], &rows_->sin[t0 * half]);
+      const bool local = c.is_local_layer(l);
+      const float* cos = &(local ? rows_->cos_local : rows_->cos)[t0 * half];
+      const float* sin = &(local ? rows_->sin_local : rows_->sin)[t0 * half];
+      be.Rope(q, m, c.q_dim(), c.n_heads, c.head_dim, c.rope_layout, cos, sin);
+      be.Rope(k, m, c.kv_dim(), c.n_kv_heads, c.head_dim, c.rope_layout, cos, sin);
     }
     for (const Piece& p : pieces) {
       const int64_t off = (p.row0 - t0) * c.kv_dim();
@@ -229,6 +239,10 @@ Status Transformer::LayerChunk(int l, const std::vector<StepSequence>& batch, fl
     if (c.dense_bias) {
       be.MatMul(L.wo, attn_->data(), m, proj_->data());
       be.AddBias(proj_->data(), L.bo, m, dim);
+      be.Add(x, proj_->data(), m * dim);
+    } else if (c.post_norms) {  // x += norm(attn · woᵀ)
+      be.MatMul(L.wo, attn_->data(), m, proj_->data());
+      be.Norm(proj_->data(), m, dim, L.post_attn_norm, {}, false, c.rms_eps, proj_->data());
       be.Add(x, proj_->data(), m * dim);
     } else {
       be.MatMulAdd(L.wo, attn_->data(), m, proj_->data(), x);
@@ -241,6 +255,14 @@ Status Transformer::LayerChunk(int l, const std::vector<StepSequence>& batch, fl
       be.Gelu(up_->data(), m * c.ffn_dim);
       be.MatMul(L.w_down, up_->data(), m, proj_->data());
       be.AddBias(proj_->data(), L.b_down, m, dim);
+      be.Add(x, proj_->data(), m * dim);
+    } else if (c.gelu_gated_mlp) {  // x += post_norm(down(gelu_tanh(gate) * up))
+      const TensorView* w[2] = {&L.w_gate, &L.w_up};
+      float* y[2] = {gate_->data(), up_->data()};
+      be.NormMatMuls(x, m, dim, L.ffn_norm, L.ffn_norm_b, c.layer_norm, c.rms_eps, xn, w, 2, y);
+      be.GeluMul(gate_->data(), up_->data(), m * c.ffn_dim);
+      be.MatMul(L.w_down, gate_->data(), m, proj_->data());
+      if (c.post_norms) be.Norm(proj_->data(), m, dim, L.post_ffn_norm, {}, false, c.rms_eps, proj_->data());
       be.Add(x, proj_->data(), m * dim);
     } else {
       // xn is not read after the fused calls (a fused backend leaves it unwritten).
@@ -277,7 +299,8 @@ void Transformer::Logits(const std::vector<StepSequence>& batch, int64_t out_row
 void Transformer::Attention(int layer, const std::vector<StepSequence>& batch, const std::vector<Piece>& pieces,
                             int64_t chunk_row0) {
   const ModelConfig& c = config_;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const float scale = c.query_scale();
+  const int32_t window = c.is_local_layer(layer) ? c.sliding_window : 0;
   // Work items are (sequence piece, tile of up to kAttnTileTokens query tokens, KV head). A tile lets the
   // kernel read each K/V row once for all of its tokens and the group's query heads.
   constexpr int64_t kTile = kAttnTileTokens;
@@ -301,6 +324,7 @@ void Transformer::Attention(int layer, const std::vector<StepSequence>& batch, c
         a.out = attn_->data() + t * c.q_dim() + head_offset;
         a.out_token_stride = c.q_dim();
         if (c.alibi) a.alibi_slopes = &alibi_slopes_[static_cast<size_t>(h) * c.group_size()];
+        a.window = window;
         if (observer_) {
           a.lse = &lse_[t * c.n_heads + static_cast<int64_t>(h) * c.group_size()];
           a.lse_token_stride = c.n_heads;

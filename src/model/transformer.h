@@ -1,6 +1,7 @@
 // The decoder forward pass shared by llama / qwen2 / qwen3: embeddings -> N x (attention + SwiGLU MLP)
 // -> final norm -> logits. BLOOM takes the same loop with LayerNorms, a fused QKV projection, ALiBi in
-// place of RoPE and a GELU MLP (ModelConfig's BLOOM flags). Activations are fp32; weights are used in their
+// place of RoPE and a GELU MLP (ModelConfig's BLOOM flags). Gemma 3 with scaled embeddings, norms on both
+// sub-layer outputs, a GeGLU MLP and sliding-window local layers with their own RoPE base (its flags). Activations are fp32; weights are used in their
 // stored format. Written once against the Backend seam (ops/backend.h): every kernel goes through it.
 //
 // One Step runs the tokens of many sequences at once (a batch): every weight matrix is read once per chunk of
@@ -48,6 +49,7 @@ struct StepSequence {
 struct RowIndex {
   std::vector<int32_t> positions;  // [R]
   std::vector<float> cos, sin;     // [R, head_dim/2] RoPE angles of those positions
+  std::vector<float> cos_local, sin_local;  // [R, head_dim/2] with the local layers' base (sliding window only)
 };
 
 // A prompt run a slice per call (Transformer::StepSlice): where it stands, its residual stream and its rows'
@@ -125,6 +127,7 @@ class Transformer {
   std::unique_ptr<Backend> owned_backend_;
   Backend* backend_;
   RopeTable rope_;
+  RopeTable rope_local_;             // local (sliding-window) layers' RoPE; unused without a sliding window
   AttentionObserver* observer_ = nullptr;
   int64_t chunk_tokens_ = 256;
   std::vector<float> alibi_slopes_;  // [n_heads] (alibi only)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdint>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -27,6 +28,14 @@ int64_t VisibleKeys(const KvHeadView& kv, int32_t p) {
   return std::upper_bound(kv.positions, kv.positions + kv.len, p) - kv.positions;
 }
 
+int64_t FirstVisibleKey(const KvHeadView& kv, int32_t p, int32_t window) {
+  if (window <= 0) return 0;
+  const int64_t lo = static_cast<int64_t>(p) - window;  // keys at positions <= lo are hidden
+  if (lo < 0) return 0;
+  if (kv.positions == nullptr) return std::min<int64_t>(kv.len, lo + 1);
+  return std::upper_bound(kv.positions, kv.positions + kv.len, static_cast<int32_t>(lo)) - kv.positions;
+}
+
 bool CompensationVisible(const KvHeadView& kv, int32_t p) {
   return kv.comp_count > 0 && kv.comp_max_position < p;
 }
@@ -50,13 +59,14 @@ void AttendReference(const KvHeadView& kv, const AttentionQuery& a) {
   for (int64_t t = 0; t < a.n_tokens; ++t) {
     const int32_t p = a.positions[t];
     const int64_t n = VisibleKeys(kv, p);
-    const bool comp = CompensationVisible(kv, p);
+    const int64_t f = std::min(n, FirstVisibleKey(kv, p, a.window));  // keys [f, n) are seen
+    const bool comp = a.window == 0 && CompensationVisible(kv, p);
     for (int g = 0; g < a.n_group_heads; ++g) {
       const float* q = a.q + t * a.q_token_stride + static_cast<int64_t>(g) * d;
       float* o = a.out + t * a.out_token_stride + static_cast<int64_t>(g) * d;
-      scores.assign(n + (comp ? 1 : 0), 0.0f);
+      scores.assign(n + (comp ? 1 : 0), -std::numeric_limits<float>::infinity());  // [0, f): hidden, e^ = 0
       float m = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < n; ++j) {
+      for (int64_t j = f; j < n; ++j) {
         kv.KeyF32(j, d, row.data());
         float s = 0.0f;
         for (int i = 0; i < d; ++i) s += q[i] * row[i];
@@ -74,7 +84,7 @@ void AttendReference(const KvHeadView& kv, const AttentionQuery& a) {
       for (auto& s : scores) sum += (s = std::exp(s - m));
       if (a.lse) a.lse[t * a.lse_token_stride + g] = m + std::log(sum);
       for (int i = 0; i < d; ++i) o[i] = 0.0f;
-      for (int64_t j = 0; j < n; ++j) {
+      for (int64_t j = f; j < n; ++j) {
         kv.ValueF32(j, d, row.data());
         for (int i = 0; i < d; ++i) o[i] += scores[j] / sum * row[i];
       }
@@ -129,6 +139,7 @@ RAZOR_VECTOR_CLONES void BlockAccumulate(const float* P, int rows, int nb, const
 struct TileRows {
   const float* q[kMaxRows];
   int64_t visible[kMaxRows];
+  int64_t first[kMaxRows];  // keys [first, visible) are seen (sliding window; 0 otherwise)
   int32_t qpos[kMaxRows];
   float slope[kMaxRows];
   float m[kMaxRows], l[kMaxRows];
@@ -217,8 +228,9 @@ constexpr RowKernels kRowsAvx2Half{RowScoresAvx2, RowAccumulateAvx2, RowScoresHa
 constexpr RowKernels kRowsAvx512{RowScoresAvx512, RowAccumulateAvx512, RowScoresHalfAvx512, RowAccumulateHalfAvx512};
 
 // The key-block loop of one tile with row-major scores (any ISA; decode and small tiles).
-void TileKeyBlocks(const RowKernels& kern, const KvHeadView& kv, const AttentionQuery& a, int rows, int64_t n_max,
-                   TileRows* t, float* acc) {
+// Keys [j_begin, n_max): no row sees a key outside them.
+void TileKeyBlocks(const RowKernels& kern, const KvHeadView& kv, const AttentionQuery& a, int rows, int64_t j_begin,
+                   int64_t n_max, TileRows* t, float* acc) {
   const int d = a.head_dim;
   thread_local std::vector<float> score_buf(static_cast<size_t>(kMaxRows) * kKeyBlock);
   float* S = score_buf.data();
@@ -230,7 +242,7 @@ void TileKeyBlocks(const RowKernels& kern, const KvHeadView& kv, const Attention
   const bool half_in_place = kern.scores_half != nullptr && kv.paged() &&
                              (kv.type == KvType::kF16 || kv.type == KvType::kBF16);
   const HalfType half = kv.type == KvType::kBF16 ? HalfType::kBf16 : HalfType::kF16;
-  for (int64_t j0 = 0; j0 < n_max; j0 += kKeyBlock) {
+  for (int64_t j0 = j_begin; j0 < n_max; j0 += kKeyBlock) {
     const int nb = static_cast<int>(std::min<int64_t>(kKeyBlock, n_max - j0));
     if (half_in_place) {
       GatherHalfKeyBlock(kv, j0, nb, d, a.alibi_slopes != nullptr, khalf, vhalf, key_pos);
@@ -242,10 +254,12 @@ void TileKeyBlocks(const RowKernels& kern, const KvHeadView& kv, const Attention
     for (int r = 0; r < rows; ++r) {
       float* sr = S + r * kKeyBlock;
       const int nv = static_cast<int>(std::clamp<int64_t>(t->visible[r] - j0, 0, nb));
+      const int nf = static_cast<int>(std::clamp<int64_t>(t->first[r] - j0, 0, nb));
       for (int j = nv; j < nb; ++j) sr[j] = -std::numeric_limits<float>::infinity();  // causal mask
+      for (int j = 0; j < nf; ++j) sr[j] = -std::numeric_limits<float>::infinity();   // sliding window
       if (a.alibi_slopes)
-        for (int j = 0; j < nv; ++j) sr[j] -= t->slope[r] * static_cast<float>(t->qpos[r] - key_pos[j]);
-      if (nv == 0) {
+        for (int j = nf; j < nv; ++j) sr[j] -= t->slope[r] * static_cast<float>(t->qpos[r] - key_pos[j]);
+      if (nv <= nf) {
         std::fill(sr, sr + nb, 0.0f);
         continue;
       }
@@ -286,7 +300,7 @@ const BlockKernels* SimdBlockKernels() {
 // The same loop with the register-blocked SIMD kernels (prefill tiles of >= 8 rows, d % 16 == 0): query
 // rows packed once per tile into panels of 16, scores key-major per panel (ops/attention_blocks.h).
 void TileKeyBlocksSimd(const BlockKernels& kern, const KvHeadView& kv, const AttentionQuery& a, int rows,
-                       int64_t n_max, TileRows* t, float* acc) {
+                       int64_t j_begin, int64_t n_max, TileRows* t, float* acc) {
   constexpr int kPanels = kMaxRows / kAttnRowPanel;
   const int d = a.head_dim;
   const int n_panels = (rows + kAttnRowPanel - 1) / kAttnRowPanel;
@@ -302,6 +316,7 @@ void TileKeyBlocksSimd(const BlockKernels& kern, const KvHeadView& kv, const Att
     const int lane = r % kAttnRowPanel;
     const bool real = r < rows;  // padding rows see no key
     pr.visible[lane] = real ? static_cast<int32_t>(t->visible[r]) : 0;
+    pr.first[lane] = real ? static_cast<int32_t>(t->first[r]) : 0;
     pr.qpos[lane] = real ? t->qpos[r] : 0;
     pr.slope[lane] = real ? t->slope[r] : 0.0f;
     pr.m[lane] = real ? t->m[r] : -std::numeric_limits<float>::infinity();
@@ -312,7 +327,7 @@ void TileKeyBlocksSimd(const BlockKernels& kern, const KvHeadView& kv, const Att
   const float* vrow[kKeyBlock];
   int32_t key_pos[kKeyBlock];
   float corr[kAttnRowPanel];
-  for (int64_t j0 = 0; j0 < n_max; j0 += kKeyBlock) {
+  for (int64_t j0 = j_begin; j0 < n_max; j0 += kKeyBlock) {
     const int nb = static_cast<int>(std::min<int64_t>(kKeyBlock, n_max - j0));
     GatherKeyBlock(kv, j0, nb, d, a.alibi_slopes != nullptr, krow, vrow, key_pos);
     for (int p = 0; p < n_panels; ++p) {
@@ -350,16 +365,19 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
   for (int64_t t0 = 0; t0 < a.n_tokens; t0 += tokens_per_tile) {
     const int nt = static_cast<int>(std::min<int64_t>(tokens_per_tile, a.n_tokens - t0));
     const int rows = nt * G;
-    int64_t n_max = 0;
+    int64_t n_max = 0, j_begin = INT64_MAX;
     for (int ti = 0; ti < nt; ++ti) {
       const int32_t p = a.positions[t0 + ti];
       const int64_t vis = VisibleKeys(kv, p);
-      const bool comp = CompensationVisible(kv, p);
+      const int64_t first = std::min(vis, FirstVisibleKey(kv, p, a.window));
+      const bool comp = a.window == 0 && CompensationVisible(kv, p);
       n_max = std::max(n_max, vis);
+      j_begin = std::min(j_begin, first);
       for (int g = 0; g < G; ++g) {
         const int r = ti * G + g;
         t.q[r] = a.q + (t0 + ti) * a.q_token_stride + static_cast<int64_t>(g) * d;
         t.visible[r] = vis;
+        t.first[r] = first;
         t.qpos[r] = p;
         t.slope[r] = a.alibi_slopes ? a.alibi_slopes[g] : 0.0f;
         float* ar = acc + static_cast<int64_t>(r) * d;
@@ -374,8 +392,8 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
         }
       }
     }
-    if (rows >= 8 && simd != nullptr) TileKeyBlocksSimd(*simd, kv, a, rows, n_max, &t, acc);
-    else TileKeyBlocks(rows_kern, kv, a, rows, n_max, &t, acc);
+    if (rows >= 8 && simd != nullptr) TileKeyBlocksSimd(*simd, kv, a, rows, j_begin, n_max, &t, acc);
+    else TileKeyBlocks(rows_kern, kv, a, rows, j_begin, n_max, &t, acc);
     for (int ti = 0; ti < nt; ++ti) {
       for (int g = 0; g < G; ++g) {
         const int r = ti * G + g;

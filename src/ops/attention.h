@@ -27,6 +27,9 @@ struct AttentionQuery {
   // softmax shift, but bounded). The compensation token gets the exact ALiBi mass of the contiguous
   // dropped range it stands for (AlibiCompensationBias).
   const float* alibi_slopes = nullptr;
+  // Optional sliding window (Gemma 3's local layers): > 0 hides keys at positions <= p - window from a query
+  // at p (it sees (p - window, p]), and the compensation token with them (it stands for old tokens). 0: none.
+  int32_t window = 0;
 };
 
 // ln Σ_{pk in dropped} e^{-slope (pq - pk)} for the compensation token of `kv` seen from a query at pq:
@@ -40,6 +43,9 @@ float AlibiCompensationBias(const KvHeadView& kv, float slope, int32_t pq);
 // What every attention kernel (CPU and GPU) agrees on, per query at position p:
 // keys with position <= p are visible; positions ascend, so they form a prefix [0, VisibleKeys).
 int64_t VisibleKeys(const KvHeadView& kv, int32_t p);
+// Under a sliding window the visible keys are [FirstVisibleKey, VisibleKeys): the first key at a position
+// > p - window (0 when window == 0).
+int64_t FirstVisibleKey(const KvHeadView& kv, int32_t p, int32_t window);
 // The compensation token is visible only after every token it stands for.
 bool CompensationVisible(const KvHeadView& kv, int32_t p);
 // Its logit bias for group head g: ln(comp_count), or the ALiBi form (AlibiCompensationBias).

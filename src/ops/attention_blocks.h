@@ -26,14 +26,16 @@ void BlockScoresAvx2(const float* qt, const float* const* k, int nb, int d, floa
 
 // Per-row state of one panel for BlockSoftmaxAvx2 (16 lanes each).
 struct AttnPanelRows {
-  int32_t visible[kAttnRowPanel];  // keys [0, visible) of the whole head are seen by the row (0: padding row)
+  int32_t visible[kAttnRowPanel];  // keys [first, visible) of the whole head are seen by the row (0: padding row)
+  int32_t first[kAttnRowPanel];    // 0 unless a sliding window hides the oldest keys
   int32_t qpos[kAttnRowPanel];     // the row's query position (ALiBi)
   float slope[kAttnRowPanel];      // the row's ALiBi slope (0 without ALiBi)
   float m[kAttnRowPanel];          // running max of the row's logits (-inf before any)
   float l[kAttnRowPanel];          // running sum of e^(logit - m)
 };
 
-// The online-softmax step of one panel over keys j0 .. j0 + nb: masks keys at or past `visible`, subtracts
+// The online-softmax step of one panel over keys j0 .. j0 + nb: masks keys at or past `visible` and before
+// `first`, subtracts
 // the ALiBi distance slope * (qpos - key_pos[j]) when key_pos is given, raises the running max, turns S into
 // P = e^(s - m) in place (0 for masked keys), updates l and writes corr[lane] = e^(m_old - m_new), the factor
 // the row's accumulator must be scaled by before this block's P . V is added (exactly 1 when m is unchanged).

@@ -96,6 +96,7 @@ void SoftmaxHalf(float* S, int nb, int64_t j0, const int32_t* key_pos, AttnPanel
   const int o = h * 8;
   const __m256 ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
   const __m256i vis = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows->visible + o));
+  const __m256i first = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows->first + o));
   const __m256i qpos = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows->qpos + o));
   const __m256 slope = _mm256_loadu_ps(rows->slope + o);
   const __m256 m_old = _mm256_loadu_ps(rows->m + o);
@@ -109,8 +110,10 @@ void SoftmaxHalf(float* S, int nb, int64_t j0, const int32_t* key_pos, AttnPanel
       x = _mm256_sub_ps(x, _mm256_mul_ps(slope, dist));
     }
     const __m256i key = _mm256_set1_epi32(static_cast<int32_t>(j0 + j));
-    const __m256 hidden = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_add_epi32(key, _mm256_set1_epi32(1)), vis));
-    x = _mm256_blendv_ps(x, ninf, hidden);  // key >= visible: causal mask
+    const __m256i past = _mm256_cmpgt_epi32(_mm256_add_epi32(key, _mm256_set1_epi32(1)), vis);  // key >= visible
+    const __m256i before = _mm256_cmpgt_epi32(first, key);                                      // key < first
+    const __m256 hidden = _mm256_castsi256_ps(_mm256_or_si256(past, before));
+    x = _mm256_blendv_ps(x, ninf, hidden);  // causal mask and sliding window
     _mm256_storeu_ps(s, x);
     m_new = _mm256_max_ps(m_new, x);
   }

@@ -294,6 +294,7 @@ void BlockScoresAvx512(const float* qt, const float* const* k, int nb, int d, fl
 void BlockSoftmaxAvx512(float* S, int nb, int64_t j0, const int32_t* key_pos, AttnPanelRows* rows, float* corr) {
   const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   const __m512i vis = _mm512_loadu_si512(rows->visible);
+  const __m512i first = _mm512_loadu_si512(rows->first);
   const __m512i qpos = _mm512_loadu_si512(rows->qpos);
   const __m512 slope = _mm512_loadu_ps(rows->slope);
   const __m512 m_old = _mm512_loadu_ps(rows->m);
@@ -306,8 +307,9 @@ void BlockSoftmaxAvx512(float* S, int nb, int64_t j0, const int32_t* key_pos, At
       const __m512 dist = _mm512_cvtepi32_ps(_mm512_sub_epi32(qpos, _mm512_set1_epi32(key_pos[j])));
       x = _mm512_sub_ps(x, _mm512_mul_ps(slope, dist));
     }
-    const __mmask16 hidden = _mm512_cmpge_epi32_mask(_mm512_set1_epi32(static_cast<int32_t>(j0 + j)), vis);
-    x = _mm512_mask_mov_ps(x, hidden, ninf);  // key >= visible: causal mask
+    const __m512i key = _mm512_set1_epi32(static_cast<int32_t>(j0 + j));
+    const __mmask16 hidden = _mm512_cmpge_epi32_mask(key, vis) | _mm512_cmplt_epi32_mask(key, first);
+    x = _mm512_mask_mov_ps(x, hidden, ninf);  // causal mask (key >= visible) and sliding window (key < first)
     _mm512_storeu_ps(s, x);
     m_new = _mm512_max_ps(m_new, x);
   }

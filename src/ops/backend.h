@@ -115,6 +115,8 @@ class Backend {
   virtual void Add(float* x, const float* y, int64_t n) = 0;           // x += y
   virtual void SiluMul(float* gate, const float* up, int64_t n) = 0;   // gate = silu(gate) * up
   virtual void Gelu(float* x, int64_t n) = 0;                          // tanh approximation
+  virtual void GeluMul(float* gate, const float* up, int64_t n) = 0;   // gate = gelu_tanh(gate) * up (Gemma)
+  virtual void Scale(float* x, float a, int64_t n) = 0;                // x *= a
   // Rotates m rows of heads x head_dim in place; row t uses cos/sin [t, head_dim/2] (host arrays).
   virtual void Rope(float* x, int64_t m, int64_t row_stride, int heads, int head_dim, RopeLayout layout,
                     const float* cos, const float* sin) = 0;

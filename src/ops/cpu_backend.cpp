@@ -77,6 +77,8 @@ void CpuBackend::AddBias(float* x, const std::vector<float>& bias, int64_t m, in
 void CpuBackend::Add(float* x, const float* y, int64_t n) { AddInPlace(x, y, n); }
 void CpuBackend::SiluMul(float* gate, const float* up, int64_t n) { razor::SiluMul(gate, up, n, gate); }
 void CpuBackend::Gelu(float* x, int64_t n) { GeluTanhInPlace(x, n); }
+void CpuBackend::GeluMul(float* gate, const float* up, int64_t n) { razor::GeluMul(gate, up, n, gate); }
+void CpuBackend::Scale(float* x, float a, int64_t n) { razor::Scale(x, a, n); }
 
 void CpuBackend::Rope(float* x, int64_t m, int64_t row_stride, int heads, int head_dim, RopeLayout layout,
                       const float* cos, const float* sin) {

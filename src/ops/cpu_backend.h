@@ -30,6 +30,8 @@ class CpuBackend final : public Backend {
   void Add(float* x, const float* y, int64_t n) override;
   void SiluMul(float* gate, const float* up, int64_t n) override;
   void Gelu(float* x, int64_t n) override;
+  void GeluMul(float* gate, const float* up, int64_t n) override;
+  void Scale(float* x, float a, int64_t n) override;
   void Rope(float* x, int64_t m, int64_t row_stride, int heads, int head_dim, RopeLayout layout, const float* cos,
             const float* sin) override;
   void GatherColumns(const float* src, int64_t src_stride, int64_t m, const int64_t* cols, int n_segments, int seg,

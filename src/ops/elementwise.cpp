@@ -34,6 +34,13 @@ void GeluTanhInPlace(float* x, int64_t n) {
   }
 }
 
+void GeluMul(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = gate[i];
+    out[i] = v * 0.5f * (1.0f + std::tanh(0.79788456f * v * (1.0f + 0.044715f * v * v))) * up[i];
+  }
+}
+
 RAZOR_VECTOR_CLONES void SiluMul(const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];

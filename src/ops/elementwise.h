@@ -11,6 +11,8 @@ void RmsNorm(const float* x, const float* gain, int64_t n, float eps, float* out
 void LayerNorm(const float* x, const float* gain, const float* bias, int64_t n, float eps, float* out);
 // x[i] = gelu(x[i]), tanh approximation with BLOOM's constant: x/2 (1 + tanh(0.79788456 x (1 + 0.044715 x²)))
 void GeluTanhInPlace(float* x, int64_t n);
+// out[i] = gelu_tanh(gate[i]) * up[i] (Gemma's GeGLU; the same gelu as GeluTanhInPlace).  (out may alias gate)
+void GeluMul(const float* gate, const float* up, int64_t n, float* out);
 // out[i] = silu(gate[i]) * up[i] = gate / (1 + e^-gate) * up.  (out may alias gate)
 void SiluMul(const float* gate, const float* up, int64_t n, float* out);
 // x[i] += y[i]

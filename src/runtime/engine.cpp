@@ -45,6 +45,11 @@ Result<std::unique_ptr<Backend>> MakeBackend(const EngineOptions& o, const Model
 #if RAZOR_WITH_CUDA
   if (cuda) {
     if (o.math != MathMode::kFast) return Err("--device cuda runs the default math only (--exact and --int8 are CPU kernels)");
+    // The CUDA attention kernels have no sliding window (Gemma 3's local layers): such a model runs on the CPU.
+    if (c.sliding_window > 0 && o.device == EngineDevice::kAuto) return std::unique_ptr<Backend>(new CpuBackend(pool, o.math));
+    if (c.sliding_window > 0)
+      return Err(fmt::format("--device cuda: {} uses sliding-window attention, which the CUDA backend does not run yet "
+                             "(use --device cpu)", ArchitectureName(c.arch)));
     const bool head_ok = c.head_dim % 8 == 0 && c.head_dim <= 256;
     if (!head_ok && o.device == EngineDevice::kAuto) return std::unique_ptr<Backend>(new CpuBackend(pool, o.math));
     if (!head_ok)

@@ -80,7 +80,8 @@ void HeadScoreObserver::OnAttention(int layer, const float* q, const int32_t* po
                                     const KvCache& cache) {
   const int group = n_heads_ / n_kv_heads_;
   const int d = head_dim_;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const float scale = this->scale > 0 ? this->scale : 1.0f / std::sqrt(static_cast<float>(d));
+  const int64_t window = layer < static_cast<int>(windows.size()) ? windows[layer] : 0;
   const int64_t first_scored = 1 + block_;  // first position of the second copy
   std::vector<KvHeadView> views(n_kv_heads_);
   for (int g = 0; g < n_kv_heads_; ++g) views[g] = cache.View(layer, g);
@@ -99,7 +100,7 @@ void HeadScoreObserver::OnAttention(int layer, const float* q, const int32_t* po
         // ALiBi: the kernel's score of a key at position pk also had - slope * (i - pk).
         const float slope = alibi_slopes.empty() ? 0.0f : alibi_slopes[h];
         float ind = 0.0f, echo = 0.0f;
-        for (int64_t j = i - block_; j >= 1; j -= block_) {
+        for (int64_t j = i - block_; j >= 1 && (window == 0 || j > i - window); j -= block_) {
           if (const float* k = KeyAtPosition(v, j + 1, d))
             ind += std::exp(Dot(qh, k, d) * scale - slope * static_cast<float>(i - (j + 1)) - norm);
           if (const float* k = KeyAtPosition(v, j, d))
@@ -207,6 +208,8 @@ Result<HeadProfile> ProfileHeads(const ModelConfig& c, const ModelWeights& weigh
   Transformer tf(c, weights, pool, mode);
   HeadScoreObserver observer(c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, profile.params.block, &pool);
   if (c.alibi) observer.alibi_slopes = AlibiSlopes(c.n_heads);
+  observer.scale = c.query_scale();
+  for (int l = 0; l < c.n_layers; ++l) observer.windows.push_back(c.is_local_layer(l) ? c.sliding_window : 0);
   // The observer sees each layer once per chunk of each Forward call: that many passes in all.
   int64_t total_passes = 0;
   for (int64_t b = 0; b < n; b += batch) {

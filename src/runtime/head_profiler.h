@@ -35,6 +35,9 @@ class HeadScoreObserver final : public AttentionObserver {
 
   // ALiBi models: the slope of every query head ([n_heads]), so scores include the kernel's position bias.
   std::vector<float> alibi_slopes;
+  float scale = 0.0f;              // query scale of the model's attention (0: 1 / sqrt(head_dim))
+  std::vector<int32_t> windows;    // [n_layers] sliding window of each layer (empty or 0: none): keys the
+                                   // attention hid from a query score 0 here too
   // Called after every layer of every Forward call (progress of a long single call).
   std::function<void(int layer)> on_layer;
 
