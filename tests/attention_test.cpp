@@ -444,3 +444,111 @@ TEST(AttentionTest, HalfRowsGiveTheNumbersOfFp32RowsOfTheSameValues) {
 
 }  // namespace
 }  // namespace razor
+
+namespace razor {
+namespace {
+
+// A head holding only keys [f, n) of h (its own copies), without a compensation token: what a query with a
+// sliding window must see.
+RandomHead SliceOf(const RandomHead& h, int d, int64_t f, int64_t n) {
+  RandomHead s;
+  s.k.assign(h.k.begin() + f * d, h.k.begin() + n * d);
+  s.v.assign(h.v.begin() + f * d, h.v.begin() + n * d);
+  for (int64_t j = f; j < n; ++j) s.pos.push_back(h.view.positions ? h.pos[j] : static_cast<int32_t>(j));
+  s.view.k = s.k.data();
+  s.view.v = s.v.data();
+  s.view.len = n - f;
+  s.view.positions = s.pos.data();
+  return s;
+}
+
+// Sliding window (Gemma 3's local layers): a query at p sees exactly the keys at positions (p - window, p],
+// and never the compensation token. The reference against attention over those keys alone, one query at a time.
+TEST(AttentionTest, SlidingWindowSeesExactlyTheLastWindowPositions) {
+  std::mt19937 rng(21);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int d = 16, group = 2;
+  for (bool gaps : {false, true}) {
+    for (int64_t comp : {0, 1000}) {
+      RandomHead h = MakeHead(rng, 90, d, gaps, comp);
+      for (int32_t window : {1, 2, 10, 37, 500}) {
+        for (int32_t p : {0, 5, 40, h.pos.back(), h.pos.back() + 20}) {
+          std::vector<float> q(group * d), out(q.size()), want(q.size());
+          for (auto& x : q) x = nd(rng);
+          int64_t f = 0, n = 0;
+          for (int64_t j = 0; j < h.view.len; ++j) {
+            const int32_t pk = gaps ? h.pos[j] : static_cast<int32_t>(j);
+            if (pk <= p - window) f = j + 1;
+            if (pk <= p) n = j + 1;
+          }
+          EXPECT_EQ(FirstVisibleKey(h.view, p, window), f) << "window " << window << " p " << p;
+          AttentionQuery a{q.data(), group * d, &p, 1, group, d, 0.25f, out.data(), group * d};
+          a.window = window;
+          AttendReference(h.view, a);
+          if (n == f) continue;  // nothing visible: no defined output (the model's own key always is)
+          RandomHead s = SliceOf(h, d, f, n);
+          AttentionQuery b = a;
+          b.window = 0;
+          b.out = want.data();
+          AttendReference(s.view, b);
+          for (size_t i = 0; i < q.size(); ++i)
+            ASSERT_NEAR(out[i], want[i], 1e-6f * (1.0f + std::fabs(want[i])))
+                << "gaps=" << gaps << " comp=" << comp << " window=" << window << " p=" << p;
+        }
+      }
+    }
+  }
+}
+
+// The flash kernel against the reference under a sliding window, at every ISA: decode rows (row kernels and
+// the plain loop for head_dim 256), prefill tiles (the AVX2 / AVX-512 panel softmax), ragged positions, a
+// compensation token (hidden), contiguous and paged fp32 / f16 rows with the head starting mid-block.
+TEST(AttentionTest, FlashMatchesReferenceWithSlidingWindow) {
+  ForEachIsa([] {
+    std::mt19937 rng(23);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (int d : {16, 64, 256}) {
+      for (int64_t len : {5, 65, 300}) {
+        for (auto [n_tok, group] : {std::pair<int64_t, int>{1, 4}, {4, 1}, {13, 3}, {16, 4}}) {
+          for (int32_t window : {1, 7, 64, 100}) {
+            const bool gaps = (len + window) % 2 == 1;
+            RandomHead h = MakeHead(rng, len, d, gaps, window % 2 ? 1000 : 0);
+            std::vector<float> q(n_tok * group * d), o_ref(q.size()), o_fast(q.size());
+            for (auto& x : q) x = nd(rng);
+            const int32_t last = gaps ? h.pos.back() : static_cast<int32_t>(len - 1);
+            std::vector<int32_t> qpos;
+            for (int64_t t = 0; t < n_tok; ++t)  // ascending, the last one past every key
+              qpos.push_back(n_tok == 1 ? last : static_cast<int32_t>(last * (t + 1) / n_tok));
+            AttentionQuery a{q.data(), group * d, qpos.data(), n_tok, group, d, 1.0f / std::sqrt(float(d)),
+                             o_ref.data(), group * d};
+            a.window = window;
+            AttendReference(h.view, a);
+            a.out = o_fast.data();
+            AttendFlash(h.view, a);
+            const std::string what = "d=" + std::to_string(d) + " len=" + std::to_string(len) + " tokens=" +
+                                     std::to_string(n_tok) + " group=" + std::to_string(group) + " window=" +
+                                     std::to_string(window);
+            for (size_t i = 0; i < q.size(); ++i)
+              ASSERT_NEAR(o_fast[i], o_ref[i], 2e-5f * (1.0f + std::fabs(o_ref[i]))) << what;
+            PagedHead pg = Page(h, d, 7, 3, KvType::kF32);
+            AttendFlash(pg.view, a);
+            for (size_t i = 0; i < q.size(); ++i)
+              ASSERT_NEAR(o_fast[i], o_ref[i], 2e-5f * (1.0f + std::fabs(o_ref[i]))) << what << " paged";
+            // f16 rows: the flash kernel equals the reference over the same rounded rows.
+            RandomHead r = RoundedThrough(h, d, KvType::kF16);
+            a.out = o_ref.data();
+            AttendReference(r.view, a);
+            PagedHead ph = Page(h, d, 7, 3, KvType::kF16);
+            a.out = o_fast.data();
+            AttendFlash(ph.view, a);
+            for (size_t i = 0; i < q.size(); ++i)
+              ASSERT_NEAR(o_fast[i], o_ref[i], 2e-5f * (1.0f + std::fabs(o_ref[i]))) << what << " f16";
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+}  // namespace razor

@@ -80,10 +80,14 @@ void AttendReference(const KvHeadView& kv, const AttentionQuery& a) {
         scores[n] = s * a.scale + CompensationBias(kv, a, g, p);
         m = std::max(m, scores[n]);
       }
+      for (int i = 0; i < d; ++i) o[i] = 0.0f;
+      if (m == -std::numeric_limits<float>::infinity()) {  // no key visible (an empty window): output 0
+        if (a.lse) a.lse[t * a.lse_token_stride + g] = m;
+        continue;
+      }
       float sum = 0.0f;
       for (auto& s : scores) sum += (s = std::exp(s - m));
       if (a.lse) a.lse[t * a.lse_token_stride + g] = m + std::log(sum);
-      for (int i = 0; i < d; ++i) o[i] = 0.0f;
       for (int64_t j = f; j < n; ++j) {
         kv.ValueF32(j, d, row.data());
         for (int i = 0; i < d; ++i) o[i] += scores[j] / sum * row[i];
@@ -398,7 +402,7 @@ void AttendFlash(const KvHeadView& kv, const AttentionQuery& a) {
       for (int g = 0; g < G; ++g) {
         const int r = ti * G + g;
         float* o = a.out + (t0 + ti) * a.out_token_stride + static_cast<int64_t>(g) * d;
-        const float inv = 1.0f / t.l[r];
+        const float inv = t.l[r] > 0.0f ? 1.0f / t.l[r] : 0.0f;  // l == 0: no key visible, output 0
         const float* ar = acc + static_cast<int64_t>(r) * d;
         for (int i = 0; i < d; ++i) o[i] = ar[i] * inv;
         if (a.lse) a.lse[(t0 + ti) * a.lse_token_stride + g] = t.m[r] + std::log(t.l[r]);
