@@ -23,6 +23,9 @@ scripts/setup.sh
 export RAZOR_HOME="${RAZOR_HOME:-$HOME/.cache/razor}"
 RAZOR_TEST_MODEL="$(scripts/pull_model.sh smollm2-135m | tail -n 1)"
 export RAZOR_TEST_MODEL
+# Gemma 3 270M: the sliding-window architecture's goldens (tests/model_gemma3_test.cpp).
+RAZOR_TEST_GEMMA3="$(scripts/pull_model.sh gemma3-270m | tail -n 1)"
+export RAZOR_TEST_GEMMA3
 export RAZOR_TOKENIZER_DIR="$RAZOR_HOME/tokenizers"
 
 step "release build + tests"

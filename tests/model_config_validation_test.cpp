@@ -4,6 +4,8 @@
 // read as 4.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <optional>
 #include <string>
 
 #include "gguf_writer_for_tests.h"
@@ -103,6 +105,49 @@ TEST(ModelConfigValidationTest, GgufCountsAreChecked) {
   auto c = ConfigFromGguf(*g);
   ASSERT_TRUE(c.ok()) << c.error();
   EXPECT_EQ(c->n_kv_heads, 1);
+}
+
+// Gemma 3 as llama.cpp writes it: every 6th layer global (RoPE base from the file), the others local with
+// the file's sliding window and RoPE base 10000; the Gemma block flags on. No sliding window: an error.
+std::vector<uint8_t> Gemma3Gguf(int layers, std::optional<uint64_t> window) {
+  GgufWriterForTests w;
+  w.AddString("general.architecture", "gemma3");
+  w.AddUint("gemma3.block_count", GgufValueType::UINT32, layers);
+  w.AddUint("gemma3.embedding_length", GgufValueType::UINT32, 64);
+  w.AddUint("gemma3.feed_forward_length", GgufValueType::UINT32, 96);
+  w.AddUint("gemma3.attention.head_count", GgufValueType::UINT32, 4);
+  w.AddUint("gemma3.attention.head_count_kv", GgufValueType::UINT32, 1);
+  w.AddUint("gemma3.attention.key_length", GgufValueType::UINT32, 32);
+  w.AddUint("gemma3.context_length", GgufValueType::UINT32, 4096);
+  w.AddUint("gemma3.vocab_size", GgufValueType::UINT32, 16);
+  w.AddFloat("gemma3.rope.freq_base", GgufValueType::FLOAT32, 1e6);
+  if (window) w.AddUint("gemma3.attention.sliding_window", GgufValueType::UINT32, *window);
+  return w.Build();
+}
+
+TEST(ModelConfigValidationTest, Gemma3LocalAndGlobalLayers) {
+  const auto bytes = Gemma3Gguf(13, 512);
+  auto g = GgufFile::ParseBytes(bytes.data(), bytes.size(), "g.gguf");
+  ASSERT_TRUE(g.ok()) << g.error();
+  auto c = ConfigFromGguf(*g);
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(c->arch, Architecture::kGemma3);
+  EXPECT_EQ(c->sliding_window, 512);
+  for (int l = 0; l < 13; ++l) EXPECT_EQ(c->is_local_layer(l), l != 5 && l != 11) << "layer " << l;
+  EXPECT_DOUBLE_EQ(c->rope_theta, 1e6);
+  EXPECT_DOUBLE_EQ(c->rope_local().theta, 10000.0);
+  EXPECT_EQ(c->rope_layout, RopeLayout::kHalfSplit);
+  EXPECT_TRUE(c->qk_norm && c->post_norms && c->gelu_gated_mlp && c->scale_embeddings && c->tied_embeddings);
+  EXPECT_FALSE(c->gelu_mlp);
+  EXPECT_FLOAT_EQ(c->query_scale(), 1.0f / std::sqrt(32.0f));
+  for (std::optional<uint64_t> bad : {std::optional<uint64_t>{}, std::optional<uint64_t>{0}}) {
+    const auto b = Gemma3Gguf(6, bad);
+    auto gb = GgufFile::ParseBytes(b.data(), b.size(), "g.gguf");
+    ASSERT_TRUE(gb.ok()) << gb.error();
+    auto cb = ConfigFromGguf(*gb);
+    ASSERT_FALSE(cb.ok());
+    EXPECT_NE(cb.error().find("sliding_window"), std::string::npos) << cb.error();
+  }
 }
 
 // A model_type with control characters (the fuzzer's find: "qw\n2") is quoted escaped, so the error stays one line.

@@ -24,6 +24,13 @@ inline std::string DefaultModelPath() {
   return p;
 }
 
+// Gemma 3 270M (GGUF), set by scripts/test.sh (RAZOR_TEST_GEMMA3); empty when absent.
+inline std::string Gemma3ModelPath() {
+  const char* p = std::getenv("RAZOR_TEST_GEMMA3");
+  if (p == nullptr || !std::filesystem::exists(p)) return "";
+  return p;
+}
+
 // Under the sanitizer build the long goldens are checked on a prefix only (they are 10-20x slower there).
 inline bool UnderSanitizer() { return std::getenv("RAZOR_TEST_SANITIZER") != nullptr; }
 

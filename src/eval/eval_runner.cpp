@@ -23,6 +23,12 @@ TokenCounter EvalRunner::Counter() const {
 
 Result<std::vector<int32_t>> EvalRunner::PromptTokens(const EvalSample& s) const {
   if (!model_.tokenizer) return Err(model_.path + ": the model has no tokenizer");
+  if (model_.tokenizer->chat_template_kind() == ChatTemplateKind::kNone) {
+    // A base model (no chat template, e.g. Gemma 3 270M): the request as plain text after BOS, and the answer
+    // prefix as the text to continue.
+    return model_.tokenizer->Encode(s.UserMessage() + "\n\n" + s.answer_prefix, /*add_bos=*/true,
+                                    /*parse_special=*/false);
+  }
   auto rendered = model_.tokenizer->ApplyChatTemplate({{"user", s.UserMessage()}}, true);
   if (!rendered) return rendered.status();
   return model_.tokenizer->Encode(*rendered + s.answer_prefix, /*add_bos=*/false, /*parse_special=*/true);

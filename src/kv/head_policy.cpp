@@ -109,7 +109,7 @@ std::string KvHeadPolicy::Describe() const {
   const auto own = std::count_if(head_windows_.begin(), head_windows_.end(), [](int64_t w) { return w > 0; });
   return fmt::format("kv {}: {}/{} KV heads keep every token; others keep N0={} sinks + W=max({}, {:.3g}*N) window{}{}{}",
                      KvModeName(params_.mode), full_heads, heads, params_.sinks, params_.window_min,
-                     params_.window_frac, own ? fmt::format(" ({} heads: their ALiBi span L_h)", own) : "",
+                     params_.window_frac, own ? fmt::format(" ({} heads: their own window, an ALiBi span L_h or a sliding window)", own) : "",
                      compensation() ? " + compensation token" : "", decode_fold() ? ", decode folds into it" : "");
 }
 

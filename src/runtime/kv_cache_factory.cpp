@@ -65,6 +65,36 @@ Result<std::unique_ptr<KvCache>> MakeKvCache(const LoadedModel& model, const KvC
   return std::unique_ptr<KvCache>(new RazorKvCache(std::move(policy), model.config.head_dim, capacity, o.kv_type));
 }
 
+namespace {
+
+// Sliding-window models (Gemma 3): only the global layers' heads can retrieve beyond the window, so the
+// retrieval heads are the best-scoring of them, the profile's ratios applied to their count; a local head
+// keeps its window (its attention never sees further: exact), marked in head_windows.
+std::vector<bool> GlobalRetrievalHeads(const ModelConfig& c, const HeadProfile& profile, bool use_echo,
+                                       std::vector<int64_t>* head_windows) {
+  const size_t heads = static_cast<size_t>(c.n_layers) * c.n_kv_heads;
+  std::vector<bool> retrieval(heads, false);
+  head_windows->assign(heads, 0);
+  std::vector<size_t> global;
+  for (int l = 0; l < c.n_layers; ++l)
+    for (int kh = 0; kh < c.n_kv_heads; ++kh) {
+      const size_t i = static_cast<size_t>(l) * c.n_kv_heads + kh;
+      if (c.is_local_layer(l)) (*head_windows)[i] = c.sliding_window;
+      else global.push_back(i);
+    }
+  auto pick = [&](const std::vector<float>& score, double ratio) {
+    std::vector<size_t> order = global;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return score[a] > score[b]; });
+    const int n = HeadsForRatio(ratio, static_cast<int>(order.size()));
+    for (int k = 0; k < n; ++k) retrieval[order[k]] = true;
+  };
+  if (profile.kv_induction.size() == heads) pick(profile.kv_induction, profile.params.induction_ratio);
+  if (use_echo && profile.kv_echo.size() == heads) pick(profile.kv_echo, profile.params.echo_ratio);
+  return retrieval;
+}
+
+}  // namespace
+
 Result<KvHeadPolicy> MakeKvPolicy(const LoadedModel& model, const KvCacheOptions& o, int64_t capacity,
                                   int64_t prompt_tokens, const HeadProfile* profile_in) {
   const ModelConfig& c = model.config;
@@ -108,7 +138,15 @@ Result<KvHeadPolicy> MakeKvPolicy(const LoadedModel& model, const KvCacheOptions
           else head_windows[i] = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(span[kh])));
         }
     }
-    r = double(std::count(retrieval.begin(), retrieval.end(), true)) / retrieval.size();
+    if (c.sliding_window > 0) retrieval = GlobalRetrievalHeads(c, profile, o.use_echo_heads, &head_windows);
+    // r: over the heads the budget is about (the global ones under a sliding window: local heads keep
+    // their window in every mode).
+    int n_global = 0;
+    for (int l = 0; l < c.n_layers; ++l) n_global += c.is_local_layer(l) ? 0 : c.n_kv_heads;
+    r = n_global > 0 ? double(std::count(retrieval.begin(), retrieval.end(), true)) / n_global : 0.0;
+  } else if (c.sliding_window > 0) {
+    HeadProfile none;
+    retrieval = GlobalRetrievalHeads(c, none, false, &head_windows);
   }
   if (o.mode == KvMode::kStreaming) {
     // StreamingLLM at razor's budget: per head razor keeps on average r*N + (1-r)(N0 + 1 + W) tokens;
