@@ -46,6 +46,10 @@ std::string VocabPath(const std::string& name) {
     const char* p = std::getenv("RAZOR_TEST_MODEL");
     return p != nullptr && FileExists(p) ? p : "";
   }
+  if (name == "gemma3") {  // the gemma3-270m GGUF that scripts/test.sh pulls
+    const char* p = std::getenv("RAZOR_TEST_GEMMA3");
+    return p != nullptr && FileExists(p) ? p : "";
+  }
   if (name == "qwen3" || name == "llama3") {
     const std::string dir = TokenizerDataDir() + "/" + name;
     return FileExists(dir + "/tokenizer.json") ? dir : "";
@@ -267,7 +271,7 @@ TEST_P(TokenizerCorpus, IdsMatchHuggingFaceAndRoundTrip) {
   EXPECT_EQ(round_trips, cases.size());
 }
 
-INSTANTIATE_TEST_SUITE_P(Tokenizer, TokenizerCorpus, testing::Values("smollm2", "qwen3", "llama3", "llama-spm"),
+INSTANTIATE_TEST_SUITE_P(Tokenizer, TokenizerCorpus, testing::Values("smollm2", "qwen3", "llama3", "llama-spm", "gemma3"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (char& c : n) c = (c == '-') ? '_' : c;

@@ -6,8 +6,10 @@ Usage:
     .venv/bin/python tests/golden_scripts/make_tokenizer_goldens.py goldens  # rewrite the goldens
     .venv/bin/python tests/golden_scripts/make_tokenizer_goldens.py show VOCAB CASE  # HF ids of one case
 
-Inputs: the SmolLM2 GGUF ($RAZOR_TEST_MODEL, else the razor cache) and the tokenizer data of
-scripts/fetch_tokenizers.sh (${RAZOR_TOKENIZER_DIR:-${RAZOR_HOME:-~/.cache/razor}/tokenizers}).
+Inputs: the SmolLM2 GGUF ($RAZOR_TEST_MODEL, else the razor cache), the Gemma 3 270M GGUF
+($RAZOR_GEMMA3_MODEL, else ${RAZOR_HOME:-~/.cache/razor}/models/gemma3-270m/gemma-3-270m-q4_k_m.gguf)
+and the tokenizer data of scripts/fetch_tokenizers.sh
+(${RAZOR_TOKENIZER_DIR:-${RAZOR_HOME:-~/.cache/razor}/tokenizers}).
 
 tests/fixtures/tokenizer_corpus.txt: one test input per '\\n'-separated line (lines may hold '\\r',
 '\\t', U+2028 ...). Test cases = every line, then every block of 10 consecutive lines joined with '\\n'.
@@ -23,6 +25,13 @@ tests/fixtures/tokenizer/<vocab>.ids: line k = "<count> <fnv1a64 hex>" of the HF
            tokens, ranked by the merged token's score; byte_fallback; normalizer Prepend("▁") + Replace(" ", "▁")).
            transformers' GGUF conversion is not used here: its merges differ (e.g. on runs of spaces)
            from SentencePiece and from llama.cpp's own test vectors.
+  gemma3   transformers' GGUF conversion of gemma-3-270m-q4_k_m.gguf (GemmaTokenizer: BPE, byte_fallback,
+           normalizer Replace(" ", "▁"), no dummy prefix; the file's user-defined pieces -- runs of 1..31
+           "\n" / "\t", html tags -- as added tokens), plus the 30 user-defined runs of 2..31 spaces
+           re-added as normalized added tokens "▁▁".."▁"*31: the conversion respells them "▁"*n and leaves
+           them to the merges, which cut a run of >= 32 spaces 16 + 16 + ... where SentencePiece takes
+           the longest user-defined piece first (31 + ...). Checked: the result equals
+           SentencePiece itself (a ModelProto rebuilt from the GGUF's pieces / scores / types) on every case.
 tests/fixtures/tokenizer/chat.json: apply_chat_template(tokenize=False) of a few conversations, and
 the HF ids (special tokens parsed) of the rendered text and of a few strings with special tokens.
 """
@@ -42,6 +51,7 @@ OUT = ROOT / "tests/fixtures/tokenizer"
 HOME = Path(os.environ.get("RAZOR_HOME", Path.home() / ".cache/razor"))
 TOKDIR = Path(os.environ.get("RAZOR_TOKENIZER_DIR", HOME / "tokenizers"))
 SMOLLM = Path(os.environ.get("RAZOR_TEST_MODEL", HOME / "models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"))
+GEMMA3 = Path(os.environ.get("RAZOR_GEMMA3_MODEL", HOME / "models/gemma3-270m/gemma-3-270m-q4_k_m.gguf"))
 BLOCK = 10
 
 
@@ -183,7 +193,94 @@ def load_tokenizers() -> dict:
         pre_tokenizers.Digits(individual_digits=True),
         pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)])
     toks["llama-spm"] = spm_reference(TOKDIR / "llama.cpp-vocab/ggml-vocab-llama-spm.gguf")
+    toks["gemma3"] = gemma3_reference(GEMMA3)
     return toks
+
+
+# ----------------------------------------------------------------------------------------- gemma3
+def gemma3_reference(path: Path, fix_space_runs: bool = True):
+    """transformers' tokenizer for the Gemma 3 GGUF, with its user-defined runs of spaces restored.
+
+    The GGUF (llama.cpp's converter) stores Gemma's user-defined pieces "▁▁".."▁"*31 (ids 138..167) as
+    real spaces. transformers respells them "▁"*n and, as they are then no added tokens, leaves them to
+    the merges: a run of >= 32 spaces comes out 16 + 16 + ..., where SentencePiece matches the longest
+    user-defined piece first (31 + ...). Re-adding them as normalized added tokens (matched after
+    Replace(" ", "▁"), leftmost-longest, never merged with a neighbour) gives SentencePiece's result.
+    """
+    from tokenizers import AddedToken
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    if fix_space_runs:
+        runs = ["\u2581" * n for n in range(2, 32)]
+        assert [tok.backend_tokenizer.token_to_id(r) for r in runs] == list(range(138, 168))
+        tok.backend_tokenizer.add_tokens([AddedToken(r, normalized=True, special=False) for r in runs])
+        assert [tok.backend_tokenizer.token_to_id(r) for r in runs] == list(range(138, 168))
+        assert len(tok.backend_tokenizer.get_vocab()) == 262144
+    return tok
+
+
+def _pb_varint(n: int) -> bytes:
+    out = bytearray()
+    n &= (1 << 64) - 1
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _pb_int(field: int, v: int) -> bytes:
+    return _pb_varint(field << 3) + _pb_varint(v)
+
+
+def _pb_bytes(field: int, b: bytes) -> bytes:
+    return _pb_varint((field << 3) | 2) + _pb_varint(len(b)) + b
+
+
+def gemma3_sentencepiece(path: Path):
+    """SentencePiece itself, on a ModelProto rebuilt from the GGUF (protobuf wire format written by hand:
+    the pinned stack has no protobuf runtime). Pieces, scores and types as the file stores them, except:
+    user-defined runs of spaces back to "▁"*n (llama.cpp's converter wrote "▁" as " " in user-defined
+    pieces), and the unknown piece typed UNKNOWN (the file marks <unk> CONTROL). trainer_spec: BPE,
+    byte_fallback; normalizer_spec: identity, add_dummy_prefix=false (add_space_prefix=false in the
+    file), remove_extra_whitespaces=false, escape_whitespaces=true."""
+    import struct
+    import sentencepiece as spm
+    from gguf import GGUFReader
+    f = GGUFReader(str(path)).fields
+    tokens = [bytes(f["tokenizer.ggml.tokens"].parts[i]) for i in f["tokenizer.ggml.tokens"].data]
+    scores = [float(f["tokenizer.ggml.scores"].parts[i][0]) for i in f["tokenizer.ggml.scores"].data]
+    types = [int(f["tokenizer.ggml.token_type"].parts[i][0]) for i in f["tokenizer.ggml.token_type"].data]
+    unk = int(f["tokenizer.ggml.unknown_token_id"].parts[-1][0])
+    assert not bool(f["tokenizer.ggml.add_space_prefix"].parts[-1][0])
+    proto = bytearray()
+    for i, (t, s, ty) in enumerate(zip(tokens, scores, types)):
+        if ty == 4 and t and set(t) == {0x20}:
+            t = "\u2581".encode() * len(t)
+        if i == unk:
+            ty = 2
+        proto += _pb_bytes(1, _pb_bytes(1, t) + _pb_varint((2 << 3) | 5) + struct.pack("<f", s) + _pb_int(3, ty))
+    # TrainerSpec: model_type=3 (BPE=2), vocab_size=4, byte_fallback=35, unk_id=40
+    proto += _pb_bytes(2, _pb_int(3, 2) + _pb_int(4, len(tokens)) + _pb_int(35, 1) + _pb_int(40, unk))
+    # NormalizerSpec: name=1, add_dummy_prefix=3, remove_extra_whitespaces=4, escape_whitespaces=5
+    proto += _pb_bytes(3, _pb_bytes(1, b"identity") + _pb_int(3, 0) + _pb_int(4, 0) + _pb_int(5, 1))
+    return spm.SentencePieceProcessor(model_proto=bytes(proto))
+
+
+def check_gemma3(tok, cases: list[str]) -> None:
+    """The gemma3 reference must reproduce SentencePiece on every case; report what the unmodified
+    transformers conversion would have given."""
+    sp = gemma3_sentencepiece(GEMMA3)
+    ref = [sp.encode(c) for c in cases]
+    bad = [c for c, r in zip(cases, ref) if encode(tok, c) != r]
+    if bad:
+        sys.exit(f"gemma3: the reference disagrees with SentencePiece on {len(bad)} cases, e.g. {bad[0]!r}")
+    plain = gemma3_reference(GEMMA3, fix_space_runs=False)
+    diff = [c for c, r in zip(cases, ref) if encode(plain, c) != r]
+    long_runs = sum(" " * 32 in c for c in cases)
+    print(f"gemma3: reference reproduces SentencePiece on all {len(cases)} cases; transformers' unmodified "
+          f"GGUF conversion differs on {len(diff)} ({sum(' ' * 32 in c for c in diff)} of them hold a run of "
+          f">= 32 spaces; {long_runs} cases do)")
 
 
 def spm_reference(path: Path):
@@ -244,6 +341,7 @@ def make_goldens() -> None:
     toks = load_tokenizers()
     check_llama_cpp_vectors(toks["llama-spm"], TOKDIR / "llama.cpp-vocab/ggml-vocab-llama-spm.gguf")
     cases = read_cases()
+    check_gemma3(toks["gemma3"], cases)
     OUT.mkdir(parents=True, exist_ok=True)
     for name, tok in toks.items():
         rows = []
