@@ -113,6 +113,20 @@ TEST_F(CudaBackendTest, ElementwiseNormsRopeAndGathersMatchTheCpu) {
       gpu_->Gelu(d, m * n);
       EXPECT_LE(Nmse(Host(d, m * n), want), 1e-10) << "Gelu " << at;
     }
+    {
+      auto want = x;
+      cpu_.GeluMul(want.data(), y.data(), m * n);
+      float* d = Dev(x);
+      gpu_->GeluMul(d, Dev(y), m * n);
+      EXPECT_LE(Nmse(Host(d, m * n), want), 1e-10) << "GeluMul " << at;
+    }
+    {
+      auto want = x;
+      cpu_.Scale(want.data(), 25.2982f, m * n);
+      float* d = Dev(x);
+      gpu_->Scale(d, 25.2982f, m * n);
+      EXPECT_LE(Nmse(Host(d, m * n), want), 1e-12) << "Scale " << at;
+    }
   }
   // QK-norm and RoPE on [m, heads, head_dim] rows with a wider row stride; both pair layouts.
   for (auto [m, heads, hd] : {std::tuple<int64_t, int, int>{1, 3, 64}, {19, 4, 128}, {5, 2, 16}}) {
