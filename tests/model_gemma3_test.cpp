@@ -260,7 +260,9 @@ TEST_F(Gemma3Test, LocalWindowCutGivesTheFullCachesLogits) {
   ASSERT_TRUE(tf.Forward(prompt.data(), prompt.size(), razor, false, &got).ok());
   const RazorKvStats stats = razor.stats();
   EXPECT_EQ(stats.heads_compressed, 15);
-  EXPECT_LT(razor.bytes_allocated(), full.bytes_allocated() / 2);
+  // 15 of 18 heads keep ~517 tokens: 0.44 of the full cache's bytes after 1,100 tokens (measured 24.8 of 56.6 MB,
+  // f32), 0.57 after the sanitizer build's 600 (21.7 of 37.7 MB: the full cache's blocks hold 1,024 tokens).
+  EXPECT_LT(razor.bytes_allocated(), full.bytes_allocated() * (testing::UnderSanitizer() ? 0.6 : 0.5));
   double worst = 0;
   for (int step = 0; step <= 16; ++step) {
     ASSERT_EQ(got.size(), want.size());
