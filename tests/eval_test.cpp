@@ -249,6 +249,43 @@ class EvalModelTest : public ::testing::Test {
   Filler noise_;
 };
 
+// The model's tokenizer with a chat template razor does not render (as Gemma 3 -it's <start_of_turn>).
+class UnrenderedTemplate final : public Tokenizer {
+ public:
+  explicit UnrenderedTemplate(std::shared_ptr<Tokenizer> t) : t_(std::move(t)) {}
+  std::vector<int32_t> Encode(std::string_view s, bool bos, bool sp) const override { return t_->Encode(s, bos, sp); }
+  std::string TokenToPiece(int32_t id) const override { return t_->TokenToPiece(id); }
+  std::string Decode(const std::vector<int32_t>& ids) const override { return t_->Decode(ids); }
+  int32_t vocab_size() const override { return t_->vocab_size(); }
+  int32_t bos_id() const override { return t_->bos_id(); }
+  int32_t eos_id() const override { return t_->eos_id(); }
+  bool add_bos() const override { return t_->add_bos(); }
+  bool IsEndOfGeneration(int32_t id) const override { return t_->IsEndOfGeneration(id); }
+  bool IsSpecial(int32_t id) const override { return t_->IsSpecial(id); }
+  ChatTemplateKind chat_template_kind() const override { return ChatTemplateKind::kNone; }
+  bool has_chat_template() const override { return true; }
+  Result<std::string> ApplyChatTemplate(const std::vector<ChatMessage>&, bool) const override {
+    return Err("unrecognised");
+  }
+
+ private:
+  std::shared_ptr<Tokenizer> t_;
+};
+
+// An instruction model whose chat template razor cannot render is refused, not prompted as plain text.
+TEST_F(EvalModelTest, AnUnrenderedChatTemplateIsRefusedNotPromptedAsPlainText) {
+  model_->tokenizer = std::make_shared<UnrenderedTemplate>(model_->tokenizer);
+  auto engine = Engine::Open(model_, {});
+  ASSERT_TRUE(engine.ok()) << engine.error();
+  EvalRunner runner(**engine, KvCacheOptions{});
+  TaskInputs in;
+  in.noise = &noise_;
+  in.count = Counter();
+  auto s = runner.MakeFitted("passkey", in, 256, 50, 1);  // it measures the prompt's overhead
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().find("chat template is not one razor renders"), std::string::npos) << s.error();
+}
+
 TEST_F(EvalModelTest, FullCacheFindsThePasskeyAt512Tokens) {
   auto engine = Engine::Open(model_, {});
   ASSERT_TRUE(engine.ok()) << engine.error();

@@ -231,6 +231,7 @@ class EveryThirdSpecial final : public Tokenizer {
   bool IsEndOfGeneration(int32_t id) const override { return id == 8; }
   bool IsSpecial(int32_t id) const override { return id % 3 == 0; }
   ChatTemplateKind chat_template_kind() const override { return ChatTemplateKind::kNone; }
+  bool has_chat_template() const override { return false; }
   Result<std::string> ApplyChatTemplate(const std::vector<ChatMessage>&, bool) const override { return Err("none"); }
 };
 

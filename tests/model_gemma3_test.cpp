@@ -15,6 +15,7 @@
 #include "golden_reader.h"
 #include "kv/razor_kv_cache.h"
 #include "model_test_support.h"
+#include "runtime/engine.h"
 #include "runtime/kv_cache_factory.h"
 #include "runtime/sampler.h"
 
@@ -195,6 +196,33 @@ void CheckGreedy(const LoadedModel& m, MathMode mode) {
 TEST_F(Gemma3Test, GreedyExactPathIdenticalToTransformers) { CheckGreedy(*model_, MathMode::kExact); }
 TEST_F(Gemma3Test, GreedyFastPathIdenticalToTransformers) { CheckGreedy(*model_, MathMode::kFast); }
 
+// The CUDA attention kernels have no sliding window: --device auto runs the model on the CPU (on a GPU host
+// too), --device cuda is refused with the reason, before any device is touched.
+TEST_F(Gemma3Test, AutoDeviceRunsOnTheCpuAndCudaIsRefused) {
+  const ModelConfig& c = model_->config;
+  EXPECT_EQ(ResolveEngineDevice(EngineDevice::kAuto, MathMode::kFast, c), EngineDevice::kCpu);
+  EXPECT_EQ(ResolveEngineDevice(EngineDevice::kCuda, MathMode::kFast, c), EngineDevice::kCuda);
+  EngineOptions eo;
+  eo.device = EngineDevice::kAuto;
+  eo.threads = 1;
+  eo.kv_pool_bytes = size_t{64} << 20;
+  eo.context = 256;
+  auto e = Engine::Open(model_, eo);
+  ASSERT_TRUE(e.ok()) << e.error();
+  auto seq = (*e)->NewSequence({});
+  ASSERT_TRUE(seq.ok()) << seq.error();
+  std::vector<SequenceInput> in(1);
+  in[0].sequence = seq->get();
+  in[0].tokens = {2, 818, 5279};
+  ASSERT_TRUE((*e)->Step(in).ok());
+  EXPECT_EQ((*seq)->logits().size(), static_cast<size_t>(c.vocab_size));
+  eo.device = EngineDevice::kCuda;
+  auto refused = Engine::Open(model_, eo);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().find(BuiltWithCuda() ? "sliding-window" : "without CUDA"), std::string::npos)
+      << refused.error();
+}
+
 // ------------------------------------------------------------------------------- RazorAttention
 
 TEST_F(Gemma3Test, ConfigIsGemma3With3GlobalLayers) {
@@ -274,6 +302,52 @@ TEST_F(Gemma3Test, LocalWindowCutGivesTheFullCachesLogits) {
   }
   std::printf("[gemma3 razor window] %zu-token prompt + 16 steps: worst |logit diff| %.2e, KV %zu of %zu bytes\n",
               prompt.size(), worst, razor.bytes_allocated(), full.bytes_allocated());
+}
+
+// decode_fold on a prompt shorter than the window (no head is cut at the prompt's end): once decode takes the
+// local heads past sinks + 512 they are cut and fold, holding a fixed number of rows, and every logit stays
+// the full cache's (the compensation token is as hidden from a local query as the tokens it stands for).
+TEST_F(Gemma3Test, DecodeFoldBoundsLocalHeadsAfterAShortPromptWithTheFullCachesLogits) {
+  const ModelConfig& c = model_->config;
+  const auto prompt = LongPrompt(500);
+  HeadProfile profile;
+  profile.kv_induction.assign(c.n_layers * c.n_kv_heads, 1.0f);
+  profile.kv_echo.assign(c.n_layers * c.n_kv_heads, 0.0f);
+  profile.params.induction_ratio = 1.0;  // every global head kept whole
+  KvCacheOptions o;
+  o.mode = KvMode::kRazor;
+  o.razor.decode_fold = true;
+  o.kv_type = KvType::kF32;
+  auto policy = MakeKvPolicy(*model_, o, 4096, static_cast<int64_t>(prompt.size()), &profile);
+  ASSERT_TRUE(policy.ok()) << policy.error();
+  RazorKvCache razor(std::move(*policy), c.head_dim, 4096, KvType::kF32);
+  FullKvCache full(c.n_layers, c.n_kv_heads, c.head_dim, 4096);
+  ThreadPool pool(2);
+  Transformer tf(c, model_->weights, pool, MathMode::kFast);
+  std::vector<float> want, got;
+  full.BeginPrefill(static_cast<int64_t>(prompt.size()));
+  razor.BeginPrefill(static_cast<int64_t>(prompt.size()));
+  ASSERT_TRUE(tf.Forward(prompt.data(), prompt.size(), full, false, &want).ok());
+  ASSERT_TRUE(tf.Forward(prompt.data(), prompt.size(), razor, false, &got).ok());
+  EXPECT_EQ(razor.stats().heads_compressed, 0);
+  EXPECT_EQ(razor.stats().heads_too_short, 15);
+  const int64_t sinks = razor.policy().params().sinks;
+  double worst = 0;
+  for (int step = 0; step < 40; ++step) {
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, double(std::fabs(got[i] - want[i])));
+    ASSERT_LE(worst, 1e-3) << "step " << step;
+    const int32_t next = static_cast<int32_t>(1000 + 37 * step);
+    ASSERT_TRUE(tf.Forward(&next, 1, full, false, &want).ok());
+    ASSERT_TRUE(tf.Forward(&next, 1, razor, false, &got).ok());
+  }
+  for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, double(std::fabs(got[i] - want[i])));
+  EXPECT_LE(worst, 1e-3);
+  EXPECT_EQ(razor.stats().heads_compressed, 15);
+  EXPECT_EQ(razor.stats().heads_too_short, 0);
+  for (int l = 0; l < c.n_layers; ++l)
+    EXPECT_EQ(razor.View(l, 0).len, c.is_local_layer(l) ? sinks + 512 : 540) << l;
+  std::printf("[gemma3 razor fold] 500-token prompt + 40 steps: worst |logit diff| %.2e\n", worst);
 }
 
 }  // namespace

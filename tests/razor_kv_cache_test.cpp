@@ -473,6 +473,38 @@ TEST(RazorKvCacheTest, ContinuationPromptCompressesHeadsLeftWhole) {
   ExpectCompressedHead(cache.View(0, 0), s, 0, 0, 100, 2, 40, true, "after clear");
 }
 
+// decode_fold bounds a head whose prompt was too short to cut: once decode takes it past N0 + W it is cut and
+// then folds, holding N0 + W rows and a compensation token over everything dropped (without decode_fold it
+// grows, as the paper's cache does).
+TEST(RazorKvCacheTest, DecodeFoldCutsAHeadLeftWholeByAShortPrompt) {
+  const Synth s{1, 2, 8};
+  RazorParams p;
+  p.sinks = 2;
+  p.window_min = 40;
+  p.window_frac = 0.0;
+  p.block_tokens = 8;
+  for (bool fold : {false, true}) {
+    p.decode_fold = fold;
+    RazorKvCache cache(MakePolicy(p, 1, 2, {false, true}), s.d, 1000);
+    Prompt(cache, s, 30);
+    EXPECT_EQ(cache.stats().heads_too_short, 1);
+    Decode(cache, s, 70);
+    EXPECT_EQ(cache.View(0, 1).len, 100);  // the retrieval head keeps everything
+    if (!fold) {
+      EXPECT_EQ(cache.View(0, 0).len, 100);
+      EXPECT_EQ(cache.stats().heads_too_short, 1);
+      continue;
+    }
+    EXPECT_EQ(cache.stats().heads_too_short, 0);
+    EXPECT_EQ(cache.stats().heads_compressed, 1);
+    const KvHeadView v = cache.View(0, 0);
+    ASSERT_EQ(v.len, 2 + 40);
+    EXPECT_EQ(v.comp_count, 100 - 2 - 40);
+    for (int64_t j = 0; j < 2; ++j) EXPECT_EQ(PosAt(v, j), j);             // the sinks
+    for (int64_t j = 2; j < v.len; ++j) EXPECT_EQ(PosAt(v, j), 60 + (j - 2));  // the last 40 positions
+  }
+}
+
 
 float RoundThrough(KvType t, float x) {
   uint16_t h[2];

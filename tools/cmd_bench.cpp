@@ -153,7 +153,16 @@ int Bench(BenchOptions& o) {
   if (!modes) return Fail(modes.error());
   auto device = ParseEngineDevice(o.common.device);
   if (!device) return Fail("--device: " + device.error());
-  const bool gpu = !o.synthetic.empty() || ResolveEngineDevice(*device, o.common.mode()) == EngineDevice::kCuda;
+  // A model file is loaded once, before the device is chosen: --device auto runs on the CPU a model that the
+  // CUDA backend cannot run (Gemma 3's sliding window).
+  std::shared_ptr<LoadedModel> file_model;
+  if (o.synthetic.empty()) {
+    auto loaded = LoadModelFromOption(o.common.model, false);
+    if (!loaded) return Fail(loaded.error());
+    file_model = *loaded;
+  }
+  const bool gpu = !o.synthetic.empty() ||
+                   ResolveEngineDevice(*device, o.common.mode(), file_model->config) == EngineDevice::kCuda;
   if (gpu) {
     if (*device == EngineDevice::kCpu) return Fail("--synthetic: random-weight models run on the GPU only (--device cuda)");
     if (!o.synthetic.empty() && o.synthetic_profile < 0 &&
@@ -161,7 +170,7 @@ int Bench(BenchOptions& o) {
       return Fail("--synthetic: random weights have no retrieval heads to profile; give --synthetic-profile FRACTION "
                   "(RazorAttention's share is 0.15)");
     if (o.common.exact || o.common.int8) return Fail("--device cuda runs the default math only");
-    auto model = o.synthetic.empty() ? LoadModelFromOption(o.common.model, false) : MakeSyntheticModel(o.synthetic);
+    auto model = o.synthetic.empty() ? Result<std::shared_ptr<LoadedModel>>(file_model) : MakeSyntheticModel(o.synthetic);
     if (!model) return Fail(model.error());
     GpuBenchOptions g;
     g.contexts = *lengths;
@@ -177,9 +186,8 @@ int Bench(BenchOptions& o) {
     g.seed = o.seed;
     return BenchOnGpu(*model, g);
   }
-  auto loaded = LoadModelFromOption(o.common.model, false);
-  if (!loaded) return Fail(loaded.error());
-  const LoadedModel& m = **loaded;
+  const std::shared_ptr<LoadedModel>& loaded = file_model;
+  const LoadedModel& m = *loaded;
   const ModelConfig& c = m.config;
   const size_t kv_token_bytes = c.kv_bytes_per_token(KvTypeBytes(o.kv.cache.kv_type));
   const int ctx_limit = o.common.ctx > 0 ? o.common.ctx : c.context_length;
@@ -234,7 +242,7 @@ int Bench(BenchOptions& o) {
             if (::isatty(STDERR_FILENO))  // a log gets the table rows, not one line per run
               std::fprintf(stderr, "\r[kv=%s t=%d p=%d batch=%d rep %d/%d] running...", KvModeName(mode), t, len,
                            batch, r + 1, o.reps);
-            Measurement meas = MeasureInChild(*loaded, o, mode, t, len, batch, prompts);
+            Measurement meas = MeasureInChild(loaded, o, mode, t, len, batch, prompts);
             if (::isatty(STDERR_FILENO)) std::fprintf(stderr, "\r\033[K");
             if (!meas.ok) return Fail(meas.error);
             pre.push_back(meas.prefill_tok_s);

@@ -54,6 +54,8 @@ int RunCompensation(CompensationOptions& o) {
   const ModelConfig& c = m.config;
   if (!m.tokenizer) return Fail(m.path + ": the model has no tokenizer");
   if (c.alibi) return Fail("eval compensation: ALiBi models keep per-head spans, not one window (not supported)");
+  if (c.sliding_window > 0)  // the probe's sums run over every key with 1/sqrt(d): no local window, no query scale
+    return Fail("eval compensation: sliding-window models (Gemma 3) are not modelled (not supported)");
   const int64_t ctx = o.common.ctx > 0 ? o.common.ctx : c.context_length;
   if (o.length > ctx) return Fail(fmt::format("--length {} is over the context of {}", o.length, ctx));
   ThreadPool pool(o.common.ResolvedThreads());

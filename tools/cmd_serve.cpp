@@ -53,7 +53,7 @@ int Serve(ServeOptions& o) {
   serve::HttpServer server({}, o.max_running + o.max_queue + 64);
   if (Status st = server.Listen(o.host, o.port); !st.ok()) return Fail(st.message());
   std::signal(SIGPIPE, SIG_IGN);
-  const bool gpu = ResolveEngineDevice(engine.options().device, engine.options().math) == EngineDevice::kCuda;
+  const bool gpu = ResolveEngineDevice(engine.options().device, engine.options().math, engine.config()) == EngineDevice::kCuda;
   std::fprintf(stderr, "razor serve: listening on http://%s:%d (model %s, KV %s, pool %.0f MiB, device %s)\n",
                o.host.c_str(), server.port(), served.id.c_str(), KvModeName(kvo.mode), scheduler.pool_bytes() / 1048576.0,
                gpu ? "cuda" : "cpu");

@@ -447,6 +447,11 @@ Status CudaBackend::Upload(const TensorView& w) {
 void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
   Forget();
   if (items.empty()) return;
+  for (const AttentionItem& it : items)
+    if (it.q.window > 0) {  // the engine refuses such models (MakeBackend); a wrong answer must not pass quietly
+      std::fprintf(stderr, "razor: the CUDA attention kernels have no sliding window (window %d)\n", it.q.window);
+      std::abort();
+    }
   const AttentionQuery& q0 = items[0].q;
   const KvHeadView& kv0 = items[0].kv;
   const int D = q0.head_dim;

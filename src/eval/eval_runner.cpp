@@ -23,6 +23,11 @@ TokenCounter EvalRunner::Counter() const {
 
 Result<std::vector<int32_t>> EvalRunner::PromptTokens(const EvalSample& s) const {
   if (!model_.tokenizer) return Err(model_.path + ": the model has no tokenizer");
+  if (model_.tokenizer->chat_template_kind() == ChatTemplateKind::kNone && model_.tokenizer->has_chat_template())
+    // An instruction model in a format razor does not render (e.g. Gemma 3 -it's <start_of_turn>): prompting it
+    // as plain text would measure a different model than the one users chat with.
+    return Err(model_.path + ": the model's chat template is not one razor renders (ChatML, Llama 3); eval does "
+               "not prompt an instruction model as plain text");
   if (model_.tokenizer->chat_template_kind() == ChatTemplateKind::kNone) {
     // A base model (no chat template, e.g. Gemma 3 270M): the request as plain text after BOS, and the answer
     // prefix as the text to continue.

@@ -125,6 +125,20 @@ int64_t KvHeadPolicy::PlannedPeakBlocks(int64_t prompt_tokens, int64_t total_tok
     int64_t layer_during = 0, layer_after = 0;  // blocks of this layer while it is compressed, and after
     for (int hi = 0; hi < n_kv_heads_; ++hi) {
       const int64_t w = HeadWindow(l, hi, n);
+      if (compressing && compresses(l, hi) && n <= n0 + w && decode_fold()) {
+        // Left whole by a short prompt; decode_fold cuts it at the first length t with t > N0 + W(t)
+        // (RazorKvCache::OnLayerDone), then it holds SteadyBlocks for W(t). t - W(t) grows with t: bisect.
+        int64_t lo = n + 1, hi_t = total + 1;  // the first cut length in [lo, hi_t); total + 1: never cut
+        while (lo < hi_t) {
+          const int64_t mid = lo + (hi_t - lo) / 2;
+          if (mid > n0 + HeadWindow(l, hi, mid)) hi_t = mid;
+          else lo = mid + 1;
+        }
+        end_of_decode += lo > total ? blocks(total) : blocks(n0 + HeadWindow(l, hi, lo) + bt);
+        layer_during += blocks(n);
+        layer_after += blocks(n);
+        continue;
+      }
       if (!compressing || !compresses(l, hi) || n <= n0 + w) {
         end_of_decode += blocks(total);
         layer_during += blocks(n);

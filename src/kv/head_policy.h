@@ -72,7 +72,8 @@ class KvHeadPolicy {
   // then decode up to `total_tokens` tokens, from empty. The larger of (a) the prefill of one layer: the
   // layers before it compressed, it whole, the later ones empty; (b) the end of decode: retrieval (and
   // too-short) heads at total_tokens, compressed ones at sinks + window + the decoded tokens (decode_fold:
-  // their steady ring of blocks). What a server admits a request by.
+  // their steady ring of blocks, which a too-short head joins once decode takes it past sinks + window).
+  // What a server admits a request by.
   int64_t PlannedPeakBlocks(int64_t prompt_tokens, int64_t total_tokens) const;
 
  private:

@@ -214,8 +214,18 @@ void RazorKvCache::OnLayerDone(int layer, bool prefill) {
     compress_at_[layer] = -1;
     last_window_ = window;
   }
-  if (policy_.decode_fold())
-    for (int hi = 0; hi < n_kv_heads_; ++hi) Fold(head(layer, hi));
+  if (!policy_.decode_fold()) return;
+  const int64_t n0 = policy_.params().sinks;
+  for (int hi = 0; hi < n_kv_heads_; ++hi) {
+    HeadStore& h = head(layer, hi);
+    // decode_fold bounds every compressed head: one whose prompt fit in N0 + W is cut when decode takes it
+    // past N0 + W (W for its length now), as if the prompt had been that long; then it folds like the rest.
+    if (!prefill && h.short_prompt && h.window == 0) {
+      const int64_t w = policy_.HeadWindow(layer, hi, layer_next_[layer]);
+      if (h.len > n0 + w) Compress(h, w);
+    }
+    Fold(h);
+  }
 }
 
 KvHeadView RazorKvCache::View(int layer, int kv_head) const {

@@ -29,6 +29,25 @@ EngineDevice ResolveEngineDevice(EngineDevice d, MathMode math) {
   return EngineDevice::kCpu;
 }
 
+namespace {
+// Why the CUDA backend cannot run this model; empty when it can.
+std::string CudaCannotRun(const ModelConfig& c) {
+  // The CUDA attention kernels have no sliding window (Gemma 3's local layers).
+  if (c.sliding_window > 0)
+    return fmt::format("{} uses sliding-window attention, which the CUDA backend does not run yet (use --device cpu)",
+                       ArchitectureName(c.arch));
+  if (c.head_dim % 8 != 0 || c.head_dim > 256)
+    return fmt::format("head_dim {} is not supported (a multiple of 8, at most 256)", c.head_dim);
+  return {};
+}
+}  // namespace
+
+EngineDevice ResolveEngineDevice(EngineDevice d, MathMode math, const ModelConfig& c) {
+  const EngineDevice r = ResolveEngineDevice(d, math);
+  if (d == EngineDevice::kAuto && r == EngineDevice::kCuda && !CudaCannotRun(c).empty()) return EngineDevice::kCpu;
+  return r;
+}
+
 double MeasureGpuCopyBandwidth() {
 #if RAZOR_WITH_CUDA
   return CudaDeviceAvailable(nullptr) ? MeasureCudaCopyBandwidth() : 0.0;
@@ -41,19 +60,11 @@ namespace {
 
 // The backend the options ask for; Err when a CUDA device is asked for and cannot be had.
 Result<std::unique_ptr<Backend>> MakeBackend(const EngineOptions& o, const ModelConfig& c, ThreadPool& pool) {
-  const bool cuda = ResolveEngineDevice(o.device, o.math) == EngineDevice::kCuda;
+  const bool cuda = ResolveEngineDevice(o.device, o.math, c) == EngineDevice::kCuda;
 #if RAZOR_WITH_CUDA
   if (cuda) {
     if (o.math != MathMode::kFast) return Err("--device cuda runs the default math only (--exact and --int8 are CPU kernels)");
-    // The CUDA attention kernels have no sliding window (Gemma 3's local layers): such a model runs on the CPU.
-    if (c.sliding_window > 0 && o.device == EngineDevice::kAuto) return std::unique_ptr<Backend>(new CpuBackend(pool, o.math));
-    if (c.sliding_window > 0)
-      return Err(fmt::format("--device cuda: {} uses sliding-window attention, which the CUDA backend does not run yet "
-                             "(use --device cpu)", ArchitectureName(c.arch)));
-    const bool head_ok = c.head_dim % 8 == 0 && c.head_dim <= 256;
-    if (!head_ok && o.device == EngineDevice::kAuto) return std::unique_ptr<Backend>(new CpuBackend(pool, o.math));
-    if (!head_ok)
-      return Err(fmt::format("--device cuda: head_dim {} is not supported (a multiple of 8, at most 256)", c.head_dim));
+    if (std::string why = CudaCannotRun(c); !why.empty()) return Err("--device cuda: " + why);
     return MakeCudaBackend(o.math);
   }
 #else

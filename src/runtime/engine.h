@@ -40,6 +40,10 @@ Result<EngineDevice> ParseEngineDevice(std::string_view name);  // "auto" | "cpu
 bool BuiltWithCuda();
 // kAuto resolved for this machine and math mode (kCpu / kCuda stay as they are).
 EngineDevice ResolveEngineDevice(EngineDevice d, MathMode math);
+// kAuto resolved for this model too: the CPU when the CUDA backend cannot run it (sliding-window attention,
+// a head_dim that is not a multiple of 8 or is over 256). kCpu / kCuda stay as they are (the engine refuses a
+// model that --device cuda cannot run).
+EngineDevice ResolveEngineDevice(EngineDevice d, MathMode math, const ModelConfig& c);
 // Device-to-device copy bandwidth of the GPU, bytes/s (read + written), median of several 2 GiB copies; 0
 // without a usable GPU.
 double MeasureGpuCopyBandwidth();

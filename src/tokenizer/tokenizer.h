@@ -44,6 +44,8 @@ class Tokenizer {
   virtual bool IsSpecial(int32_t id) const = 0;          // control / user-defined special tokens
 
   virtual ChatTemplateKind chat_template_kind() const = 0;
+  // Whether the model ships a chat template at all (kNone with one: a format razor does not render).
+  virtual bool has_chat_template() const = 0;
   // The prompt text for `messages` in the model's chat format, ending with the assistant header when
   // add_generation_prompt. Error when the model has no recognised chat template.
   virtual Result<std::string> ApplyChatTemplate(const std::vector<ChatMessage>& messages,

@@ -24,6 +24,7 @@ class VocabTokenizer : public Tokenizer {
   bool IsSpecial(int32_t id) const override { return vocab_.IsSpecial(id); }
 
   ChatTemplateKind chat_template_kind() const override { return chat_format_.kind; }
+  bool has_chat_template() const override { return !vocab_.chat_template.empty(); }
   Result<std::string> ApplyChatTemplate(const std::vector<ChatMessage>& messages,
                                         bool add_generation_prompt) const override;
 
