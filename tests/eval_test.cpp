@@ -245,6 +245,13 @@ class EvalModelTest : public ::testing::Test {
     auto tok = model_->tokenizer;
     return [tok](std::string_view s) { return static_cast<int64_t>(tok->Encode(s, false, false).size()); };
   }
+  // The passkey task's inputs: the filler prose, counted in the model's tokens.
+  TaskInputs PasskeyInputs() {
+    TaskInputs in;
+    in.noise = &noise_;
+    in.count = Counter();
+    return in;
+  }
   std::shared_ptr<LoadedModel> model_;
   Filler noise_;
 };
@@ -278,10 +285,7 @@ TEST_F(EvalModelTest, AnUnrenderedChatTemplateIsRefusedNotPromptedAsPlainText) {
   auto engine = Engine::Open(model_, {});
   ASSERT_TRUE(engine.ok()) << engine.error();
   EvalRunner runner(**engine, KvCacheOptions{});
-  TaskInputs in;
-  in.noise = &noise_;
-  in.count = Counter();
-  auto s = runner.MakeFitted("passkey", in, 256, 50, 1);  // it measures the prompt's overhead
+  auto s = runner.MakeFitted("passkey", PasskeyInputs(), 256, 50, 1);  // it measures the prompt's overhead
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().find("chat template is not one razor renders"), std::string::npos) << s.error();
 }
@@ -290,10 +294,7 @@ TEST_F(EvalModelTest, FullCacheFindsThePasskeyAt512Tokens) {
   auto engine = Engine::Open(model_, {});
   ASSERT_TRUE(engine.ok()) << engine.error();
   EvalRunner runner(**engine, KvCacheOptions{});
-  TaskInputs in;
-  in.noise = &noise_;
-  in.count = Counter();
-  auto s = runner.MakeFitted("passkey", in, 512, 50, 1);
+  auto s = runner.MakeFitted("passkey", PasskeyInputs(), 512, 50, 1);
   ASSERT_TRUE(s.ok()) << s.error();
   auto prompt = runner.PromptTokens(*s);
   ASSERT_TRUE(prompt.ok());
@@ -323,10 +324,7 @@ TEST_F(EvalModelTest, RazorWithAWindowOverThePromptAnswersAsTheFullCache) {
   ASSERT_TRUE(engine.ok()) << engine.error();
   ASSERT_TRUE((*engine)->EnsureProfile(kvo).ok());
   EvalRunner runner(**engine, kvo);
-  TaskInputs in;
-  in.noise = &noise_;
-  in.count = Counter();
-  auto s = runner.MakeFitted("passkey", in, 512, 25, 2);
+  auto s = runner.MakeFitted("passkey", PasskeyInputs(), 512, 25, 2);
   ASSERT_TRUE(s.ok()) << s.error();
   auto prompt = runner.PromptTokens(*s);
   ASSERT_TRUE(prompt.ok());

@@ -47,6 +47,45 @@ class Gemma3Test : public ::testing::Test {
     ids.resize(std::min(ids.size(), n));
     return ids;
   }
+  // A razor cache (options o; a profile that keeps every global head whole) beside a full cache, both
+  // filled with the same prompt by one transformer: the window tests compare their logits step by step.
+  struct RazorBesideFull {
+    ThreadPool pool{2};
+    Transformer tf{model_->config, model_->weights, pool, MathMode::kFast};
+    FullKvCache full{model_->config.n_layers, model_->config.n_kv_heads, model_->config.head_dim, 4096};
+    std::unique_ptr<RazorKvCache> razor;
+    std::vector<float> want, got;  // the full / razor cache's logits of the last step
+    // Decodes `steps` tokens into both caches: the worst |logit difference| over the prompt's last token
+    // and every step.
+    double Decode(int steps) {
+      double worst = 0;
+      for (int step = 0;; ++step) {
+        EXPECT_EQ(got.size(), want.size());
+        for (size_t i = 0; i < want.size() && i < got.size(); ++i)
+          worst = std::max(worst, double(std::fabs(got[i] - want[i])));
+        if (step == steps) return worst;
+        const int32_t next = static_cast<int32_t>(1000 + 37 * step);
+        EXPECT_TRUE(tf.Forward(&next, 1, full, false, &want).ok());
+        EXPECT_TRUE(tf.Forward(&next, 1, *razor, false, &got).ok());
+      }
+    }
+  };
+  static void PrefillRazorBesideFull(const std::vector<int32_t>& prompt, KvCacheOptions o, RazorBesideFull* s) {
+    const ModelConfig& c = model_->config;
+    HeadProfile profile;
+    profile.kv_induction.assign(c.n_layers * c.n_kv_heads, 1.0f);
+    profile.kv_echo.assign(c.n_layers * c.n_kv_heads, 0.0f);
+    profile.params.induction_ratio = 1.0;  // every global head kept whole
+    o.mode = KvMode::kRazor;
+    o.kv_type = KvType::kF32;
+    auto policy = MakeKvPolicy(*model_, o, 4096, static_cast<int64_t>(prompt.size()), &profile);
+    ASSERT_TRUE(policy.ok()) << policy.error();
+    s->razor = std::make_unique<RazorKvCache>(std::move(*policy), c.head_dim, 4096, KvType::kF32);
+    s->full.BeginPrefill(static_cast<int64_t>(prompt.size()));
+    s->razor->BeginPrefill(static_cast<int64_t>(prompt.size()));
+    ASSERT_TRUE(s->tf.Forward(prompt.data(), prompt.size(), s->full, false, &s->want).ok());
+    ASSERT_TRUE(s->tf.Forward(prompt.data(), prompt.size(), *s->razor, false, &s->got).ok());
+  }
   static inline std::shared_ptr<LoadedModel> model_;
 };
 
@@ -252,7 +291,9 @@ TEST_F(Gemma3Test, RetrievalHeadsComeOnlyFromGlobalLayers) {
   for (int l = 0; l < c.n_layers; ++l) {
     SCOPED_TRACE(l);
     EXPECT_EQ(policy->is_retrieval(l, 0), l == 11 || l == 17);  // the two best-scoring global heads
-    if (c.is_local_layer(l)) EXPECT_EQ(policy->HeadWindow(l, 0, 2000), 512);
+    if (c.is_local_layer(l)) {
+      EXPECT_EQ(policy->HeadWindow(l, 0, 2000), 512);
+    }
   }
   o.mode = KvMode::kStreaming;  // local heads keep their window in every compressing mode
   auto streaming = MakeKvPolicy(*model_, o, 4096, 2000, &profile);
@@ -265,43 +306,20 @@ TEST_F(Gemma3Test, RetrievalHeadsComeOnlyFromGlobalLayers) {
 // prompt: the logits of the prompt's last token and of 16 decode steps are the full cache's (the window's
 // keys are the same keys), with a small fraction of the KV bytes.
 TEST_F(Gemma3Test, LocalWindowCutGivesTheFullCachesLogits) {
-  const ModelConfig& c = model_->config;
   const auto prompt = LongPrompt(testing::UnderSanitizer() ? 600 : 1100);
-  HeadProfile profile;
-  profile.kv_induction.assign(c.n_layers * c.n_kv_heads, 1.0f);
-  profile.kv_echo.assign(c.n_layers * c.n_kv_heads, 0.0f);
-  profile.params.induction_ratio = 1.0;
   KvCacheOptions o;
-  o.mode = KvMode::kRazor;
   o.razor.window_min = 64;  // a compressed head would keep only 64: none is, but local heads keep 512
-  o.kv_type = KvType::kF32;
-  auto policy = MakeKvPolicy(*model_, o, 4096, static_cast<int64_t>(prompt.size()), &profile);
-  ASSERT_TRUE(policy.ok()) << policy.error();
-  RazorKvCache razor(std::move(*policy), c.head_dim, 4096, KvType::kF32);
-  FullKvCache full(c.n_layers, c.n_kv_heads, c.head_dim, 4096);
-  ThreadPool pool(2);
-  Transformer tf(c, model_->weights, pool, MathMode::kFast);
-  std::vector<float> want, got;
-  full.BeginPrefill(static_cast<int64_t>(prompt.size()));
-  razor.BeginPrefill(static_cast<int64_t>(prompt.size()));
-  ASSERT_TRUE(tf.Forward(prompt.data(), prompt.size(), full, false, &want).ok());
-  ASSERT_TRUE(tf.Forward(prompt.data(), prompt.size(), razor, false, &got).ok());
-  const RazorKvStats stats = razor.stats();
+  RazorBesideFull s;
+  ASSERT_NO_FATAL_FAILURE(PrefillRazorBesideFull(prompt, o, &s));
+  const RazorKvStats stats = s.razor->stats();
   EXPECT_EQ(stats.heads_compressed, 15);
   // 15 of 18 heads keep ~517 tokens: 0.44 of the full cache's bytes after 1,100 tokens (measured 24.8 of 56.6 MB,
   // f32), 0.57 after the sanitizer build's 600 (21.7 of 37.7 MB: the full cache's blocks hold 1,024 tokens).
-  EXPECT_LT(razor.bytes_allocated(), full.bytes_allocated() * (testing::UnderSanitizer() ? 0.6 : 0.5));
-  double worst = 0;
-  for (int step = 0; step <= 16; ++step) {
-    ASSERT_EQ(got.size(), want.size());
-    for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, double(std::fabs(got[i] - want[i])));
-    ASSERT_LE(worst, 1e-3) << "step " << step;
-    const int32_t next = static_cast<int32_t>(1000 + 37 * step);
-    ASSERT_TRUE(tf.Forward(&next, 1, full, false, &want).ok());
-    ASSERT_TRUE(tf.Forward(&next, 1, razor, false, &got).ok());
-  }
+  EXPECT_LT(s.razor->bytes_allocated(), s.full.bytes_allocated() * (testing::UnderSanitizer() ? 0.6 : 0.5));
+  const double worst = s.Decode(16);
+  EXPECT_LE(worst, 1e-3);
   std::printf("[gemma3 razor window] %zu-token prompt + 16 steps: worst |logit diff| %.2e, KV %zu of %zu bytes\n",
-              prompt.size(), worst, razor.bytes_allocated(), full.bytes_allocated());
+              prompt.size(), worst, s.razor->bytes_allocated(), s.full.bytes_allocated());
 }
 
 // decode_fold on a prompt shorter than the window (no head is cut at the prompt's end): once decode takes the
@@ -310,43 +328,19 @@ TEST_F(Gemma3Test, LocalWindowCutGivesTheFullCachesLogits) {
 TEST_F(Gemma3Test, DecodeFoldBoundsLocalHeadsAfterAShortPromptWithTheFullCachesLogits) {
   const ModelConfig& c = model_->config;
   const auto prompt = LongPrompt(500);
-  HeadProfile profile;
-  profile.kv_induction.assign(c.n_layers * c.n_kv_heads, 1.0f);
-  profile.kv_echo.assign(c.n_layers * c.n_kv_heads, 0.0f);
-  profile.params.induction_ratio = 1.0;  // every global head kept whole
   KvCacheOptions o;
-  o.mode = KvMode::kRazor;
   o.razor.decode_fold = true;
-  o.kv_type = KvType::kF32;
-  auto policy = MakeKvPolicy(*model_, o, 4096, static_cast<int64_t>(prompt.size()), &profile);
-  ASSERT_TRUE(policy.ok()) << policy.error();
-  RazorKvCache razor(std::move(*policy), c.head_dim, 4096, KvType::kF32);
-  FullKvCache full(c.n_layers, c.n_kv_heads, c.head_dim, 4096);
-  ThreadPool pool(2);
-  Transformer tf(c, model_->weights, pool, MathMode::kFast);
-  std::vector<float> want, got;
-  full.BeginPrefill(static_cast<int64_t>(prompt.size()));
-  razor.BeginPrefill(static_cast<int64_t>(prompt.size()));
-  ASSERT_TRUE(tf.Forward(prompt.data(), prompt.size(), full, false, &want).ok());
-  ASSERT_TRUE(tf.Forward(prompt.data(), prompt.size(), razor, false, &got).ok());
-  EXPECT_EQ(razor.stats().heads_compressed, 0);
-  EXPECT_EQ(razor.stats().heads_too_short, 15);
-  const int64_t sinks = razor.policy().params().sinks;
-  double worst = 0;
-  for (int step = 0; step < 40; ++step) {
-    ASSERT_EQ(got.size(), want.size());
-    for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, double(std::fabs(got[i] - want[i])));
-    ASSERT_LE(worst, 1e-3) << "step " << step;
-    const int32_t next = static_cast<int32_t>(1000 + 37 * step);
-    ASSERT_TRUE(tf.Forward(&next, 1, full, false, &want).ok());
-    ASSERT_TRUE(tf.Forward(&next, 1, razor, false, &got).ok());
-  }
-  for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, double(std::fabs(got[i] - want[i])));
+  RazorBesideFull s;
+  ASSERT_NO_FATAL_FAILURE(PrefillRazorBesideFull(prompt, o, &s));
+  EXPECT_EQ(s.razor->stats().heads_compressed, 0);
+  EXPECT_EQ(s.razor->stats().heads_too_short, 15);
+  const int64_t sinks = s.razor->policy().params().sinks;
+  const double worst = s.Decode(40);
   EXPECT_LE(worst, 1e-3);
-  EXPECT_EQ(razor.stats().heads_compressed, 15);
-  EXPECT_EQ(razor.stats().heads_too_short, 0);
+  EXPECT_EQ(s.razor->stats().heads_compressed, 15);
+  EXPECT_EQ(s.razor->stats().heads_too_short, 0);
   for (int l = 0; l < c.n_layers; ++l)
-    EXPECT_EQ(razor.View(l, 0).len, c.is_local_layer(l) ? sinks + 512 : 540) << l;
+    EXPECT_EQ(s.razor->View(l, 0).len, c.is_local_layer(l) ? sinks + 512 : 540) << l;
   std::printf("[gemma3 razor fold] 500-token prompt + 40 steps: worst |logit diff| %.2e\n", worst);
 }
 

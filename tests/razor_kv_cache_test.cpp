@@ -450,15 +450,21 @@ TEST(RazorKvCacheTest, StreamingKeepsSinksAndWindowWithoutCompensation) {
       ExpectCompressedHead(cache.View(l, h), s, l, h, n, n0, w, false, fmt::format("{} {}", l, h));
 }
 
-// A short first prompt is left whole; a continuation that pushes it past N0 + W compresses it then.
-TEST(RazorKvCacheTest, ContinuationPromptCompressesHeadsLeftWhole) {
-  const Synth s{1, 2, 8};
+// One layer, two heads (head 1 a retrieval head), 2 sinks, a 40-token window, 8-token blocks: the shape of
+// the tests of heads a short prompt leaves whole.
+RazorParams SinksTwoWindowForty() {
   RazorParams p;
   p.sinks = 2;
   p.window_min = 40;
   p.window_frac = 0.0;
   p.block_tokens = 8;
-  RazorKvCache cache(MakePolicy(p, 1, 2, {false, true}), s.d, 1000);
+  return p;
+}
+
+// A short first prompt is left whole; a continuation that pushes it past N0 + W compresses it then.
+TEST(RazorKvCacheTest, ContinuationPromptCompressesHeadsLeftWhole) {
+  const Synth s{1, 2, 8};
+  RazorKvCache cache(MakePolicy(SinksTwoWindowForty(), 1, 2, {false, true}), s.d, 1000);
   Prompt(cache, s, 30);
   EXPECT_EQ(cache.stats().heads_too_short, 1);
   EXPECT_EQ(cache.View(0, 0).len, 30);
@@ -478,11 +484,7 @@ TEST(RazorKvCacheTest, ContinuationPromptCompressesHeadsLeftWhole) {
 // grows, as the paper's cache does).
 TEST(RazorKvCacheTest, DecodeFoldCutsAHeadLeftWholeByAShortPrompt) {
   const Synth s{1, 2, 8};
-  RazorParams p;
-  p.sinks = 2;
-  p.window_min = 40;
-  p.window_frac = 0.0;
-  p.block_tokens = 8;
+  RazorParams p = SinksTwoWindowForty();
   for (bool fold : {false, true}) {
     p.decode_fold = fold;
     RazorKvCache cache(MakePolicy(p, 1, 2, {false, true}), s.d, 1000);
