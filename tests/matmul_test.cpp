@@ -16,6 +16,7 @@
 #include "core/thread_pool.h"
 #include "ops/dequantize.h"
 #include "ops/matmul.h"
+#include "ops/matmul_fast_kernels.h"
 #include "ops/quantize_activations.h"
 #include "simd_levels_for_tests.h"
 
@@ -133,11 +134,15 @@ struct Shape {
   int64_t rows, cols, n_tokens;
 };
 
-// Covers rows 1 7 19 64 576 1536, cols 32..1536 (odd block counts too), tokens 1 2 5 17 64 and a prefill
-// crossing token blocks.
-const Shape kShapes[] = {{1, 32, 1},    {7, 64, 2},     {64, 96, 5},     {576, 576, 17}, {1536, 256, 64},
-                         {7, 1536, 64}, {64, 1536, 1},  {576, 1536, 1},  {1536, 576, 2}, {1, 1536, 17},
-                         {64, 512, 130}, {576, 128, 5}, {1536, 1536, 1}, {19, 320, 67}, {19, 96, 1}};
+// Covers rows 1 5 7 19 37 64 70 576 1536, cols 32..1536 (odd block counts too), tokens 1 2 5 17 64 and a
+// prefill crossing token blocks; batched decode (2-12 tokens, MultiMatVecPath) with whole micro-tiles of
+// tokens and every remainder of the 4- (AVX-512) and 8-token (AVX2) ones, rows not a multiple of 4, and 13
+// tokens (just past it, DequantTilePath).
+const Shape kShapes[] = {{1, 32, 1},     {7, 64, 2},     {64, 96, 5},     {576, 576, 17}, {1536, 256, 64},
+                         {7, 1536, 64},  {64, 1536, 1},  {576, 1536, 1},  {1536, 576, 2}, {1, 1536, 17},
+                         {64, 512, 130}, {576, 128, 5},  {1536, 1536, 1}, {19, 320, 67},  {19, 96, 1},
+                         {37, 160, 4},   {70, 320, 7},   {19, 576, 12},   {5, 96, 13},    {130, 64, 3},
+                         {9, 256, 9},    {300, 576, 8}};
 
 using testing::SupportedIsas;
 
@@ -217,7 +222,7 @@ TEST(MatMulFast, SameBitsForAnyThreadCount) {
     std::vector<float> y1(static_cast<size_t>(rows * n_tokens)), y3(y1.size());
     ThreadPool one(1), three(3);
     for (MathMode mode : {MathMode::kFast, MathMode::kInt8})
-      for (int64_t nt : {int64_t{1}, n_tokens}) {
+      for (int64_t nt : {int64_t{1}, int64_t{6}, n_tokens}) {
         MatMul(mode, w.view, x.data(), nt, y1.data(), one);
         MatMul(mode, w.view, x.data(), nt, y3.data(), three);
         EXPECT_EQ(std::memcmp(y1.data(), y3.data(), 4 * rows * nt), 0)
@@ -274,6 +279,27 @@ TEST(MatMulActivations, Q8_KRoundTrip) {
   }
 }
 
+// The SIMD dequantization of a tile of rows (prefill's DequantTilePath; on AVX-512 a table of the block's
+// 16 or 32 dequantized values indexed by the nibbles) gives DequantizeRow's values bit for bit.
+TEST(MatMulFp32Act, DequantizedTilesAreDequantizeRowBitForBit) {
+  std::mt19937 rng(33);
+  const std::vector<std::string> isas = SupportedIsas();
+  for (TensorType type : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0}) {
+    const int64_t rows = 6, cols = 320;
+    const RandomWeights w = MakeWeights(type, rows, cols, rng);
+    std::vector<float> want(static_cast<size_t>(rows * cols));
+    for (int64_t r = 0; r < rows; ++r) DequantizeRow(type, w.view.row(r), want.data() + r * cols, cols);
+    for (const std::string& isa : isas) {
+      void (*tile)(const DequantTileArgs&) = isa == "avx512" ? DequantTileAvx512
+                                             : isa == "avx2" ? DequantTileAvx2
+                                                             : DequantTileScalar;
+      std::vector<float> got(want.size(), std::nanf(""));
+      tile(DequantTileArgs{type, cols, w.view.row(0), w.view.row_bytes(), static_cast<int>(rows), got.data(), cols});
+      EXPECT_EQ(std::memcmp(got.data(), want.data(), 4 * want.size()), 0) << TensorTypeName(type) << " " << isa;
+    }
+  }
+}
+
 // The default fast path (fp32 activations): every type, every ISA, matrix-vector and prefill shapes,
 // within 1e-5 of sum|w*x| of the double-precision dot (no activation quantization error allowed).
 TEST(MatMulFp32Act, MatchesDoubleDotForEveryTypeAndIsa) {
@@ -284,7 +310,7 @@ TEST(MatMulFp32Act, MatchesDoubleDotForEveryTypeAndIsa) {
       for (int64_t cols0 : {32, 96, 576}) {
         const int64_t cols = FitCols(type, cols0);
         RandomWeights w = MakeWeights(type, rows, cols, rng);
-        for (int64_t n_tokens : {1, 2, 17, 70}) {
+        for (int64_t n_tokens : {1, 2, 4, 11, 17, 70}) {
           const std::vector<float> x = RandomActivations(n_tokens * cols, rng);
           std::vector<double> exact, scale;
           DoubleDots(w.view, x, n_tokens, &exact, &scale);

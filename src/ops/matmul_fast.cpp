@@ -5,7 +5,8 @@
 // up to fp32 summation order.
 //   F32 F16 BF16                 fp32 tile kernel on the weights as stored (FloatPath)
 //   Q4_0 Q4_1 Q5_0 Q5_1 Q8_0     decode: fused matrix-vector kernel, blocks unpacked to fp32 in registers
-//                                (MatVecPath); prefill: DequantTilePath
+//                                (MatVecPath); 2-16 tokens (batched decode): blocks dequantized in registers
+//                                once per micro-tile of tokens (MultiMatVecPath); prefill: DequantTilePath
 //   Q4_K Q6_K                    decode: MatVecPath (K-quant row kernels); prefill: DequantTilePath
 //   Q5_K                         DequantTilePath (decode too)
 // DequantTilePath dequantizes a tile of weight rows (~128 KiB of fp32, L2) once and runs the fp32 tile
@@ -37,6 +38,7 @@ namespace {
 
 constexpr int kRowTile = 16;    // weight rows per work unit
 constexpr int kTokenBlock = 64;  // tokens per work unit of the float-weight tile kernels
+constexpr int64_t kMultiTokenMax = 12;  // most tokens of MultiMatVecPath (see there)
 
 Isa BestIsa() {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -210,6 +212,32 @@ void MatVecPath(Isa isa, const TensorView& w, const float* x, float* y, ThreadPo
   });
 }
 
+void MultiMatVecTile(Isa isa, const MultiMatVecArgs& a) {
+  if (isa == Isa::kAvx512) MultiMatVecTileAvx512(a);
+  else if (isa == Isa::kAvx2) MultiMatVecTileAvx2(a);
+  else MultiMatVecTileScalar(a);
+}
+
+// Batched decode with fp32 activations (2 .. kMultiTokenMax tokens, legacy quants, AVX2 / AVX-512): threads
+// take contiguous runs of rows (DecodeGrain) and multiply each run with every token, its blocks dequantized
+// in registers once per micro-tile of tokens. Above kMultiTokenMax the dequantized tile of DequantTilePath,
+// reused by many more tokens, costs less.
+void MultiMatVecPath(Isa isa, const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+  const int64_t rows = w.rows(), cols = w.cols();
+  const int64_t n_row_tiles = (rows + kRowTile - 1) / kRowTile;
+  pool.ParallelForDynamic(n_row_tiles, DecodeGrain(n_row_tiles, pool), [&](int64_t rt0, int64_t rt1) {
+    const int64_t r0 = rt0 * kRowTile, r1 = std::min(rows, rt1 * kRowTile);
+    MultiMatVecTile(isa, MultiMatVecArgs{w.type, cols / 32, cols, w.row(r0), w.row_bytes(), static_cast<int>(r1 - r0),
+                                         x, cols, static_cast<int>(n_tokens), y + r0, rows});
+  });
+}
+
+// Asks for the n bytes at p in L2 (one request per 64-byte line): the next tile's weights arrive from memory
+// while this tile's products run.
+void PrefetchToL2(const uint8_t* p, size_t n) {
+  for (size_t o = 0; o < n; o += 64) __builtin_prefetch(p + o, 0, 2);
+}
+
 // Rows per dequantized tile: as many as fit ~kDequantTileBytes of fp32 (an L2-resident buffer that every
 // token block reuses), a multiple of kRowTile, at least kRowTile.
 constexpr int64_t kDequantTileBytes = 128 * 1024;
@@ -260,6 +288,7 @@ void DequantTilePath(Isa isa, const TensorView& w, const float* x, int64_t n_tok
       const int64_t r0 = i * tile_rows;
       const int nr = static_cast<int>(std::min(tile_rows, rows - r0));
       DequantTile(isa, DequantTileArgs{w.type, cols, w.row(r0), w.row_bytes(), nr, tile.data(), cols});
+      if (i + 1 < i1) PrefetchToL2(w.row(r0 + nr), static_cast<size_t>(std::min(tile_rows, rows - r0 - nr)) * w.row_bytes());
       if (panels) {
         PanelTile(isa, PanelTileArgs{cols, tile.data(), cols, nr, xpd, n_tokens, y + r0, rows});
         continue;
@@ -274,6 +303,10 @@ void DequantTilePath(Isa isa, const TensorView& w, const float* x, int64_t n_tok
   });
 }
 
+bool UseMultiMatVec(Isa isa, TensorType type, int64_t n_tokens) {
+  return isa != Isa::kScalar && IsLegacyQuant(type) && n_tokens >= 2 && n_tokens <= kMultiTokenMax;
+}
+
 }  // namespace
 
 void MatMulFp32Act(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
@@ -281,6 +314,7 @@ void MatMulFp32Act(const TensorView& w, const float* x, int64_t n_tokens, float*
   const Isa isa = CurrentIsa();
   if (IsFloat(w.type)) FloatPath(isa, w, x, n_tokens, y, pool);
   else if (n_tokens == 1 && (IsLegacyQuant(w.type) || HasMatVecKernel(w.type))) MatVecPath(isa, w, x, y, pool);
+  else if (UseMultiMatVec(isa, w.type, n_tokens)) MultiMatVecPath(isa, w, x, n_tokens, y, pool);
   else if (IsLegacyQuant(w.type) || IsKQuant(w.type)) DequantTilePath(isa, w, x, n_tokens, y, pool);
   else MatMulReference(w, x, n_tokens, y, pool);
 }
@@ -306,6 +340,7 @@ void MatMulFast(const TensorView& w, const float* x, int64_t n_tokens, float* y,
   const bool decode = n_tokens == 1;
   if (decode && w.type == TensorType::Q8_0) MatVecPath(isa, w, x, y, pool);
   else if (decode && (IsLegacyQuant(w.type) || HasMatVecKernel(w.type))) QuantPath(isa, w, x, y, pool);
+  else if (UseMultiMatVec(isa, w.type, n_tokens)) MultiMatVecPath(isa, w, x, n_tokens, y, pool);
   else if (IsLegacyQuant(w.type) || IsKQuant(w.type)) DequantTilePath(isa, w, x, n_tokens, y, pool);
   else if (IsFloat(w.type)) FloatPath(isa, w, x, n_tokens, y, pool);
   else MatMulReference(w, x, n_tokens, y, pool);

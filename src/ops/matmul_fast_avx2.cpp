@@ -26,12 +26,16 @@
 #define RZ_FLOAT_TILE FloatTileAvx2
 #define RZ_MATVEC_TILE MatVecTileAvx2
 #define RZ_DEQUANT_TILE DequantTileAvx2
+#define RZ_MULTI_MATVEC_TILE MultiMatVecTileAvx2
+#define RZ_MULTI_R 1
+#define RZ_MULTI_T 8
 #define RZ_MR 2
 #define RZ_MT 4
 
 namespace razor {
 #include "ops/matmul_fast_x86_tiles.inc"
 #include "ops/matmul_fast_x86_fp32act.inc"
+#include "ops/matmul_fast_x86_multitoken.inc"
 }  // namespace razor
 
 #if defined(__clang__)
@@ -46,5 +50,6 @@ void QuantTileAvx2(const QuantTileArgs&) {}
 void FloatTileAvx2(const FloatTileArgs&) {}
 void MatVecTileAvx2(const MatVecArgs&) {}
 void DequantTileAvx2(const DequantTileArgs&) {}
+void MultiMatVecTileAvx2(const MultiMatVecArgs&) {}
 }  // namespace razor
 #endif

@@ -31,12 +31,16 @@
 #define RZ_FLOAT_TILE FloatTileAvx512
 #define RZ_MATVEC_TILE MatVecTileAvx512
 #define RZ_DEQUANT_TILE DequantTileAvx512
+#define RZ_MULTI_MATVEC_TILE MultiMatVecTileAvx512
+#define RZ_MULTI_R 4
+#define RZ_MULTI_T 4
 #define RZ_MR 4
 #define RZ_MT 4
 
 namespace razor {
 #include "ops/matmul_fast_x86_tiles.inc"
 #include "ops/matmul_fast_x86_fp32act.inc"
+#include "ops/matmul_fast_x86_multitoken.inc"
 }  // namespace razor
 
 #if defined(__clang__)
@@ -52,5 +56,6 @@ void QuantTileAvx512(const QuantTileArgs&) {}
 void FloatTileAvx512(const FloatTileArgs&) {}
 void MatVecTileAvx512(const MatVecArgs&) {}
 void DequantTileAvx512(const DequantTileArgs&) {}
+void MultiMatVecTileAvx512(const MultiMatVecArgs&) {}
 }  // namespace razor
 #endif

@@ -64,6 +64,23 @@ struct MatVecArgs {
   const float* xs = nullptr;  // [nb] sums of x over its 32-element blocks (Q4_K mins), made once per product
 };
 
+// fp32-activation batched decode (MathMode::kFast, a few tokens): y[t * y_stride + r] = dot(weight row r,
+// token t) for r < nr, t < nt, each legacy block (Q4_0 Q4_1 Q5_0 Q5_1 Q8_0) dequantized in registers once
+// for a micro-tile of tokens (matmul_fast_x86_multitoken.inc); other types: scalar fallback.
+struct MultiMatVecArgs {
+  TensorType type;
+  int64_t nb;  // 32-element blocks per row
+  int64_t cols;
+  const uint8_t* w;
+  size_t w_stride;
+  int nr;
+  const float* x;    // [nt][x_stride]
+  int64_t x_stride;  // floats
+  int nt;
+  float* y;          // [nt][y_stride]
+  int64_t y_stride;  // floats
+};
+
 // fp32-activation prefill: nr weight rows dequantized to fp32, row r at out + r * out_stride
 // (the same values as DequantizeRow). SIMD for the legacy types; K-quants use DequantizeRow.
 struct DequantTileArgs {
@@ -78,6 +95,9 @@ struct DequantTileArgs {
 
 void QuantTileScalar(const QuantTileArgs& a);
 void MatVecTileScalar(const MatVecArgs& a);
+void MultiMatVecTileScalar(const MultiMatVecArgs& a);
+void MultiMatVecTileAvx2(const MultiMatVecArgs& a);
+void MultiMatVecTileAvx512(const MultiMatVecArgs& a);
 void DequantTileScalar(const DequantTileArgs& a);
 void MatVecTileAvx2(const MatVecArgs& a);
 void DequantTileAvx2(const DequantTileArgs& a);

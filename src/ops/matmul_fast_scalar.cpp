@@ -189,6 +189,20 @@ void MatVecTileScalar(const MatVecArgs& a) {
   }
 }
 
+void MultiMatVecTileScalar(const MultiMatVecArgs& a) {
+  thread_local std::vector<float> buf;  // [cols] one dequantized row
+  buf.resize(static_cast<size_t>(a.cols));
+  for (int r = 0; r < a.nr; ++r) {
+    DequantizeRow(a.type, a.w + static_cast<size_t>(r) * a.w_stride, buf.data(), a.cols);
+    for (int t = 0; t < a.nt; ++t) {
+      const float* x = a.x + t * a.x_stride;
+      float acc = 0.0f;
+      for (int64_t k = 0; k < a.cols; ++k) acc += buf[k] * x[k];
+      a.y[t * a.y_stride + r] = acc;
+    }
+  }
+}
+
 void DequantTileScalar(const DequantTileArgs& a) {
   for (int r = 0; r < a.nr; ++r)
     DequantizeRow(a.type, a.w + static_cast<size_t>(r) * a.w_stride, a.out + r * a.out_stride, a.cols);
