@@ -134,15 +134,15 @@ struct Shape {
   int64_t rows, cols, n_tokens;
 };
 
-// Covers rows 1 5 7 19 37 64 70 576 1536, cols 32..1536 (odd block counts too), tokens 1 2 5 17 64 and a
-// prefill crossing token blocks; batched decode (2-12 tokens, MultiMatVecPath) with whole micro-tiles of
-// tokens and every remainder of the 4- (AVX-512) and 8-token (AVX2) ones, rows not a multiple of 4, and 13
-// tokens (just past it, DequantTilePath).
+// Covers rows 1 5 7 9 19 23 37 64 70 130 300 576 1536, cols 32..1536 (odd block counts too), tokens 1 2 5 17
+// 64 and a prefill crossing token blocks; batched decode (2-12 tokens, MultiMatVecPath: 2 3 4 5 6 7 8 9 10
+// 12) with whole micro-tiles of tokens and every remainder of the 4- (AVX-512) and 8-token (AVX2) ones, rows
+// not a multiple of 4, and 13 tokens (just past it, DequantTilePath).
 const Shape kShapes[] = {{1, 32, 1},     {7, 64, 2},     {64, 96, 5},     {576, 576, 17}, {1536, 256, 64},
                          {7, 1536, 64},  {64, 1536, 1},  {576, 1536, 1},  {1536, 576, 2}, {1, 1536, 17},
                          {64, 512, 130}, {576, 128, 5},  {1536, 1536, 1}, {19, 320, 67},  {19, 96, 1},
                          {37, 160, 4},   {70, 320, 7},   {19, 576, 12},   {5, 96, 13},    {130, 64, 3},
-                         {9, 256, 9},    {300, 576, 8}};
+                         {9, 256, 9},    {300, 576, 8},  {23, 96, 6},     {41, 128, 10}};
 
 using testing::SupportedIsas;
 

@@ -5,8 +5,9 @@
 // up to fp32 summation order.
 //   F32 F16 BF16                 fp32 tile kernel on the weights as stored (FloatPath)
 //   Q4_0 Q4_1 Q5_0 Q5_1 Q8_0     decode: fused matrix-vector kernel, blocks unpacked to fp32 in registers
-//                                (MatVecPath); 2-16 tokens (batched decode): blocks dequantized in registers
-//                                once per micro-tile of tokens (MultiMatVecPath); prefill: DequantTilePath
+//                                (MatVecPath); 2-12 tokens (batched decode): blocks dequantized in registers
+//                                once per micro-tile of tokens (MultiMatVecPath); more tokens (prefill):
+//                                DequantTilePath
 //   Q4_K Q6_K                    decode: MatVecPath (K-quant row kernels); prefill: DequantTilePath
 //   Q5_K                         DequantTilePath (decode too)
 // DequantTilePath dequantizes a tile of weight rows (~128 KiB of fp32, L2) once and runs the fp32 tile
@@ -140,6 +141,16 @@ int64_t DecodeGrain(int64_t units, const ThreadPool& pool) {
   return std::max<int64_t>(1, units / (8 * static_cast<int64_t>(pool.size())));
 }
 
+// Streaming paths (decode): threads take contiguous runs of whole kRowTile row tiles (DecodeGrain tiles
+// a grab) and run fn(r0, r1) on rows [r0, r1).
+template <class Fn>
+void ForEachRowRun(int64_t rows, ThreadPool& pool, Fn&& fn) {
+  const int64_t n_row_tiles = (rows + kRowTile - 1) / kRowTile;
+  pool.ParallelForDynamic(n_row_tiles, DecodeGrain(n_row_tiles, pool), [&](int64_t rt0, int64_t rt1) {
+    fn(rt0 * kRowTile, std::min(rows, rt1 * kRowTile));
+  });
+}
+
 // Decode with 8-bit activations: the token quantized once (ActQ8), then threads take contiguous runs of
 // row tiles (DecodeGrain) through the integer kernels.
 void QuantPath(Isa isa, const TensorView& w, const float* x, float* y, ThreadPool& pool) {
@@ -192,7 +203,6 @@ void DequantTile(Isa isa, const DequantTileArgs& a) {
 // matrix-vector kernel (4 rows at a time for legacy quants, one for K-quants).
 void MatVecPath(Isa isa, const TensorView& w, const float* x, float* y, ThreadPool& pool) {
   const int64_t rows = w.rows(), cols = w.cols();
-  const int64_t n_row_tiles = (rows + kRowTile - 1) / kRowTile;
   // Q4_K's mins meet the sums of x over its 32-element sub-blocks: once per product, not per row or grab.
   thread_local std::vector<float> xs;  // the caller's, read by the workers through xs_data
   const float* xs_data = nullptr;
@@ -205,8 +215,7 @@ void MatVecPath(Isa isa, const TensorView& w, const float* x, float* y, ThreadPo
     }
     xs_data = xs.data();
   }
-  pool.ParallelForDynamic(n_row_tiles, DecodeGrain(n_row_tiles, pool), [&](int64_t rt0, int64_t rt1) {
-    const int64_t r0 = rt0 * kRowTile, r1 = std::min(rows, rt1 * kRowTile);
+  ForEachRowRun(rows, pool, [&](int64_t r0, int64_t r1) {
     MatVecTile(isa, MatVecArgs{w.type, cols / 32, cols, w.row(r0), w.row_bytes(), static_cast<int>(r1 - r0), x,
                                y + r0, xs_data});
   });
@@ -218,22 +227,22 @@ void MultiMatVecTile(Isa isa, const MultiMatVecArgs& a) {
   else MultiMatVecTileScalar(a);
 }
 
-// Batched decode with fp32 activations (2 .. kMultiTokenMax tokens, legacy quants, AVX2 / AVX-512): threads
-// take contiguous runs of rows (DecodeGrain) and multiply each run with every token, its blocks dequantized
-// in registers once per micro-tile of tokens. Above kMultiTokenMax the dequantized tile of DequantTilePath,
-// reused by many more tokens, costs less.
+// Batched decode with fp32 activations (2 .. kMultiTokenMax tokens, legacy quants; both MathModes): threads
+// take contiguous runs of rows (ForEachRowRun) and multiply each run with every token, its blocks dequantized
+// in registers once per micro-tile of tokens (the scalar level: a row, then every token). Above
+// kMultiTokenMax the dequantized tile of DequantTilePath, reused by many more tokens, costs less (measured:
+// bench/matmul_bench.cpp, Q4_1 1536 x 576, 1 thread, AVX-512: equal near 13 tokens).
 void MultiMatVecPath(Isa isa, const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
   const int64_t rows = w.rows(), cols = w.cols();
-  const int64_t n_row_tiles = (rows + kRowTile - 1) / kRowTile;
-  pool.ParallelForDynamic(n_row_tiles, DecodeGrain(n_row_tiles, pool), [&](int64_t rt0, int64_t rt1) {
-    const int64_t r0 = rt0 * kRowTile, r1 = std::min(rows, rt1 * kRowTile);
-    MultiMatVecTile(isa, MultiMatVecArgs{w.type, cols / 32, cols, w.row(r0), w.row_bytes(), static_cast<int>(r1 - r0),
-                                         x, cols, static_cast<int>(n_tokens), y + r0, rows});
+  ForEachRowRun(rows, pool, [&](int64_t r0, int64_t r1) {
+    MultiMatVecTile(isa, MultiMatVecArgs{w.type, cols / 32, cols, w.row(r0), w.row_bytes(),
+                                         static_cast<int>(r1 - r0), x, cols, static_cast<int>(n_tokens), y + r0,
+                                         rows});
   });
 }
 
-// Asks for the n bytes at p in L2 (one request per 64-byte line): the next tile's weights arrive from memory
-// while this tile's products run.
+// Asks for the n bytes at p in L2 (one request per 64-byte line; the x86 kernels' PrefetchBytes asks for L1):
+// the next tile's weights arrive from memory while this tile's products run.
 void PrefetchToL2(const uint8_t* p, size_t n) {
   for (size_t o = 0; o < n; o += 64) __builtin_prefetch(p + o, 0, 2);
 }
@@ -264,7 +273,8 @@ void PackPanels(const float* x, int64_t n_tokens, int64_t cols, std::vector<floa
   });
 }
 
-// Quantized weights with fp32 activations (prefill, and decode of Q5_K): a tile of weight rows is
+// Quantized weights with fp32 activations (prefill; decode of Q5_K; batched decode of K-quants and of more
+// than kMultiTokenMax tokens): a tile of weight rows is
 // dequantized once (SIMD for legacy quants) into an fp32 buffer, then multiplied with every token:
 // on AVX2 / AVX-512 against activation panels packed once per call (PanelTile), on the scalar
 // level by the fp32 tile kernel per token block. Units are row tiles, so each tile is dequantized by
@@ -288,7 +298,9 @@ void DequantTilePath(Isa isa, const TensorView& w, const float* x, int64_t n_tok
       const int64_t r0 = i * tile_rows;
       const int nr = static_cast<int>(std::min(tile_rows, rows - r0));
       DequantTile(isa, DequantTileArgs{w.type, cols, w.row(r0), w.row_bytes(), nr, tile.data(), cols});
-      if (i + 1 < i1) PrefetchToL2(w.row(r0 + nr), static_cast<size_t>(std::min(tile_rows, rows - r0 - nr)) * w.row_bytes());
+      if (i + 1 < i1) {  // the next tile is this thread's too (i + 1 < i1 <= n_tiles: rows r0 + nr.. exist)
+        PrefetchToL2(w.row(r0 + nr), static_cast<size_t>(std::min(tile_rows, rows - r0 - nr)) * w.row_bytes());
+      }
       if (panels) {
         PanelTile(isa, PanelTileArgs{cols, tile.data(), cols, nr, xpd, n_tokens, y + r0, rows});
         continue;
@@ -303,8 +315,8 @@ void DequantTilePath(Isa isa, const TensorView& w, const float* x, int64_t n_tok
   });
 }
 
-bool UseMultiMatVec(Isa isa, TensorType type, int64_t n_tokens) {
-  return isa != Isa::kScalar && IsLegacyQuant(type) && n_tokens >= 2 && n_tokens <= kMultiTokenMax;
+bool UseMultiMatVec(TensorType type, int64_t n_tokens) {
+  return IsLegacyQuant(type) && n_tokens >= 2 && n_tokens <= kMultiTokenMax;
 }
 
 }  // namespace
@@ -314,7 +326,7 @@ void MatMulFp32Act(const TensorView& w, const float* x, int64_t n_tokens, float*
   const Isa isa = CurrentIsa();
   if (IsFloat(w.type)) FloatPath(isa, w, x, n_tokens, y, pool);
   else if (n_tokens == 1 && (IsLegacyQuant(w.type) || HasMatVecKernel(w.type))) MatVecPath(isa, w, x, y, pool);
-  else if (UseMultiMatVec(isa, w.type, n_tokens)) MultiMatVecPath(isa, w, x, n_tokens, y, pool);
+  else if (UseMultiMatVec(w.type, n_tokens)) MultiMatVecPath(isa, w, x, n_tokens, y, pool);
   else if (IsLegacyQuant(w.type) || IsKQuant(w.type)) DequantTilePath(isa, w, x, n_tokens, y, pool);
   else MatMulReference(w, x, n_tokens, y, pool);
 }
@@ -332,15 +344,15 @@ void MatMulFast(const TensorView& w, const float* x, int64_t n_tokens, float* y,
   if (n_tokens <= 0 || w.rows() == 0) return;
   const Isa isa = CurrentIsa();
   // Where 8-bit activations are not the better way, the fp32-activation kernels run instead: prefill (the
-  // panel GEMM is faster) and Q8_0 decode. Q8_0 is mostly the output head, bound by memory either way (Qwen's
-  // 151936 x 896 head, 1 thread, Zen 5: 21.2 GB/s int8, 21.1 fp32), so the logits keep fp32 activations
-  // for free. Q4_K / Q6_K decode takes the integer path (QuantRowQ4_K / QuantRowQ6_K: one maddubs per 32
+  // panel GEMM is faster), batched decode of a few tokens (MultiMatVecPath) and Q8_0 decode. Q8_0 is mostly
+  // the output head, bound by memory either way (Qwen's 151936 x 896 head, 1 thread, Zen 5: 21.2 GB/s int8,
+  // 21.1 fp32), so the logits keep fp32 activations for free. Q4_K / Q6_K decode takes the integer path (QuantRowQ4_K / QuantRowQ6_K: one maddubs per 32
   // weights instead of 4 conversions + 4 FMAs). The choice does not depend on the ISA level, so the scalar
   // level stays the SIMD levels' twin.
   const bool decode = n_tokens == 1;
   if (decode && w.type == TensorType::Q8_0) MatVecPath(isa, w, x, y, pool);
   else if (decode && (IsLegacyQuant(w.type) || HasMatVecKernel(w.type))) QuantPath(isa, w, x, y, pool);
-  else if (UseMultiMatVec(isa, w.type, n_tokens)) MultiMatVecPath(isa, w, x, n_tokens, y, pool);
+  else if (UseMultiMatVec(w.type, n_tokens)) MultiMatVecPath(isa, w, x, n_tokens, y, pool);
   else if (IsLegacyQuant(w.type) || IsKQuant(w.type)) DequantTilePath(isa, w, x, n_tokens, y, pool);
   else if (IsFloat(w.type)) FloatPath(isa, w, x, n_tokens, y, pool);
   else MatMulReference(w, x, n_tokens, y, pool);

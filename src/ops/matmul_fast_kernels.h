@@ -64,9 +64,10 @@ struct MatVecArgs {
   const float* xs = nullptr;  // [nb] sums of x over its 32-element blocks (Q4_K mins), made once per product
 };
 
-// fp32-activation batched decode (MathMode::kFast, a few tokens): y[t * y_stride + r] = dot(weight row r,
+// fp32-activation batched decode (a few tokens, either MathMode): y[t * y_stride + r] = dot(weight row r,
 // token t) for r < nr, t < nt, each legacy block (Q4_0 Q4_1 Q5_0 Q5_1 Q8_0) dequantized in registers once
-// for a micro-tile of tokens (matmul_fast_x86_multitoken.inc); other types: scalar fallback.
+// for a micro-tile of tokens (matmul_fast_x86_multitoken.inc); the scalar level dequantizes a row and dots
+// it with every token (any type).
 struct MultiMatVecArgs {
   TensorType type;
   int64_t nb;  // 32-element blocks per row
