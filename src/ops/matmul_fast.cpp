@@ -230,8 +230,9 @@ void MultiMatVecTile(Isa isa, const MultiMatVecArgs& a) {
 // Batched decode with fp32 activations (2 .. kMultiTokenMax tokens, legacy quants; both MathModes): threads
 // take contiguous runs of rows (ForEachRowRun) and multiply each run with every token, its blocks dequantized
 // in registers once per micro-tile of tokens (the scalar level: a row, then every token). Above
-// kMultiTokenMax the dequantized tile of DequantTilePath, reused by many more tokens, costs less (measured:
-// bench/matmul_bench.cpp, Q4_1 1536 x 576, 1 thread, AVX-512: equal near 13 tokens).
+// kMultiTokenMax the dequantized tile of DequantTilePath, reused by many more tokens, costs less
+// (bench/matmul_bench.cpp, Q4_1 1536 x 576, 1 thread, AVX-512: 8 tokens 184 us here, 9-16 tokens ~300 us
+// there, so they meet near 13; measured at 16: 369 us here, 304 there).
 void MultiMatVecPath(Isa isa, const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
   const int64_t rows = w.rows(), cols = w.cols();
   ForEachRowRun(rows, pool, [&](int64_t r0, int64_t r1) {
@@ -346,9 +347,9 @@ void MatMulFast(const TensorView& w, const float* x, int64_t n_tokens, float* y,
   // Where 8-bit activations are not the better way, the fp32-activation kernels run instead: prefill (the
   // panel GEMM is faster), batched decode of a few tokens (MultiMatVecPath) and Q8_0 decode. Q8_0 is mostly
   // the output head, bound by memory either way (Qwen's 151936 x 896 head, 1 thread, Zen 5: 21.2 GB/s int8,
-  // 21.1 fp32), so the logits keep fp32 activations for free. Q4_K / Q6_K decode takes the integer path (QuantRowQ4_K / QuantRowQ6_K: one maddubs per 32
-  // weights instead of 4 conversions + 4 FMAs). The choice does not depend on the ISA level, so the scalar
-  // level stays the SIMD levels' twin.
+  // 21.1 fp32), so the logits keep fp32 activations for free. Q4_K / Q6_K decode takes the integer path
+  // (QuantRowQ4_K / QuantRowQ6_K: one maddubs per 32 weights instead of 4 conversions + 4 FMAs). The choice
+  // does not depend on the ISA level, so the scalar level stays the SIMD levels' twin.
   const bool decode = n_tokens == 1;
   if (decode && w.type == TensorType::Q8_0) MatVecPath(isa, w, x, y, pool);
   else if (decode && (IsLegacyQuant(w.type) || HasMatVecKernel(w.type))) QuantPath(isa, w, x, y, pool);
