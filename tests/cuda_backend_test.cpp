@@ -231,10 +231,12 @@ TEST_F(CudaBackendTest, MatMulAndEmbeddingMatchTheCpuInBf16Bounds) {
   }
 }
 
-// Decode-row matmuls (the GEMV kernel: m <= 2, several matrices of one input per launch) against the CPU in the
-// bf16 bound, and against cuBLAS's GEMM on the same bf16-rounded inputs (RAZOR_CUDA_GEMV=cublas) to fp32
-// summation order; shapes with ragged row counts (a warp's two rows in different matrices, a last block part
-// full), the widest FFN input, and the fallbacks to cuBLAS (m = 3..9, cols not a multiple of 8).
+// Decode-row matmuls (the GEMV kernels, several matrices of one input per launch: m <= 2 on CUDA cores, 3..16 on
+// tensor cores) against the CPU in the bf16 bound, and against cuBLAS's GEMM on the same bf16-rounded inputs
+// (RAZOR_CUDA_GEMV=cublas) to fp32 summation order; shapes with ragged row counts (a warp's two rows or a 16-row
+// tile in different matrices, a last block part full), widths that end inside a 32-column group or leave warps
+// without columns, the widest FFN input, both n-tile counts, and the fallbacks to cuBLAS (m = 17, cols not a
+// multiple of 8).
 TEST_F(CudaBackendTest, DecodeRowMatMulsMatchTheCpuAndCublas) {
   EXPECT_NE(gpu_->Describe().find("razor GEMV"), std::string::npos) << gpu_->Describe();
   setenv("RAZOR_CUDA_GEMV", "cublas", 1);
@@ -251,7 +253,9 @@ TEST_F(CudaBackendTest, DecodeRowMatMulsMatchTheCpuAndCublas) {
   const std::vector<Case> cases = {{1, 4096, {4096, 1024, 1024}}, {1, 14336, {40}},    {2, 576, {576, 192, 192}},
                                    {2, 64, {37, 1, 250}},          {4, 1536, {1536, 1536}}, {5, 576, {100}},
                                    {6, 576, {17, 15}},             {1, 128, {3, 3, 3}},  {8, 4096, {300, 17}},
-                                   {9, 576, {64, 64}},             {1, 60, {33}}};
+                                   {9, 576, {64, 64}},             {1, 60, {33}},        {3, 128, {3, 3, 3}},
+                                   {7, 64, {37, 1, 250}},          {4, 72, {20}},        {12, 4096, {300, 17}},
+                                   {16, 14336, {40}},              {16, 576, {576, 192, 192}}, {17, 576, {64}}};
   std::vector<std::unique_ptr<OwnedWeight>> keep;
   for (const Case& c : cases) {
     std::string at = std::to_string(c.m) + "x" + std::to_string(c.cols) + " ->";
@@ -289,7 +293,8 @@ TEST_F(CudaBackendTest, DecodeRowMatMulsMatchTheCpuAndCublas) {
 
 // The fused decode forms (RMSNorm into the matmuls' input pass, SwiGLU's silu(gate) * up likewise, the residual
 // add into their output) against the CPU's unfused calls in the bf16 bound and against the GPU's unfused calls
-// (RAZOR_CUDA_GEMV=cublas) to fp32 rounding; the fallbacks (m > 2, a width not a multiple of 8) too.
+// (RAZOR_CUDA_GEMV=cublas) to fp32 rounding, on both GEMV kernels (m <= 2, 3..16); the fallbacks (m > 16, a
+// width not a multiple of 8) too.
 TEST_F(CudaBackendTest, FusedNormSiluAndResidualMatMulsMatchTheUnfusedCalls) {
   setenv("RAZOR_CUDA_GEMV", "cublas", 1);
   auto made = MakeCudaBackend(MathMode::kFast);
@@ -316,7 +321,8 @@ TEST_F(CudaBackendTest, FusedNormSiluAndResidualMatMulsMatchTheUnfusedCalls) {
     std::vector<int64_t> rows;
   };
   for (const NormCase& c : std::vector<NormCase>{{1, 4096, {4096, 1024, 1024}}, {3, 576, {576, 192, 192}},
-                                                 {2, 1536, {37, 1, 250}}, {8, 576, {1536, 1536}}, {2, 60, {33, 7}}}) {
+                                                 {2, 1536, {37, 1, 250}}, {8, 576, {1536, 1536}}, {2, 60, {33, 7}},
+                                                 {16, 4096, {600, 100}}, {11, 576, {40}}, {20, 576, {64}}}) {
     const std::string at = "NormMatMuls " + std::to_string(c.m) + "x" + std::to_string(c.dim);
     // The backend keeps weight vectors by address and length, as a loaded model's live for its lifetime: a gain
     // freed at the end of an iteration could come back at the same address with another case's values.
@@ -348,7 +354,8 @@ TEST_F(CudaBackendTest, FusedNormSiluAndResidualMatMulsMatchTheUnfusedCalls) {
   };
   for (bool silu : {false, true}) {
     for (const AddCase& c : std::vector<AddCase>{{1, 4096, 4096}, {1, 14336, 256}, {2, 1536, 37}, {2, 64, 40},
-                                                 {5, 576, 64}, {2, 60, 33}}) {
+                                                 {5, 576, 64}, {2, 60, 33}, {8, 14336, 300},
+                                                 {13, 1536, 37}, {17, 576, 64}}) {
       const std::string at = std::string(silu ? "SiluMulMatMulAdd " : "MatMulAdd ") + std::to_string(c.m) + "x" +
                              std::to_string(c.cols) + " -> " + std::to_string(c.rows);
       const TensorView* w = weight(c.rows, c.cols);
@@ -556,6 +563,49 @@ TEST_F(CudaBackendTest, KvRowsRoundTripThroughDeviceMemoryAsOnTheHost) {
     std::vector<float> widened(d);
     LoadKvRow(type, &orig[0], d, widened.data());
     EXPECT_EQ(moved, widened) << KvTypeName(type);
+  }
+}
+
+// Stores recorded between BeginStores and EndStores land as if each were made at once: two that join (the
+// second's rows follow the first's in k / v), one that does not (its own buffers), a load that must see the
+// recorded rows before EndStores, then rows stored after it.
+TEST_F(CudaBackendTest, KvStoresJoinedBetweenBeginAndEndLandAsIfMadeAtOnce) {
+  for (KvType type : {KvType::kF16, KvType::kBF16}) {
+    const int d = 128;
+    const size_t row = d * KvTypeBytes(type);
+    auto hp = cpu_.NewKvPool(row * 64, row * 64 * 4);
+    auto dp = gpu_->NewKvPool(row * 64, row * 64 * 4);
+    const auto k = Random(30 * d, rng_), v = Random(30 * d, rng_);
+    const auto k2 = Random(5 * d, rng_), v2 = Random(5 * d, rng_);
+    float* dk = Dev(k);
+    float* dv = Dev(v);
+    std::vector<int64_t> off(35);
+    for (int i = 0; i < 35; ++i) off[i] = static_cast<int64_t>((i * 11 % 35) * 2 * row);
+    // Host: each store at once. Device: rows 0-11, 12-29 (joins), then k2's 5 rows (does not), inside a batch.
+    hp->memory().StoreRows(type, d, k.data(), v.data(), off.data(), row, 30);
+    hp->memory().StoreRows(type, d, k2.data(), v2.data(), off.data() + 30, row, 5);
+    dp->memory().BeginStores();
+    dp->memory().StoreRows(type, d, dk, dv, off.data(), row, 12);
+    dp->memory().StoreRows(type, d, dk + 12 * d, dv + 12 * d, off.data() + 12, row, 18);
+    dp->memory().StoreRows(type, d, Dev(k2), Dev(v2), off.data() + 30, row, 5);
+    std::vector<float> a(35 * d), b(35 * d);
+    hp->memory().LoadRows(type, d, off.data(), 35, a.data());
+    dp->memory().LoadRows(type, d, off.data(), 35, b.data());  // sees the recorded stores
+    EXPECT_EQ(a, b) << KvTypeName(type) << " load inside the batch";
+    dp->memory().StoreRows(type, d, dk, dv, off.data() + 30, row, 5);  // overwrite k2's rows, still recorded
+    hp->memory().StoreRows(type, d, k.data(), v.data(), off.data() + 30, row, 5);
+    dp->memory().EndStores();
+    dp->memory().StoreRows(type, d, Dev(k2), Dev(v2), off.data(), row, 2);  // after EndStores: at once
+    hp->memory().StoreRows(type, d, k2.data(), v2.data(), off.data(), row, 2);
+    std::vector<int64_t> all;
+    for (int i = 0; i < 35; ++i) {
+      all.push_back(off[i]);
+      all.push_back(off[i] + static_cast<int64_t>(row));
+    }
+    std::vector<float> ha(70 * d), hb(70 * d);
+    hp->memory().LoadRows(type, d, all.data(), 70, ha.data());
+    dp->memory().LoadRows(type, d, all.data(), 70, hb.data());
+    EXPECT_EQ(ha, hb) << KvTypeName(type) << " after the batch";
   }
 }
 

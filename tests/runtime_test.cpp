@@ -1,7 +1,9 @@
 // Sampler, UTF-8 streaming and the full KV cache.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
+#include <random>
 #include <vector>
 
 #include "kv/full_kv_cache.h"
@@ -20,6 +22,33 @@ TEST(SamplerTest, GreedyPicksArgmaxAndPenaltyCanChangeIt) {
   p.repeat_penalty = 1.2f;
   Sampler pen(p);
   EXPECT_EQ(pen.Sample(logits.data(), 4, {1}), 2);  // 2.0/1.2 < 1.9
+}
+
+// The two-pass ArgMax against the plain scan ("first index above every earlier one") at lengths around its
+// 16-wide lanes, with ties (few distinct values), a repeated maximum, signed zeros and NaNs.
+TEST(SamplerTest, ArgMaxEqualsTheFirstIndexOfTheLargestAsAScanFindsIt) {
+  auto scan = [](const std::vector<float>& x) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < static_cast<int32_t>(x.size()); ++i)
+      if (x[i] > x[best]) best = i;
+    return best;
+  };
+  std::mt19937 rng(7);
+  const float nan = std::nanf("");
+  for (int n : {1, 2, 15, 16, 17, 31, 33, 1000, 128256}) {
+    for (int kind = 0; kind < 5; ++kind) {
+      std::vector<float> x(n);
+      std::uniform_int_distribution<int> small(-3, 3);
+      std::normal_distribution<float> normal(0.0f, 4.0f);
+      for (float& v : x) v = kind == 1 ? static_cast<float>(small(rng)) : normal(rng);
+      if (kind == 2) for (float& v : x) v = (rng() % 2) ? 0.0f : -0.0f;
+      if (kind == 3) for (int i = 0; i < n; i += 3) x[i] = nan;  // NaN at 0: the scan keeps 0
+      if (kind == 4 && n > 1) x[rng() % n] = nan;
+      EXPECT_EQ(ArgMax(x.data(), n), scan(x)) << "n " << n << " kind " << kind;
+    }
+  }
+  std::vector<float> twice = {1.0f, 5.0f, 2.0f, 5.0f};
+  EXPECT_EQ(ArgMax(twice.data(), 4), 1);
 }
 
 TEST(SamplerTest, SameSeedSameDrawsAndTopKLimitsChoices) {

@@ -17,6 +17,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/cuda_kv_pool_memory.h"
+#include "cuda/cuda_op_timeline.h"
 #include "cuda/cuda_upload.h"
 #include "ops/dequantize.h"
 
@@ -75,10 +76,16 @@ class CudaBackend final : public Backend {
     RAZOR_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
     RAZOR_CUDA_CHECK(cudaGetDeviceProperties(&props_, 0));
     uploader_ = std::make_shared<CudaUploader>(stream_);
+    if (const char* e = std::getenv("RAZOR_CUDA_STATS"); e != nullptr && std::string(e) == "ops")
+      timeline_ = std::make_unique<CudaOpTimeline>(stream_);
+    uploader_->set_timeline(timeline_.get());
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
     if (stats_) PrintWaitStats();
+    if (timeline_) timeline_->Print();
+    uploader_->set_timeline(nullptr);
+    timeline_.reset();
     for (auto& [k, m] : matrices_) cudaFree(m.bf16);
     for (auto& [k, v] : vectors_) cudaFree(v);
     uploader_.reset();
@@ -124,6 +131,7 @@ class CudaBackend final : public Backend {
     const auto t0 = stats_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     RAZOR_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     RAZOR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    if (timeline_) timeline_->EndStep();
     uploader_->Reset();
     if (!stats_) return;
     const auto t1 = std::chrono::steady_clock::now();
@@ -132,9 +140,14 @@ class CudaBackend final : public Backend {
     if (last_download_ != std::chrono::steady_clock::time_point{}) {
       waits_us_[n_waits_ % kWaits] = std::chrono::duration<double, std::micro>(t1 - t0).count();
       spans_us_[n_waits_ % kWaits] = std::chrono::duration<double, std::micro>(t1 - last_download_).count();
+      idle_us_[n_waits_ % kWaits] =
+          first_launch_ > last_download_
+              ? std::chrono::duration<double, std::micro>(first_launch_ - last_download_).count()
+              : 0.0;
       ++n_waits_;
     }
     last_download_ = t1;
+    first_launch_ = {};
   }
 
   void FromHost(const float* host_src, int64_t n, float* dst) override {
@@ -160,6 +173,8 @@ class CudaBackend final : public Backend {
 
   void Embed(const TensorView& table, const int32_t* tokens, int64_t n, float* x) override {
     Forget();
+    if (stats_ && first_launch_ == std::chrono::steady_clock::time_point{})
+      first_launch_ = std::chrono::steady_clock::now();  // a step's first call: the host's time since the download
     const DeviceMatrix& m = Matrix(table);
     const int32_t* d = tokens_.Upload(tokens, n, *uploader_);
     RAZOR_CUDA_CHECK(cuda::Embed(m.bf16, m.cols, d, n, x, stream_));
@@ -298,15 +313,17 @@ class CudaBackend final : public Backend {
     return d;
   }
 
-  // Runs ys[i] (+)= f(x) · ws[i]ᵀ on the GEMV kernel when it takes these shapes (decode rows: m <= 2, one width,
-  // 16-byte aligned rows); false (nothing launched) otherwise.
+  // Runs ys[i] (+)= f(x) · ws[i]ᵀ on a GEMV kernel when one takes these shapes (decode rows: m <= 2 on the
+  // CUDA-core GEMV, 3..16 staged to bf16 and then on the tensor-core one; one width, 16-byte aligned rows); false
+  // (nothing launched) otherwise.
   bool Gemv(const TensorView* const* ws, int n, const float* x, int64_t m, float* const* ys,
             const cuda::GemvInput& in, bool accumulate) {
     if (!gemv_ || n > cuda::kGemvMaxMatrices) return false;
     const int64_t cols = Matrix(*ws[0]).cols;
     const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-    if (!cuda::GemvFits(m, cols, props_.sharedMemPerBlockOptin) || !aligned(x) || (in.up && !aligned(in.up)))
-      return false;
+    if (!aligned(x) || (in.up && !aligned(in.up))) return false;
+    const bool mma = m > cuda::kGemvMaxRows && m <= cuda::kGemvMmaMaxRows && cols % 8 == 0;
+    if (!mma && !cuda::GemvFits(m, cols, props_.sharedMemPerBlockOptin)) return false;
     cuda::GemvMatrix mats[cuda::kGemvMaxMatrices];
     for (int i = 0; i < n; ++i) {
       const DeviceMatrix& d = Matrix(*ws[i]);
@@ -314,7 +331,14 @@ class CudaBackend final : public Backend {
       mats[i] = {d.bf16, ys[i], d.rows};
     }
     Forget();
-    RAZOR_CUDA_CHECK(cuda::Gemv(mats, n, x, m, cols, in, accumulate, stream_));
+    if (timeline_) timeline_->Relabel(fmt::format("Gemv {} x [{}, {}]{}", n, mats[0].rows, cols, in.up ? " silu*up" : ""));
+    if (mma) {
+      uint16_t* xb = act_bf16_.Grow(static_cast<size_t>(m * cols), stream_);
+      RAZOR_CUDA_CHECK(cuda::StageGemvInput(x, m, cols, in, xb, stream_));
+      RAZOR_CUDA_CHECK(cuda::GemvMma(mats, n, xb, m, cols, accumulate, stream_));
+    } else {
+      RAZOR_CUDA_CHECK(cuda::Gemv(mats, n, x, m, cols, in, accumulate, stream_));
+    }
     return true;
   }
 
@@ -338,7 +362,12 @@ class CudaBackend final : public Backend {
                                     CUDA_R_32F, static_cast<int>(mat.rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   }
 
-  void Forget() { bf16_of_ = nullptr; }
+  // Every operation begins here (op: its name, for RAZOR_CUDA_STATS=ops): the bf16 copy of an input is known
+  // good only within one fused call.
+  void Forget(const char* op = __builtin_FUNCTION()) {
+    bf16_of_ = nullptr;
+    if (timeline_) timeline_->Begin(op);
+  }
 
   void PrintWaitStats() const {
     const int n = std::min(n_waits_, kWaits);
@@ -348,8 +377,10 @@ class CudaBackend final : public Backend {
       std::nth_element(c.begin(), c.begin() + n / 2, c.end());
       return c[n / 2];
     };
-    std::fprintf(stderr, "cuda stats: last %d downloads: median %.0f us apart, the host waiting %.0f us of it\n", n,
-                 median(spans_us_), median(waits_us_));
+    std::fprintf(stderr,
+                 "cuda stats: last %d downloads: median %.0f us apart, the host waiting %.0f us of it; %.0f us from "
+                 "a download to the next step's first launch (the GPU idle)\n",
+                 n, median(spans_us_), median(waits_us_), median(idle_us_));
   }
 
   // Offset in h_ints_ of the n ints at `host`, appended unless this step already staged that array (a view's
@@ -384,8 +415,10 @@ class CudaBackend final : public Backend {
   cudaDeviceProp props_{};
   std::shared_ptr<CudaUploader> uploader_;  // shared with the KV pools' memories
   const bool stats_ = std::getenv("RAZOR_CUDA_STATS") != nullptr;  // time the downloads (read once)
+  std::unique_ptr<CudaOpTimeline> timeline_;  // RAZOR_CUDA_STATS=ops: GPU time per operation
   static constexpr int kWaits = 8;           // RAZOR_CUDA_STATS: the last downloads' waits and spacing
-  double waits_us_[kWaits] = {}, spans_us_[kWaits] = {};
+  double waits_us_[kWaits] = {}, spans_us_[kWaits] = {}, idle_us_[kWaits] = {};
+  std::chrono::steady_clock::time_point first_launch_{};  // the first Embed since the last download
   int n_waits_ = 0;
   std::chrono::steady_clock::time_point last_download_{};
   // Weights by the address of their first byte (synthetic ones, which have none, by their TensorView).
@@ -585,6 +618,7 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
   st.comp = st.bias = floats;
   st.partial_ml = partial_ml_.Grow(static_cast<size_t>(std::max(slots, 1)) * max_group * 2, stream_);
   st.partial_acc = partial_acc_.Grow(static_cast<size_t>(std::max(slots, 1)) * max_group * D, stream_);
+  if (timeline_) timeline_->Begin("Attend kernels");
   if (any_split || any_decode_tc) RAZOR_CUDA_CHECK(cuda::Attend(st, stream_, any_split, any_decode_tc));
   if (any_tc) RAZOR_CUDA_CHECK(cuda::AttendPrefill(st, stream_));
 }

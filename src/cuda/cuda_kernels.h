@@ -24,7 +24,7 @@ struct GemvMatrix {
   int64_t rows;
 };
 // Most input rows m. Measured on the H200 (8B shape, batch 2-8): the kernel is 10 % faster than cuBLAS at m = 2,
-// even at 3 and slower from 5 on (its shared-memory reads of the input grow with m), so larger m go to cuBLAS.
+// even at 3 and slower from 5 on (its shared-memory reads of the input grow with m), so larger m go to GemvMma.
 constexpr int kGemvMaxRows = 2;
 constexpr int kGemvMaxMatrices = 3;  // most matrices of one input per launch
 // Whether Gemv takes m input rows of width cols: m <= kGemvMaxRows, cols a multiple of 8, the rows as bf16 in
@@ -42,6 +42,17 @@ struct GemvInput {
 // accumulation). accumulate: add to y instead of overwriting it.
 int Gemv(const GemvMatrix* mats, int n_mats, const float* x, int64_t m, int64_t cols, const GemvInput& input,
          bool accumulate, cudaStream_t s);
+
+// ---- batched decode matrix products on tensor cores (cuda_gemv_mma.cu) ----
+// Most input rows of GemvMma (two mma n-tiles of 8); from kGemvMaxRows + 1 up to here decode rows take it.
+constexpr int kGemvMmaMaxRows = 16;
+// xb[m, cols] = f(x) as bf16 (f: GemvInput, the formulas of Gemv's input pass; x, gain, up, xb 16-byte aligned,
+// cols a multiple of 8): GemvMma's input.
+int StageGemvInput(const float* x, int64_t m, int64_t cols, const GemvInput& input, uint16_t* xb, cudaStream_t s);
+// mats[i].y[m, rows_i] (+)= xb[m, cols] · mats[i].wᵀ for m <= kGemvMmaMaxRows staged bf16 input rows, fp32
+// accumulation in a fixed order. accumulate: add to y instead of overwriting it.
+int GemvMma(const GemvMatrix* mats, int n_mats, const uint16_t* xb, int64_t m, int64_t cols, bool accumulate,
+            cudaStream_t s);
 
 // m rows of width n: out = x / rms(x) * gain (RMSNorm), or (x - mean) / sd * gain + bias (LayerNorm, bias
 // non-null). out may alias x.

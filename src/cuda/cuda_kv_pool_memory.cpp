@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "cuda/cuda_check.h"
+#include "cuda/cuda_op_timeline.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/cuda_upload.h"
 
@@ -54,11 +55,45 @@ void* CudaKvPoolMemory::Scratch(size_t bytes) {
 void CudaKvPoolMemory::StoreRows(KvType type, int head_dim, const float* k, const float* v,
                                  const int64_t* key_offsets, int64_t value_delta, int64_t n) {
   if (n == 0) return;
-  const int64_t* d = Offsets(0, key_offsets, n);
-  RAZOR_CUDA_CHECK(cuda::StoreKvRows(base_, static_cast<int>(type), head_dim, k, v, d, value_delta, n, stream_));
+  if (!batching_) {
+    const int64_t* d = Offsets(0, key_offsets, n);
+    if (CudaOpTimeline* t = uploader_->timeline()) t->Begin("StoreKvRows");
+    RAZOR_CUDA_CHECK(cuda::StoreKvRows(base_, static_cast<int>(type), head_dim, k, v, d, value_delta, n, stream_));
+    return;
+  }
+  // Joins the recorded rows when its rows follow theirs in the same buffers (one layer's sequences do).
+  const auto rows = static_cast<int64_t>(pending_offsets_.size());
+  const bool joins = rows > 0 && type == pending_type_ && head_dim == pending_head_dim_ &&
+                     value_delta == pending_value_delta_ && k == pending_k_ + rows * head_dim &&
+                     v == pending_v_ + rows * head_dim;
+  if (!joins) {
+    FlushStores();
+    pending_k_ = k;
+    pending_v_ = v;
+    pending_type_ = type;
+    pending_head_dim_ = head_dim;
+    pending_value_delta_ = value_delta;
+  }
+  pending_offsets_.insert(pending_offsets_.end(), key_offsets, key_offsets + n);
+}
+
+void CudaKvPoolMemory::FlushStores() {
+  if (pending_offsets_.empty()) return;
+  const auto n = static_cast<int64_t>(pending_offsets_.size());
+  const int64_t* d = Offsets(0, pending_offsets_.data(), n);
+  if (CudaOpTimeline* t = uploader_->timeline()) t->Begin("StoreKvRows");
+  RAZOR_CUDA_CHECK(cuda::StoreKvRows(base_, static_cast<int>(pending_type_), pending_head_dim_, pending_k_,
+                                     pending_v_, d, pending_value_delta_, n, stream_));
+  pending_offsets_.clear();
+}
+
+void CudaKvPoolMemory::EndStores() {
+  FlushStores();
+  batching_ = false;
 }
 
 void CudaKvPoolMemory::LoadRows(KvType type, int head_dim, const int64_t* offsets, int64_t n, float* out) {
+  FlushStores();
   if (n == 0) return;
   const int64_t* d = Offsets(0, offsets, n);
   auto* rows = static_cast<float*>(Scratch(static_cast<size_t>(n) * head_dim * sizeof(float)));
@@ -70,6 +105,7 @@ void CudaKvPoolMemory::LoadRows(KvType type, int head_dim, const int64_t* offset
 }
 
 void CudaKvPoolMemory::CopyRows(size_t row_bytes, const int64_t* src, const int64_t* dst, int64_t n) {
+  FlushStores();
   if (n == 0) return;
   const int64_t* ds = Offsets(0, src, n);
   const int64_t* dd = Offsets(1, dst, n);
@@ -81,6 +117,7 @@ void CudaKvPoolMemory::CopyRows(size_t row_bytes, const int64_t* src, const int6
 
 void CudaKvPoolMemory::SumRows(KvType type, int head_dim, const int64_t* key_offsets, int64_t value_delta, int64_t n,
                                double* sum_k, double* sum_v) {
+  FlushStores();
   if (n == 0) return;
   const int64_t* d = Offsets(0, key_offsets, n);
   auto* sums = static_cast<double*>(Scratch(2 * static_cast<size_t>(head_dim) * sizeof(double)));

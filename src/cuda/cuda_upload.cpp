@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "cuda/cuda_check.h"
+#include "cuda/cuda_op_timeline.h"
 
 namespace razor {
 
@@ -52,6 +53,7 @@ size_t CudaUploader::UploadPieces(void* dst, const Piece* pieces, int n, size_t*
     if (pieces[i].bytes) std::memcpy(staged + at, pieces[i].src, pieces[i].bytes);
     at += pieces[i].bytes;
   }
+  if (total && timeline_) timeline_->Begin("Upload");
   if (total) RAZOR_CUDA_CHECK(cudaMemcpyAsync(dst, staged, total, cudaMemcpyHostToDevice, stream_));
   return total;
 }

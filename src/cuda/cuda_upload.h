@@ -11,6 +11,8 @@ typedef struct CUstream_st* cudaStream_t;
 
 namespace razor {
 
+class CudaOpTimeline;
+
 class CudaUploader {
  public:
   explicit CudaUploader(cudaStream_t stream) : stream_(stream) {}
@@ -32,8 +34,12 @@ class CudaUploader {
   // The stream has been synchronised: every staged copy is done.
   void Reset() { used_ = 0; }
   cudaStream_t stream() const { return stream_; }
+  // RAZOR_CUDA_STATS=ops: the backend's timeline, where uploads and the KV pools' operations mark themselves.
+  void set_timeline(CudaOpTimeline* t) { timeline_ = t; }
+  CudaOpTimeline* timeline() const { return timeline_; }
 
  private:
+  CudaOpTimeline* timeline_ = nullptr;
   cudaStream_t stream_;
   uint8_t* Stage(size_t n);  // n bytes of the arena, synchronising first when it is full
   uint8_t* base_ = nullptr;

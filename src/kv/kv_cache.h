@@ -12,6 +12,8 @@
 
 namespace razor {
 
+class KvPoolMemory;
+
 // The tokens one KV head holds, keys after RoPE, as data (no host pointer tables), so a device backend can
 // describe its own memory with the same struct. Either contiguous fp32 (k, v: tests and references) or paged:
 // token j lives at row r = first_row + j of the head's block list, in pool block block_ids[r / block_tokens]
@@ -93,6 +95,8 @@ class KvCache {
   // Marks n appended tokens as part of the sequence.
   virtual void CommitTokens(int64_t n) = 0;
   virtual KvHeadView View(int layer, int kv_head) const = 0;
+  // The pool memory Append stores into (nullptr: the cache keeps its own rows); see KvPoolMemory::BeginStores.
+  virtual KvPoolMemory* pool_memory() const { return nullptr; }
   // Bytes of K/V storage currently allocated (what the memory pool handed out).
   virtual size_t bytes_allocated() const = 0;
   virtual void Clear() = 0;

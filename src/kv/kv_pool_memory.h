@@ -32,6 +32,12 @@ class KvPoolMemory {
   // key_offsets[i] + value_delta.   k, v: [n, head_dim]
   virtual void StoreRows(KvType type, int head_dim, const float* k, const float* v, const int64_t* key_offsets,
                          int64_t value_delta, int64_t n) = 0;
+  // Between BeginStores and EndStores, StoreRows may only record its rows (key_offsets is copied; k and v must
+  // stay valid and unchanged) and store them at EndStores or the next other call: a device joins one layer's
+  // stores for every sequence of a step into one copy and one kernel (two calls a sequence and layer before).
+  // The host form stores at once.
+  virtual void BeginStores() {}
+  virtual void EndStores() {}
   // Rows stored as `type` at offsets[i], widened into host out[i * head_dim ...].   out: [n, head_dim] fp32
   virtual void LoadRows(KvType type, int head_dim, const int64_t* offsets, int64_t n, float* out) = 0;
   // Copies row_bytes from src[i] to dst[i] for every i, as if every source were read before any write

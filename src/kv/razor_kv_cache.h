@@ -70,6 +70,7 @@ class RazorKvCache final : public KvCache {
   // appended tokens never fail for memory. A KV-pool-exhausted error leaves the cache as it was.
   Status Reserve(int64_t n);
   KvHeadView View(int layer, int kv_head) const override;
+  KvPoolMemory* pool_memory() const override { return &pool_->memory(); }
   // K/V blocks held plus compensation tokens (everything kept of the KV itself; index_bytes() excluded).
   size_t bytes_allocated() const override { return kv_block_bytes() + compensation_bytes(); }
   void Clear() override;

@@ -5,9 +5,36 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kv/kv_pool_memory.h"
 #include "ops/cpu_backend.h"
 
 namespace razor {
+namespace {
+
+// The pool memories of a chunk's sequences between BeginStores and EndStores (each once; usually one pool).
+class KvStoreBatch {
+ public:
+  template <typename Batch, typename Pieces>
+  KvStoreBatch(const Batch& batch, const Pieces& pieces) {
+    for (const auto& p : pieces) {
+      KvPoolMemory* m = batch[p.seq].cache->pool_memory();
+      if (m != nullptr && std::find(memories_.begin(), memories_.end(), m) == memories_.end()) {
+        m->BeginStores();
+        memories_.push_back(m);
+      }
+    }
+  }
+  ~KvStoreBatch() {
+    for (KvPoolMemory* m : memories_) m->EndStores();
+  }
+  KvStoreBatch(const KvStoreBatch&) = delete;
+  KvStoreBatch& operator=(const KvStoreBatch&) = delete;
+
+ private:
+  std::vector<KvPoolMemory*> memories_;
+};
+
+}  // namespace
 
 Transformer::Transformer(const ModelConfig& config, const ModelWeights& weights, Backend& backend)
     : config_(config),
@@ -230,9 +257,13 @@ Status Transformer::LayerChunk(int l, const std::vector<StepSequence>& batch, fl
       be.Rope(q, m, c.q_dim(), c.n_heads, c.head_dim, c.rope_layout, cos, sin);
       be.Rope(k, m, c.kv_dim(), c.n_kv_heads, c.head_dim, c.rope_layout, cos, sin);
     }
-    for (const Piece& p : pieces) {
-      const int64_t off = (p.row0 - t0) * c.kv_dim();
-      RAZOR_RETURN_IF_ERROR(batch[p.seq].cache->Append(l, p.pos0, p.n, k + off, v + off));
+    {
+      // One store for every sequence's new rows where the pool's memory joins them (a device: one kernel).
+      const KvStoreBatch stores(batch, pieces);
+      for (const Piece& p : pieces) {
+        const int64_t off = (p.row0 - t0) * c.kv_dim();
+        RAZOR_RETURN_IF_ERROR(batch[p.seq].cache->Append(l, p.pos0, p.n, k + off, v + off));
+      }
     }
     Attention(l, batch, pieces, t0);
     if (observer_) observer_->OnAttention(l, q, &rows_->positions[t0], m, lse_.data(), *batch[0].cache);
