@@ -403,6 +403,14 @@ class CudaBackend final : public Backend {
   }
   const bool tensor_core_prefill_ = !SplitKernelAsked("RAZOR_CUDA_PREFILL_KERNEL");
   const bool tensor_core_decode_ = !SplitKernelAsked("RAZOR_CUDA_DECODE_KERNEL");
+  // A/B knobs for the key splits: RAZOR_CUDA_ATTN_CTAS (the CTAs a step's keys are spread over) and
+  // RAZOR_CUDA_ATTN_MIN_KEYS (the fewest keys a split), unset: the defaults below.
+  static int64_t EnvInt(const char* variable, int64_t otherwise) {
+    const char* e = std::getenv(variable);
+    return e != nullptr && std::atoll(e) > 0 ? std::atoll(e) : otherwise;
+  }
+  const int64_t attn_ctas_ = EnvInt("RAZOR_CUDA_ATTN_CTAS", 0);
+  const int64_t attn_min_keys_ = EnvInt("RAZOR_CUDA_ATTN_MIN_KEYS", 128);
   // RAZOR_CUDA_GEMV=cublas sends decode rows to cuBLAS too (A/B runs and tests).
   const bool gemv_ = [] {
     const char* e = std::getenv("RAZOR_CUDA_GEMV");
@@ -515,10 +523,12 @@ void CudaBackend::Attend(const std::vector<AttentionItem>& items) {
   }
   // Keys per split: all the step's keys over about two waves of CTAs (three fit on a multiprocessor), so that
   // a ragged step (4K-token window heads beside 1M-token retrieval heads, or many sequences) splits the long
-  // heads most; at least 128 keys a split, at most 256 splits per query (the combine kernel keeps one weight
+  // heads most (one wave, 264 CTAs on an H100, measured 1-2 % faster at batch 8-16: within noise, not taken;
+  // docs/BENCHMARKS.md); at least 128 keys a split, at most 256 splits per query (the combine kernel keeps one weight
   // per split and head in shared memory).
-  const int64_t want_ctas = 2LL * props_.multiProcessorCount * 3;
-  int64_t keys = std::max<int64_t>({128, (total_keys + want_ctas - 1) / want_ctas, (max_visible + 255) / 256});
+  const int64_t want_ctas = attn_ctas_ > 0 ? attn_ctas_ : 2LL * props_.multiProcessorCount * 3;
+  int64_t keys = std::max<int64_t>(
+      {attn_min_keys_, (total_keys + want_ctas - 1) / want_ctas, (max_visible + 255) / 256});
   int split_keys = static_cast<int>((keys + 63) / 64 * 64);
 
   h_items_.clear();
