@@ -6,16 +6,17 @@
 //
 // Prompt work per step is budgeted in (token, layer) pairs, so a long prompt does not stall the running
 // decodes: with nothing decoding, prompts run whole; with decodes running, each step gets about as much
-// prompt work as the decode part of a step takes (measured: moving averages of decode-only step time and of
-// prompt work per second; `prefill_share` scales it), shared first come first served. A full cache's
-// prompt enters in chunks of that many tokens / n_layers (at least 16). A compressing (RazorAttention /
-// streaming) cache needs each layer to see the whole prompt before it compresses that layer
+// prompt work as the decode part of a step takes (`prefill_share` scales it; PrefillBudget steers it on the
+// measured step time), shared first come first served. A full cache's prompt enters in chunks of that many
+// tokens / n_layers (at least 16, cut so the step's rows end on a 16-row matmul panel). A compressing
+// (RazorAttention / streaming) cache needs each layer to see the whole prompt before it compresses that layer
 // (KvCache::wants_single_prefill_call), so its prompt is sliced instead: each step runs the next budget's
 // worth of it, layer after layer and, inside a layer, chunk after chunk of rows, its residual stream waiting
 // in the sequence between steps (SequenceInput::slice_token_layers). The layer-by-layer memory peak (one
 // layer whole, the earlier ones compressed) is kept; the cost is that residual ([N, dim] fp32) and reading
 // the sliced layers' weights again in each step. One such prompt at a time is under way (the next waits),
-// so at most one layer of one prompt is ever whole.
+// so at most one layer of one prompt is ever whole. RAZOR_SERVE_TRACE=1 prints each step's time, prompt
+// work and budget to stderr.
 #pragma once
 
 #include <atomic>
@@ -32,6 +33,7 @@
 
 #include "runtime/engine.h"
 #include "serve/latency_histogram.h"
+#include "serve/prefill_budget.h"
 
 namespace razor::serve {
 
@@ -140,10 +142,8 @@ class Scheduler {
   KvCacheOptions base_kv_;
   SchedulerLimits limits_;
   size_t pool_bytes_;
-  int64_t PrefillBudget(bool decoding) const;  // (token, layer) pairs of prompt work this step; 0: all
   size_t reserved_bytes_ = 0;  // scheduler thread only
-  double decode_step_seconds_ = 0;  // scheduler thread only: moving average of decode-only steps
-  double prefill_rate_ = 0;         // scheduler thread only: (token, layer) pairs of prompt work per second
+  PrefillBudget prefill_budget_;  // scheduler thread only
   uint64_t admitted_ = 0;      // scheduler thread only
   std::vector<std::unique_ptr<Running>> running_;  // scheduler thread only
   int64_t prompt_tokens_total_ = 0, generation_tokens_total_ = 0;
